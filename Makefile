@@ -1,0 +1,33 @@
+# flopgap: `make demo` runs the main job, `make test` runs the tests.
+# Both create .venv on first use (or when pyproject.toml is newer than it).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all]'
+	@touch $(STAMP)
+
+demo: $(STAMP) ## Benchmark the built-in model zoo over loopback; print the report, write results/demo.csv
+	$(VENV)/bin/flopgap demo --out results
+
+test: $(STAMP) ## Run the test suite
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP) ## Run every benchmark in bench/ and write bench/RESULTS.md
+	$(PY) -m bench
+
+clean: ## Remove the virtualenv and generated results
+	rm -rf $(VENV) results

@@ -1,0 +1,107 @@
+"""`flopgap-agent`: the board-side command.
+
+flopgap-agent bench MODEL.onnx   one local measurement, no network
+flopgap-agent run --collector tcp://HOST:PORT   serve jobs from a collector
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from agent import __version__
+from agent.options import add_measure_flags, settings_from_args
+from shared.cli_errors import run_guarded
+
+PROG = "flopgap-agent"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Measure ONNX Runtime inference on this board, locally or for a collector.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure one model locally",
+        description="Load MODEL, run it once cold, warm it up, time the steady state, and "
+        "report latency statistics, memory, system state and a validity verdict.",
+    )
+    bench.add_argument("model", type=Path, help="the .onnx file to measure")
+    bench.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=DIMS",
+        help="shape of an input with dynamic dims, e.g. images=1x3x224x224",
+    )
+    bench.add_argument("--json", action="store_true", help="print the result document as JSON")
+    bench.add_argument(
+        "--raw",
+        type=Path,
+        metavar="FILE.npy",
+        help="also save every steady-state latency (int64 ns) to FILE.npy",
+    )
+    add_measure_flags(bench)
+    bench.set_defaults(func=cmd_bench)
+
+    run = sub.add_parser(
+        "run",
+        help="connect to a collector and measure the jobs it sends",
+        description="Register with a collector (this side connects out, so NAT is fine), "
+        "measure each job it sends with the same engine as `bench`, and send results back.",
+    )
+    run.add_argument("--collector", required=True, metavar="tcp://HOST:PORT")
+    run.add_argument("--name", help="agent name shown in the collector (default: hostname)")
+    run.add_argument(
+        "--work-dir", type=Path, help="where received models are kept (default: a temporary folder)"
+    )
+    run.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback collector without CURVE keys (trusted networks)",
+    )
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from agent.inputs import parse_input_spec
+    from agent.measure import measure
+    from agent.table import render
+
+    shapes = dict(parse_input_spec(text) for text in args.input)
+    settings = settings_from_args(args, shapes)
+    result = measure(args.model, settings)
+    if args.raw:
+        np.save(args.raw, result.latencies_ns)
+    if args.json:
+        print(json.dumps(result.document, indent=2, sort_keys=True))
+    else:
+        print(render(result.document))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.runner import run_agent
+
+    return run_agent(args.collector, name=args.name, work_dir=args.work_dir, insecure=args.insecure)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return run_guarded(PROG, lambda: args.func(args), args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""One measurement of one model: load, first inference, warm-up, steady state, verdict.
+
+This is the engine `flopgap-agent bench` and the fleet runner both use. It returns the
+versioned result document (shared.result) and the raw steady-state latencies in ns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import psutil
+
+from agent import cpu_window, document, inputs, timing
+from agent.probes import cpufreq, memory
+from agent.sampler import Sampler, SamplerReport
+from agent.session import SessionSettings, describe_ort_error, load_session
+from agent.verdict import Limits
+from shared.errors import MeasurementError
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """Everything that decides how a model is measured."""
+
+    session: SessionSettings = field(default_factory=SessionSettings)
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    seed: int = 0
+    warmup_runs: int = 10
+    warmup_seconds: float = 0.5
+    stop: timing.StopRule = field(default_factory=timing.StopRule)
+    sample_interval_s: float = 0.01
+    limits: Limits = field(default_factory=Limits)
+    root: str = "/"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = self.session.as_dict()
+        out.update(
+            input_shapes={k: list(v) for k, v in self.input_shapes.items()},
+            seed=self.seed,
+            warmup_runs=self.warmup_runs,
+            warmup_seconds=self.warmup_seconds,
+            sample_interval_ms=self.sample_interval_s * 1000.0,
+            **asdict(self.stop),
+            **asdict(self.limits),
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The result document and the raw steady-state latencies (ns)."""
+
+    document: dict[str, Any]
+    latencies_ns: np.ndarray
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, streamed so large models do not sit in memory twice."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _runner(session: ort.InferenceSession, feeds: inputs.Feeds) -> tuple[Any, Any, Any]:
+    """(run, output_names, feeds) for the fastest honest call this model allows.
+
+    `session.run` is what users call; types numpy cannot hold (bfloat16, float8) need
+    `run_with_ort_values`, which also skips the conversion of outputs to numpy.
+    """
+    if feeds.needs_ort_values or inputs.output_needs_ort_values(session.get_outputs()):
+        values = {
+            name: v if isinstance(v, ort.OrtValue) else ort.OrtValue.ortvalue_from_numpy(v)
+            for name, v in feeds.arrays.items()
+        }
+        names = [o.name for o in session.get_outputs()]
+        return session.run_with_ort_values, names, values
+    return session.run, None, dict(feeds.arrays)
+
+
+def measure(
+    model_path: Path,
+    settings: MeasureSettings,
+    model_name: str | None = None,
+    on_progress: timing.ProgressFn | None = None,
+) -> Measurement:
+    """Measure `model_path` under `settings`; raises ModelError, UsageError, MeasurementError."""
+    model_path = Path(model_path)
+    process = psutil.Process()
+    hwm_reset = memory.reset_hwm()
+    rss_before = memory.rss_mb(process)
+    started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    sampler = Sampler(settings.sample_interval_s, settings.root)
+    sampler.start()
+    try:
+        session, load_ns = load_session(model_path, settings.session)
+        rss_after_load = memory.rss_mb(process)
+        shapes = inputs.resolve_shapes(session.get_inputs(), settings.input_shapes)
+        feeds = inputs.synthesize_inputs(session.get_inputs(), shapes, settings.seed)
+        run, outputs, feed_dict = _runner(session, feeds)
+        phases = _timed_phases(run, outputs, feed_dict, settings, process, on_progress)
+    finally:
+        report = sampler.stop()
+    hwm, hwm_method = memory.hwm_mb()
+    doc = document.build(
+        model_path,
+        model_name,
+        file_sha256(model_path),
+        settings,
+        session,
+        shapes,
+        load_ns,
+        phases,
+        report,
+        {
+            "rss_before_mb": rss_before,
+            "rss_after_load_mb": rss_after_load,
+            "peak_rss_mb": max(report.peak_rss_mb, rss_after_load),
+            "hwm_mb": hwm,
+            "method": _memory_method(report, hwm_method, hwm_reset),
+        },
+    )
+    doc["started_at"] = started_at
+    return Measurement(doc, phases["steady"].latencies_ns)
+
+
+def _timed_phases(
+    run: Any,
+    outputs: Any,
+    feeds: Any,
+    settings: MeasureSettings,
+    process: psutil.Process,
+    on_progress: timing.ProgressFn | None,
+) -> dict[str, Any]:
+    cpu_dirs = cpufreq.cpu_dirs(settings.root)
+    try:
+        with timing.gc_paused():
+            first_ns = timing.time_once(run, outputs, feeds)
+            if on_progress is not None:
+                on_progress("warmup", 0, 0)
+            warm = timing.warm_up(
+                run, outputs, feeds, settings.warmup_runs, settings.warmup_seconds
+            )
+            throttle_before = cpufreq.throttle_count(cpu_dirs)
+            cpu_start = cpu_window.snapshot(process)
+            steady = timing.steady_state(run, outputs, feeds, settings.stop, on_progress)
+            cpu_end = cpu_window.snapshot(process)
+            throttle_after = cpufreq.throttle_count(cpu_dirs)
+    except Exception as exc:  # ORT raises pybind errors with no common base
+        raise MeasurementError(
+            f"inference failed: {describe_ort_error(exc)}",
+            hint="check the input shapes (--input) and that the model runs in onnxruntime",
+        ) from exc
+    throttle = None
+    if throttle_before is not None and throttle_after is not None:
+        throttle = throttle_after - throttle_before
+    return {
+        "first_ns": first_ns,
+        "warm": warm,
+        "steady": steady,
+        "cpu": cpu_window.between(cpu_start, cpu_end),
+        "loadavg": (cpu_start.loadavg, cpu_end.loadavg),
+        "throttle": throttle,
+    }
+
+
+def _memory_method(report: SamplerReport, hwm_method: str, hwm_reset: bool) -> str:
+    reset = "reset before load" if hwm_reset else "process lifetime, could not reset"
+    return (
+        f"peak: psutil RSS sampled every {report.interval_ms:g} ms by a background thread; "
+        f"hwm: {hwm_method} ({reset})"
+    )

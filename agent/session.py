@@ -1,0 +1,131 @@
+"""Create an ONNX Runtime session from user settings, and turn ORT's failures into our errors.
+
+ORT raises a family of pybind exceptions (InvalidProtobuf, NotImplemented, Fail, ...) whose
+text is long and technical; users get one line saying what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+from shared.errors import ModelError, ProviderError, UsageError
+
+OPT_LEVELS: dict[str, ort.GraphOptimizationLevel] = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """How a session is built. threads=0 means ORT's own default (one per physical core)."""
+
+    provider: str = "CPUExecutionProvider"
+    threads: int = 0
+    inter_threads: int = 0
+    opt_level: str = "all"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+ort.set_default_logger_severity(4)
+
+_NODE = re.compile(r"running (\w+) node\. Name:'([^']*)'")
+_SOURCE_LOCATION = re.compile(r"^\s*/\S+:\d+ .*?(?:was false\.|failed\.)\s*")
+
+
+def describe_ort_error(exc: BaseException) -> str:
+    """The useful part of an ORT error: which node failed and why, without C++ source paths."""
+    text = " ".join(str(exc).split())
+    node = _NODE.search(text)
+    detail = _SOURCE_LOCATION.sub("", text.split("Status Message:")[-1]).strip()
+    where = f"{node.group(1)} node {node.group(2)!r}: " if node else ""
+    return (where + detail)[:300]
+
+
+def check_provider(provider: str) -> None:
+    """Refuse a provider this onnxruntime build lacks, listing the ones it has."""
+    available = ort.get_available_providers()
+    if provider not in available:
+        raise ProviderError(
+            f"execution provider {provider!r} is not available in onnxruntime {ort.__version__}",
+            hint=f"choose one of: {', '.join(available)}",
+        )
+
+
+def session_options(settings: SessionSettings) -> ort.SessionOptions:
+    """SessionOptions for `settings`; validated so a typo fails before any model loads."""
+    if settings.opt_level not in OPT_LEVELS:
+        raise UsageError(
+            f"unknown optimisation level {settings.opt_level!r}",
+            hint=f"use one of: {', '.join(OPT_LEVELS)}",
+        )
+    if settings.threads < 0 or settings.inter_threads < 0:
+        raise UsageError("thread counts must be >= 0 (0 = onnxruntime's default)")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = settings.threads
+    opts.inter_op_num_threads = settings.inter_threads
+    opts.graph_optimization_level = OPT_LEVELS[settings.opt_level]
+    # Fatal only: ORT's errors arrive as exceptions, which we turn into one clear line.
+    opts.log_severity_level = 4
+    return opts
+
+
+def check_model_file(path: Path) -> None:
+    """Fail early and plainly on a path that cannot be a model."""
+    if not path.exists():
+        raise UsageError(f"model file not found: {path}", hint="check the path")
+    if not path.is_file():
+        raise UsageError(f"not a file: {path}", hint="pass the path of an .onnx file")
+    if not os.access(path, os.R_OK):
+        raise UsageError(f"cannot read {path}", hint="check the file's permissions")
+
+
+def load_session(path: Path, settings: SessionSettings) -> tuple[ort.InferenceSession, int]:
+    """Load `path` into a session; returns it with the load time in nanoseconds."""
+    check_model_file(path)
+    check_provider(settings.provider)
+    opts = session_options(settings)
+    t0 = time.perf_counter_ns()
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=[settings.provider])
+    except Exception as exc:  # ORT's pybind errors share no public base class
+        raise translate_ort_error(exc, path) from exc
+    return session, time.perf_counter_ns() - t0
+
+
+def translate_ort_error(exc: Exception, path: Path) -> ModelError:
+    """Map an ORT load failure to one line that says what is wrong and what to do."""
+    kind = type(exc).__name__
+    text = " ".join(str(exc).split())
+    first = text.split(" : ")[-1] if " : " in text else text
+    if kind == "InvalidProtobuf" or "Protobuf parsing failed" in text:
+        return ModelError(
+            f"{path} is not a valid ONNX model (truncated or not ONNX)",
+            hint="re-export or re-download the model",
+        )
+    if kind == "NotImplemented" or "Could not find an implementation" in text:
+        return ModelError(
+            f"onnxruntime {ort.__version__} cannot run {path.name}: {first[:300]}",
+            hint="the model uses an op or type this build lacks; try another provider, "
+            "a newer onnxruntime, or re-export with a supported opset",
+        )
+    if "No Op registered" in text or "is not a registered function/op" in text:
+        return ModelError(
+            f"{path.name} uses an op unknown to onnxruntime {ort.__version__}: {first[:300]}",
+            hint="re-export the model with standard ONNX ops",
+        )
+    return ModelError(
+        f"onnxruntime could not load {path.name}: {first[:300]}",
+        hint="check the model with onnx.checker, or rerun with --debug",
+    )

@@ -1,0 +1,112 @@
+"""The timed phases of a measurement: first inference, warm-up, steady state.
+
+Nothing runs between the two timestamps of a measured inference except the inference itself:
+inputs are allocated before, samples are stored after the second timestamp, sampling happens
+in another thread, and the garbage collector is paused for the duration of the phases.
+"""
+
+from __future__ import annotations
+
+import array
+import gc
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# A run function: called as run(output_names, feeds); returns ORT's outputs, which are dropped.
+RunFn = Callable[[Any, Any], Any]
+# Called between iterations (never between an iteration's timestamps) about once a second.
+ProgressFn = Callable[[str, int, int], None]
+
+_PROGRESS_EVERY_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When the steady state ends: both minimums met, or the cap reached."""
+
+    min_iterations: int = 64
+    min_seconds: float = 2.0
+    max_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """Raw steady-state latencies (ns) and the window's perf_counter_ns bounds."""
+
+    latencies_ns: np.ndarray
+    start_ns: int
+    end_ns: int
+    capped: bool
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Collect once, then keep the cyclic collector out of the timed phases."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def time_once(run: RunFn, outputs: Any, feeds: Any) -> int:
+    """One inference, timed in ns (used for the cold first inference)."""
+    t0 = time.perf_counter_ns()
+    run(outputs, feeds)
+    return time.perf_counter_ns() - t0
+
+
+def warm_up(run: RunFn, outputs: Any, feeds: Any, n: int, min_seconds: float) -> np.ndarray:
+    """Run until at least `n` runs and `min_seconds` have passed; returns each run's ns."""
+    perf = time.perf_counter_ns
+    samples = array.array("q")
+    deadline = perf() + int(min_seconds * 1e9)
+    while True:
+        t0 = perf()
+        run(outputs, feeds)
+        t1 = perf()
+        samples.append(t1 - t0)
+        if len(samples) >= n and t1 >= deadline:
+            return np.frombuffer(samples, dtype=np.int64).copy()
+
+
+def steady_state(
+    run: RunFn,
+    outputs: Any,
+    feeds: Any,
+    rule: StopRule,
+    on_progress: ProgressFn | None = None,
+) -> SteadyState:
+    """Time inferences until `rule` says stop; every latency kept in ns."""
+    perf = time.perf_counter_ns
+    samples = array.array("q")
+    append = samples.append
+    min_n = rule.min_iterations
+    start = perf()
+    min_deadline = start + int(rule.min_seconds * 1e9)
+    max_deadline = start + int(rule.max_seconds * 1e9)
+    next_progress = start + _PROGRESS_EVERY_NS
+    while True:
+        t0 = perf()
+        run(outputs, feeds)
+        t1 = perf()
+        append(t1 - t0)
+        if t1 >= min_deadline and len(samples) >= min_n:
+            capped = False
+            break
+        if t1 >= max_deadline:
+            capped = True
+            break
+        if on_progress is not None and t1 >= next_progress:
+            on_progress("steady", len(samples), t1 - start)
+            next_progress = t1 + _PROGRESS_EVERY_NS
+    latencies = np.frombuffer(samples, dtype=np.int64).copy()
+    return SteadyState(latencies, start, t1, capped)

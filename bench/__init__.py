@@ -1,0 +1,1 @@
+"""Benchmarks: each module measures a figure as a ratio side by side in one run."""

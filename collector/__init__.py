@@ -1,0 +1,1 @@
+"""The central side of flopgap: registers agents, dispatches jobs, stores and analyses results."""

@@ -1,0 +1,131 @@
+"""CSV export: one row per result under stable, literal column headers.
+
+Columns never change meaning; new ones are only appended. Units are in the header names.
+Error results (a model that failed on a device) are rows too, with status "error", so a
+comparison shows what could not run where.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from collector.store import Store
+
+
+def _lat(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda d: d["latency_ms"][key]
+
+
+def _mem(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda d: d["memory"][key]
+
+
+def _ci(i: int) -> Callable[[dict[str, Any]], Any]:
+    return lambda d: d["latency_ms"]["median_ci95"][i] if d["latency_ms"]["median_ci95"] else None
+
+
+def _freq(which: str) -> Callable[[dict[str, Any]], Any]:
+    def get(d: dict[str, Any]) -> Any:
+        freq = d["system"].get("cpu_freq_mhz")
+        return (min if which == "min" else max)(freq[which].values()) if freq else None
+
+    return get
+
+
+def _temp_max(d: dict[str, Any]) -> Any:
+    temps = d["system"].get("temperatures_max_c")
+    return max(temps.values()) if temps else None
+
+
+# Columns taken from the result document, in order: header -> getter.
+DOCUMENT_COLUMNS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "hostname": lambda d: d["device"]["hostname"],
+    "board": lambda d: d["device"].get("board"),
+    "cpu_model": lambda d: d["device"]["cpu_model"],
+    "arch": lambda d: d["device"]["arch"],
+    "logical_cores": lambda d: d["device"]["logical_cores"],
+    "onnxruntime": lambda d: d["device"].get("onnxruntime"),
+    "provider": lambda d: d["settings"]["provider"],
+    "threads": lambda d: d["settings"]["threads"],
+    "inter_threads": lambda d: d["settings"]["inter_threads"],
+    "opt_level": lambda d: d["settings"]["opt_level"],
+    "input_shapes": lambda d: json.dumps({k: v["shape"] for k, v in d["model"]["inputs"].items()}),
+    "load_ms": lambda d: d["load_ms"],
+    "first_inference_ms": lambda d: d["first_inference_ms"],
+    "warmup_n": lambda d: d["warmup"]["n"],
+    "warmup_ms": lambda d: d["warmup"]["ms"],
+    "n": _lat("n"),
+    "p50_ms": _lat("p50"),
+    "p90_ms": _lat("p90"),
+    "p95_ms": _lat("p95"),
+    "p99_ms": _lat("p99"),
+    "mean_ms": _lat("mean"),
+    "std_ms": _lat("std"),
+    "cv": _lat("cv"),
+    "min_ms": _lat("min"),
+    "max_ms": _lat("max"),
+    "median_ci95_lo_ms": _ci(0),
+    "median_ci95_hi_ms": _ci(1),
+    "rss_before_mb": _mem("rss_before_mb"),
+    "rss_after_load_mb": _mem("rss_after_load_mb"),
+    "peak_rss_mb": _mem("peak_rss_mb"),
+    "hwm_mb": _mem("hwm_mb"),
+    "valid": lambda d: d["valid"],
+    "invalid_reasons": lambda d: "; ".join(d["invalid_reasons"]),
+    "cpu_freq_min_mhz": _freq("min"),
+    "cpu_freq_max_mhz": _freq("max"),
+    "governor": lambda d: ",".join(d["system"].get("governors") or []),
+    "temp_max_c": _temp_max,
+    "foreign_cpu_cores": lambda d: d["system"].get("foreign_cpu_cores"),
+    "power_avg_w": lambda d: (d["power"] or {}).get("avg_w"),
+    "started_at": lambda d: d.get("started_at"),
+    "schema_version": lambda d: d["schema_version"],
+}
+
+ROW_COLUMNS = (
+    "result_id",
+    "job_id",
+    "status",
+    "error_kind",
+    "error",
+    "agent_id",
+    "device_id",
+    "model_name",
+    "model_sha256",
+)
+COLUMNS: tuple[str, ...] = ROW_COLUMNS + tuple(DOCUMENT_COLUMNS)
+
+
+def rows(store: Store) -> Iterable[dict[str, Any]]:
+    """One flat dict per stored result, keyed by COLUMNS."""
+    for r in store.result_rows():
+        row: dict[str, Any] = {c: r[c] for c in ROW_COLUMNS}
+        doc = json.loads(r["document_json"]) if r["document_json"] else None
+        for column, getter in DOCUMENT_COLUMNS.items():
+            row[column] = getter(doc) if doc is not None else None
+        if doc is None and r["descriptor_json"]:
+            device = json.loads(r["descriptor_json"])
+            row.update(
+                hostname=device.get("hostname"),
+                cpu_model=device.get("cpu_model"),
+                arch=device.get("arch"),
+                board=device.get("board"),
+            )
+        yield row
+
+
+def write_csv(store: Store, path: Path) -> int:
+    """Write every result to `path`; returns the number of rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows(store):
+            writer.writerow(row)
+            count += 1
+    return count

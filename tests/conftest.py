@@ -1,0 +1,111 @@
+"""Shared fixtures: small real ONNX models built with onnx.helper, and CLI runners."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+REPO = Path(__file__).resolve().parents[1]
+KIT = REPO.parent / "shared"
+
+# Flags that keep a real measurement short in tests (timing claims live in bench/).
+FAST = [
+    "--min-seconds",
+    "0",
+    "--min-iterations",
+    "60",
+    "--warmup",
+    "2",
+    "--warmup-seconds",
+    "0",
+    "--max-seconds",
+    "20",
+]
+
+
+def save_model(graph: onnx.GraphProto, path: Path, opset: int = 17) -> Path:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def matmul_graph(batch: int | str = 4, width: int = 64) -> onnx.GraphProto:
+    w = numpy_helper.from_array(
+        np.random.default_rng(0).standard_normal((width, width)).astype(np.float32), "W"
+    )
+    return helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
+        "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [batch, width])],
+        [w],
+    )
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    return save_model(matmul_graph(), tmp_path / "tiny.onnx")
+
+
+@pytest.fixture
+def dynamic_model(tmp_path: Path) -> Path:
+    return save_model(matmul_graph(batch="batch"), tmp_path / "dynamic.onnx")
+
+
+@pytest.fixture
+def unknown_op_model(tmp_path: Path) -> Path:
+    graph = helper.make_graph(
+        [helper.make_node("NoSuchOp", ["x"], ["y"])],
+        "bad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    return save_model(graph, tmp_path / "unknown_op.onnx")
+
+
+@pytest.fixture
+def runtime_failure_model(tmp_path: Path) -> Path:
+    """Loads fine, fails at run time: Reshape to a shape the input cannot have."""
+    shape = numpy_helper.from_array(np.array([3, 5], dtype=np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "reshape_fail",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 5])],
+        [shape],
+    )
+    return save_model(graph, tmp_path / "runtime_fail.onnx")
+
+
+Runner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def _runner(module: str) -> Runner:
+    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", module, *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
+        )
+
+    return run
+
+
+@pytest.fixture
+def agent_cli() -> Runner:
+    return _runner("agent")
+
+
+@pytest.fixture
+def collector_cli() -> Runner:
+    return _runner("collector")

@@ -1,0 +1,97 @@
+"""A real collector and a real agent, as subprocesses, on a random 127.0.0.1 port."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collector.export import COLUMNS
+from collector.procs import Child
+from collector.store import Store
+from tests.conftest import FAST, Runner
+
+pytestmark = pytest.mark.integration
+
+
+def _serve(db: Path, models: list[Path], extra: tuple[str, ...] = ()) -> Child:
+    argv = [
+        sys.executable,
+        "-m",
+        "collector",
+        "serve",
+        "--bind",
+        "tcp://127.0.0.1:0",
+        "--db",
+        str(db),
+        "--expect-agents",
+        "1",
+        "--exit-when-done",
+        "--threads",
+        "1",
+        *FAST,
+        *extra,
+    ]
+    for model in models:
+        argv += ["--model", str(model)]
+    return Child(argv, "collector")
+
+
+def test_agent_measures_jobs_and_collector_exports_csv(
+    tmp_path: Path, tiny_model: Path, runtime_failure_model: Path, collector_cli: Runner
+) -> None:
+    db = tmp_path / "results.sqlite"
+    collector = _serve(db, [tiny_model, runtime_failure_model])
+    agent = None
+    try:
+        endpoint = collector.expect(r"listening on (tcp://127\.0\.0\.1:\d+)", 30).group(1)
+        agent = Child(
+            [sys.executable, "-m", "agent", "run", "--collector", endpoint, "--name", "it-agent"],
+            "agent",
+        )
+        collector.expect(r"agent it-agent registered", 30)
+        assert collector.wait(timeout=120) == 0, collector.tail(20)
+        assert agent.proc.poll() is None, "the agent must keep serving after a failed job"
+    finally:
+        if agent is not None:
+            assert agent.stop() == 0, agent.tail(20)
+        collector.stop()
+
+    store = Store(db)
+    try:
+        rows = {r["model_name"]: r for r in store.result_rows()}
+        assert set(rows) == {"tiny", "runtime_fail"}
+        ok, failed = rows["tiny"], rows["runtime_fail"]
+        assert ok["status"] == "ok" and failed["status"] == "error"
+        assert failed["error_kind"] == "measurement_error" and "Reshape" in failed["error"]
+        latencies = store.latencies(ok["result_id"])
+        assert latencies.dtype == np.int64 and latencies.size >= 60 and (latencies > 0).all()
+        states = {j["state"] for j in store.jobs(agent_id="it-agent")}
+        assert states == {"done", "failed"}
+    finally:
+        store.close()
+
+    out = tmp_path / "out.csv"
+    proc = collector_cli("export", "--db", db, "--csv", out)
+    assert proc.returncode == 0, proc.stderr
+    with out.open() as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames or ()) == COLUMNS
+        table = {r["model_name"]: r for r in reader}
+    assert table["tiny"]["status"] == "ok" and float(table["tiny"]["p50_ms"]) > 0
+    assert int(table["tiny"]["n"]) == latencies.size
+    assert table["runtime_fail"]["status"] == "error" and table["runtime_fail"]["p50_ms"] == ""
+
+
+def test_non_loopback_bind_without_keys_is_refused(collector_cli: Runner, tmp_path: Path) -> None:
+    proc = collector_cli("serve", "--bind", "tcp://0.0.0.0:0", "--db", tmp_path / "x.sqlite")
+    assert proc.returncode == 2
+    assert "without CURVE keys" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_export_of_missing_db_says_so(collector_cli: Runner, tmp_path: Path) -> None:
+    proc = collector_cli("export", "--db", tmp_path / "none.sqlite", "--csv", tmp_path / "o.csv")
+    assert proc.returncode == 2 and "no database" in proc.stderr
