@@ -97,8 +97,7 @@ def resolve_shapes(
     dimension, because a disagreement means the user is describing another model. onnxruntime
     reports an input of unknown rank as ``[]``, like a scalar, so such an input takes any rank.
     """
-    names = [arg.name for arg in inputs]
-    unknown = sorted(set(overrides) - set(names))
+    unknown = sorted(set(overrides) - {arg.name for arg in inputs})
     if unknown:
         listing = "; ".join(f"{arg.name} {_show(arg.shape)}" for arg in inputs)
         raise UsageError(
@@ -124,20 +123,24 @@ def _is_fixed(dim: int | str | None) -> bool:
     return isinstance(dim, int) and dim >= 0
 
 
+def _suggest(name: str, shape: Sequence[int | str | None]) -> str:
+    """The --input flag to pass, with fixed dimensions filled in and each dynamic one as ``?``."""
+    return f"--input {name}=" + "x".join(str(dim) if _is_fixed(dim) else "?" for dim in shape)
+
+
 def _declared_shape(arg: NodeArgLike) -> Shape:
     """The model's own shape for ``arg``, or a UsageError saying which --input would fix it."""
     dynamic = [(pos, dim) for pos, dim in enumerate(arg.shape) if not _is_fixed(dim)]
     if not dynamic:
-        return tuple(int(dim) for dim in arg.shape)  # type: ignore[arg-type]
+        return tuple(dim for dim in arg.shape if isinstance(dim, int))
     where = ", ".join(
         f"position {pos} ({dim!r})" if isinstance(dim, str) else f"position {pos} (unnamed)"
         for pos, dim in dynamic
     )
-    suggestion = "x".join(str(dim) if _is_fixed(dim) else "?" for dim in arg.shape)
     raise UsageError(
         f"input {arg.name!r} {_show(arg.shape)} has a dynamic dimension at {where} "
         "and no --input gives its size",
-        f"pass --input {arg.name}={suggestion} with each ? replaced by a size",
+        f"pass {_suggest(arg.name, arg.shape)} with each ? replaced by a size",
     )
 
 
@@ -150,8 +153,7 @@ def _checked_override(arg: NodeArgLike, shape: Shape) -> Shape:
         raise UsageError(
             f"--input {arg.name}: {len(shape)} dimensions given, but the model declares "
             f"{len(declared)}: {_show(declared)}",
-            f"give {len(declared)} dimensions, e.g. --input {arg.name}="
-            + "x".join(str(dim) if _is_fixed(dim) else "?" for dim in declared),
+            f"give {len(declared)} dimensions: {_suggest(arg.name, declared)}",
         )
     clashes = [
         f"position {pos}: model {want}, given {got}"
@@ -303,7 +305,7 @@ _TENSOR_ELEMENT = re.compile(r"tensor\((\w+)\)")
 
 def _element_type(arg: NodeArgLike) -> _ElementType:
     """The fill rule for a tensor input, or a ModelError for anything flopgap cannot feed."""
-    match = re.fullmatch(r"tensor\((\w+)\)", arg.type)
+    match = _TENSOR_ELEMENT.fullmatch(arg.type)
     if match is None:
         raise ModelError(
             f"input {arg.name!r} has type {arg.type}, which is not supported yet: flopgap "

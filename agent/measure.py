@@ -71,18 +71,14 @@ def file_sha256(path: Path) -> str:
 
 
 def _runner(session: ort.InferenceSession, feeds: inputs.Feeds) -> tuple[Any, Any, Any]:
-    """(run, output_names, feeds) for the fastest honest call this model allows.
+    """(run, output_names, feeds) for the call this model allows.
 
     `session.run` is what users call; types numpy cannot hold (bfloat16, float8) need
-    `run_with_ort_values`, which also skips the conversion of outputs to numpy.
+    `run_with_ort_values`, which takes OrtValue feeds and returns OrtValues.
     """
-    if feeds.needs_ort_values or inputs.output_needs_ort_values(session.get_outputs()):
-        values = {
-            name: v if isinstance(v, ort.OrtValue) else ort.OrtValue.ortvalue_from_numpy(v)
-            for name, v in feeds.arrays.items()
-        }
+    if feeds.needs_ort_values:
         names = [o.name for o in session.get_outputs()]
-        return session.run_with_ort_values, names, values
+        return session.run_with_ort_values, names, dict(feeds.arrays)
     return session.run, None, dict(feeds.arrays)
 
 
@@ -104,7 +100,12 @@ def measure(
         session, load_ns = load_session(model_path, settings.session)
         rss_after_load = memory.rss_mb(process)
         shapes = inputs.resolve_shapes(session.get_inputs(), settings.input_shapes)
-        feeds = inputs.synthesize_inputs(session.get_inputs(), shapes, settings.seed)
+        feeds = inputs.synthesize_inputs(
+            session.get_inputs(),
+            shapes,
+            settings.seed,
+            as_ort_values=inputs.output_needs_ort_values(session.get_outputs()),
+        )
         run, outputs, feed_dict = _runner(session, feeds)
         phases = _timed_phases(run, outputs, feed_dict, settings, process, on_progress)
     finally:

@@ -95,3 +95,24 @@ def test_inference_failure(agent_cli: Runner, runtime_failure_model: Path) -> No
 def test_debug_shows_traceback(agent_cli: Runner, tmp_path: Path) -> None:
     proc = agent_cli("--debug", "bench", tmp_path / "nope.onnx")
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_model_with_types_numpy_lacks_is_measured(tmp_path: Path) -> None:
+    """bfloat16 in and out: fed and fetched as OrtValues through run_with_ort_values."""
+    from onnx import TensorProto, helper
+
+    from agent.measure import MeasureSettings, measure
+    from agent.timing import StopRule
+    from tests.conftest import save_model
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "bf16",
+        [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [8, 8])],
+    )
+    path = save_model(graph, tmp_path / "bf16.onnx")
+    settings = MeasureSettings(warmup_runs=1, warmup_seconds=0, stop=StopRule(50, 0.0, 10.0))
+    result = measure(path, settings)
+    assert result.latencies_ns.size == 50
+    assert result.document["model"]["inputs"]["x"]["type"] == "tensor(bfloat16)"

@@ -169,3 +169,11 @@ def qlinear_matmul(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
 def matmul_integer(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
     """int_macs = MatMul MACs of A (input 0) and B (input 1); no float FLOPs."""
     return OpCost(int_macs=matmul_macs(need(ins, 0, "A"), need(ins, 1, "B")))
+
+
+def fused_conv(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
+    """com.microsoft FusedConv: Conv count + out_vol for the activation (+ out_vol for Z)."""
+    base = conv(ins, outs, attrs)
+    y = vol(need(outs, 0, "output Y"))
+    extra = (y if attrs.get("activation") else 0) + (y if has(ins, 3) else 0)
+    return OpCost(macs=base.macs, flops=base.flops + extra)

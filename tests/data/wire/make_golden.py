@@ -14,12 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(TESTS.parent), str(TESTS)]
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository root
 
-from test_protocol import GOLDEN  # noqa: E402
-
-from shared.protocol import PROTOCOL_VERSION, encode  # noqa: E402
+from shared.protocol import PROTOCOL_VERSION, encode
+from tests.test_protocol import GOLDEN
 
 
 def main() -> None:

@@ -1,0 +1,123 @@
+"""Shapes inside If/Loop/Scan bodies, and how many times a body runs.
+
+``onnx.shape_inference`` checks subgraphs but does not write their tensor shapes back, so each
+body is inferred on its own: its formal inputs get the shapes the control-flow node feeds it and
+its outer-scope references get the shapes already known in the enclosing graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import onnx
+
+from collector.flops.shapes import typed_value_info
+from collector.flops.tensors import TensorInfo, add_initializers, add_value_infos, dims_of
+
+ConstLookup = Callable[[str], "onnx.TensorProto | None"]
+
+
+def subgraphs(node: onnx.NodeProto) -> dict[str, onnx.GraphProto]:
+    """The graph attributes of a node by attribute name (then_branch, else_branch, body)."""
+    return {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
+
+
+def free_names(graph: onnx.GraphProto) -> set[str]:
+    """Names a graph (or its nested graphs) reads from an enclosing scope."""
+    defined = {vi.name for vi in graph.input} | {t.name for t in graph.initializer}
+    used: set[str] = set()
+    for node in graph.node:
+        used.update(node.input)
+        for sub in subgraphs(node).values():
+            used |= free_names(sub)
+        defined.update(node.output)
+    return used - defined - {""}
+
+
+def _int_attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    """An INT attribute of ``node``."""
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def _formal_dims(node: onnx.NodeProto, body: onnx.GraphProto, parent: Mapping[str, TensorInfo]):
+    """(elem_type, dims) for each formal input of a Loop or Scan body; If has none."""
+    found: list[tuple[int, tuple | None]] = []
+    n_state = len(node.input) - _int_attr(node, "num_scan_inputs", 0)
+    axes = [a.ints for a in node.attribute if a.name == "scan_input_axes"]
+    for k, vi in enumerate(body.input):
+        elem, dims = dims_of(vi.type)
+        outer = node.input[k] if node.op_type == "Scan" else (node.input[k] if k >= 2 else "")
+        info = parent.get(outer) if outer else None
+        if node.op_type == "Loop" and k < 2:
+            elem, dims = (onnx.TensorProto.INT64 if k == 0 else onnx.TensorProto.BOOL), ()
+        elif info is not None and info.shape is not None:
+            elem, dims = elem or info.elem_type, info.shape
+            if node.op_type == "Scan" and k >= n_state:
+                axis = list(axes[0])[k - n_state] if axes else 0
+                axis = axis % len(dims) if dims else 0
+                dims = dims[:axis] + dims[axis + 1 :]
+        found.append((elem, dims))
+    return found
+
+
+def body_table(
+    node: onnx.NodeProto,
+    body: onnx.GraphProto,
+    parent: Mapping[str, TensorInfo],
+    template: onnx.ModelProto,
+) -> dict[str, TensorInfo]:
+    """Infer the shapes of ``body`` as a standalone model, fed from the enclosing graph."""
+    model = onnx.ModelProto(ir_version=template.ir_version)
+    model.opset_import.extend(template.opset_import)
+    g = model.graph
+    g.name = body.name or "body"
+    g.node.extend(body.node)
+    g.initializer.extend(body.initializer)
+    g.output.extend(body.output)
+    g.value_info.extend(body.value_info)
+    for vi, (elem, dims) in zip(body.input, _formal_dims(node, body, parent)):
+        g.input.append(typed_value_info(vi.name, elem, dims) if dims is not None else vi)
+    for name in sorted(free_names(body)):
+        info = parent.get(name)
+        if info is not None and info.shape is not None:
+            g.input.append(typed_value_info(name, info.elem_type, info.shape))
+        elif info is not None:
+            g.input.append(onnx.helper.make_tensor_value_info(name, info.elem_type, None))
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    table: dict[str, TensorInfo] = {}
+    add_initializers(table, body.initializer)
+    for infos in (inferred.graph.input, inferred.graph.value_info, inferred.graph.output):
+        add_value_infos(table, infos)
+    return table
+
+
+def static_int(name: str, lookup: ConstLookup) -> int | None:
+    """The value of a one-element integer/bool constant or initializer, else None."""
+    tensor = lookup(name) if name else None
+    if tensor is None:
+        return None
+    arr = onnx.numpy_helper.to_array(tensor)
+    return int(arr.reshape(-1)[0]) if arr.size == 1 else None
+
+
+def loop_trips(node: onnx.NodeProto, lookup: ConstLookup) -> tuple[int | None, str | None]:
+    """(trip count, caveat) of a Loop: the static ``M``, or None when it is only known at run."""
+    trips = static_int(node.input[0] if node.input else "", lookup)
+    cond_name = node.input[1] if len(node.input) > 1 else ""
+    cond = static_int(cond_name, lookup) if cond_name else 1
+    caveat = None
+    if trips is not None and cond != 1:
+        caveat = f"counted M={trips} iterations, an upper bound (the loop condition may stop it)"
+    return trips, caveat
+
+
+def scan_trips(node: onnx.NodeProto, parent: Mapping[str, TensorInfo]) -> int | None:
+    """Iterations of a Scan: the length of its first scan input along its scan axis."""
+    n_scan = _int_attr(node, "num_scan_inputs", 0)
+    first = node.input[len(node.input) - n_scan] if n_scan else ""
+    info = parent.get(first)
+    if info is None or not info.static or not info.shape:
+        return None
+    axes = [list(a.ints) for a in node.attribute if a.name == "scan_input_axes"]
+    axis = axes[0][0] % len(info.shape) if axes and axes[0] else 0
+    return int(info.shape[axis])
