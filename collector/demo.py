@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from collector.export import rows, write_csv
 from collector.procs import Child
@@ -75,17 +76,27 @@ def run_demo(out: Path, min_seconds: float = 2.0, threads: int = 1) -> int:
     return 0 if code == 0 and count == len(zoo) else 1
 
 
-def format_table(results: list[dict[str, object]]) -> str:
-    """One line per result: model, latency percentiles, spread, verdict."""
-    header = f"{'model':<12} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'cv':>6} {'n':>6}  verdict"
+def format_table(results: list[dict[str, Any]]) -> str:
+    """One line per result: theory (FLOPs) beside practice (latency, achieved GFLOP/s)."""
+    header = (
+        f"{'model':<12} {'MFLOPs':>9} {'FLOP/B':>7} {'p50 ms':>8} {'p90 ms':>8} {'GFLOP/s':>8} "
+        f"{'cv':>6} {'n':>6}  verdict"
+    )
     lines = [header, "-" * len(header)]
     for r in results:
         if r["status"] != "ok":
             lines.append(f"{r['model_name']!s:<12} error: {r['error']}")
             continue
         verdict = "valid" if r["valid"] else f"INVALID: {r['invalid_reasons']}"
+        flops = f"{r['flops'] / 1e6:>9.1f}" if r.get("flops") is not None else f"{'n/a':>9}"
+        intensity = f"{r['intensity']:>7.1f}" if r.get("intensity") is not None else f"{'n/a':>7}"
+        gflops = (
+            f"{r['achieved_gflops']:>8.1f}"
+            if r.get("achieved_gflops") is not None
+            else f"{'n/a':>8}"
+        )
         lines.append(
-            f"{r['model_name']!s:<12} {r['p50_ms']:>9.3f} {r['p90_ms']:>9.3f} {r['p99_ms']:>9.3f} "
-            f"{r['cv']:>6.1%} {r['n']:>6}  {verdict}"
+            f"{r['model_name']!s:<12} {flops} {intensity} {r['p50_ms']:>8.3f} {r['p90_ms']:>8.3f} "
+            f"{gflops} {r['cv']:>6.1%} {r['n']:>6}  {verdict}"
         )
     return "\n".join(lines)

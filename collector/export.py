@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from collector.costs import COST_COLUMNS, cost_columns, shapes_key
+from collector.flops import CONVENTION
 from collector.store import Store
 
 
@@ -97,7 +99,19 @@ ROW_COLUMNS = (
     "model_name",
     "model_sha256",
 )
-COLUMNS: tuple[str, ...] = ROW_COLUMNS + tuple(DOCUMENT_COLUMNS)
+COLUMNS: tuple[str, ...] = ROW_COLUMNS + tuple(DOCUMENT_COLUMNS) + COST_COLUMNS
+
+# Units of the columns whose names do not carry them; written to the sidecar.
+UNITS = {
+    "macs": "multiply-accumulates per inference",
+    "flops": "floating-point operations per inference (convention below)",
+    "flops_2mac": "2 x macs (what Ultralytics reports as FLOPs)",
+    "params": "elements of floating-point initializers",
+    "bytes": "bytes read + written per inference, summed over nodes",
+    "intensity": "flops / bytes (FLOP/byte)",
+    "achieved_gflops": "flops / p50 latency, in 1e9 FLOP/s",
+    "cv": "std / mean of steady-state latency",
+}
 
 
 def rows(store: Store) -> Iterable[dict[str, Any]]:
@@ -107,6 +121,8 @@ def rows(store: Store) -> Iterable[dict[str, Any]]:
         doc = json.loads(r["document_json"]) if r["document_json"] else None
         for column, getter in DOCUMENT_COLUMNS.items():
             row[column] = getter(doc) if doc is not None else None
+        if doc is not None:
+            row.update(cost_columns(store, r["model_sha256"], shapes_key(doc), row["p50_ms"]))
         if doc is None and r["descriptor_json"]:
             device = json.loads(r["descriptor_json"])
             row.update(
@@ -119,7 +135,8 @@ def rows(store: Store) -> Iterable[dict[str, Any]]:
 
 
 def write_csv(store: Store, path: Path) -> int:
-    """Write every result to `path`; returns the number of rows."""
+    """Write every result to `path`, and `path`.meta.json naming units and the FLOPs
+    convention (a comment line inside the CSV would break readers); returns the row count."""
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -128,4 +145,6 @@ def write_csv(store: Store, path: Path) -> int:
         for row in rows(store):
             writer.writerow(row)
             count += 1
+    meta = {"columns": list(COLUMNS), "units": UNITS, "flops_convention": CONVENTION, "rows": count}
+    path.with_name(path.name + ".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return count

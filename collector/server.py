@@ -19,6 +19,7 @@ from typing import Any
 
 import zmq
 
+from collector.costs import ensure_cost, shapes_key
 from collector.store import Store
 from shared import protocol
 from shared.errors import FlopgapError, ProtocolError, UsageError
@@ -96,10 +97,19 @@ class Collector:
         self.sock.send_multipart([routing_id, *protocol.encode(msg)])
 
     def _reject(self, routing_id: bytes, exc: FlopgapError) -> None:
+        """Tell the sender why its message was refused, in words meant for the sender."""
         self.rejected += 1
         log.warning("rejected a message: %s", exc)
-        hint = exc.hint or "upgrade both sides to the same flopgap version"
-        self._send(routing_id, protocol.Reject(exc.message, hint, protocol.PROTOCOL_VERSION))
+        reason, hint = exc.message, exc.hint or "check that both sides run the same flopgap"
+        if isinstance(exc, protocol.VersionMismatch):
+            mine = protocol.PROTOCOL_VERSION
+            reason = f"the collector speaks flopgap protocol {mine}, the agent {exc.peer_proto}"
+            hint = (
+                "upgrade the collector: pip install -U flopgap"
+                if exc.peer_proto > mine
+                else "upgrade this agent: pip install -U flopgap"
+            )
+        self._send(routing_id, protocol.Reject(reason, hint, protocol.PROTOCOL_VERSION))
 
     def _handle(self, routing_id: bytes, frames: list[bytes]) -> None:
         try:
@@ -186,6 +196,9 @@ class Collector:
         agent.running = None
         self._send(routing_id, protocol.Ack(msg.result_id))
         self._dispatch(routing_id)
+        if isinstance(msg, protocol.Result):  # after the ack: counting never delays a result
+            model = next(m for m in self.plan.models if m.sha256 == sha)
+            ensure_cost(self.store, sha, model.path, shapes_key(msg.document))
 
     def _finished(self) -> bool:
         if not self.plan.exit_when_done:

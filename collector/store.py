@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE TABLE IF NOT EXISTS latencies (
     result_id TEXT PRIMARY KEY REFERENCES results(result_id), n INTEGER NOT NULL,
     ns BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS model_costs (
+    sha256 TEXT NOT NULL, input_shapes TEXT NOT NULL, convention TEXT, cost_json TEXT,
+    error TEXT, PRIMARY KEY (sha256, input_shapes));
 CREATE INDEX IF NOT EXISTS jobs_by_agent_state ON jobs(agent_id, state);
 """
 
@@ -192,6 +195,33 @@ class Store:
                 (error, time.time(), job_id),
             )
         return True
+
+    def cost(self, sha256: str, input_shapes: str) -> sqlite3.Row | None:
+        """The stored theoretical cost of a model at canonical-JSON input shapes, if counted."""
+        return self.db.execute(
+            "SELECT * FROM model_costs WHERE sha256=? AND input_shapes=?", (sha256, input_shapes)
+        ).fetchone()
+
+    def put_cost(
+        self,
+        sha256: str,
+        input_shapes: str,
+        convention: str | None,
+        cost: dict[str, Any] | None,
+        error: str | None,
+    ) -> None:
+        """Store a model's counts (or why it could not be counted) once."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO model_costs VALUES (?, ?, ?, ?, ?)",
+                (
+                    sha256,
+                    input_shapes,
+                    convention,
+                    None if cost is None else json.dumps(cost),
+                    error,
+                ),
+            )
 
     def latencies(self, result_id: str) -> np.ndarray:
         row = self.db.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -84,6 +85,14 @@ def test_agent_measures_jobs_and_collector_exports_csv(
     assert table["tiny"]["status"] == "ok" and float(table["tiny"]["p50_ms"]) > 0
     assert int(table["tiny"]["n"]) == latencies.size
     assert table["runtime_fail"]["status"] == "error" and table["runtime_fail"]["p50_ms"] == ""
+    # The FLOPs join: MatMul [4,64]x[64,64] then Relu over [4,64], counted by the collector.
+    tiny = table["tiny"]
+    assert int(tiny["macs"]) == 4 * 64 * 64
+    assert int(tiny["flops"]) == 2 * 4 * 64 * 64 + 4 * 64
+    achieved = int(tiny["flops"]) / (float(tiny["p50_ms"]) * 1e6)
+    assert float(tiny["achieved_gflops"]) == pytest.approx(achieved)
+    meta = json.loads(out.with_name(out.name + ".meta.json").read_text())
+    assert meta["columns"] == list(COLUMNS) and "flops" in meta["flops_convention"]
 
 
 def test_non_loopback_bind_without_keys_is_refused(collector_cli: Runner, tmp_path: Path) -> None:

@@ -32,8 +32,10 @@ def conv_out_spatial(
     dilations = attrs.get("dilations") or [1] * nd
     pads = attrs.get("pads") or [0] * (2 * nd)
     auto_pad = attrs.get("auto_pad", "NOTSET")
+    if len(kernel) != nd:
+        raise FormulaError(f"kernel {list(kernel)} does not fit {nd} spatial dims")
     out = []
-    for i, (size, k) in enumerate(zip(in_spatial, kernel)):
+    for i, (size, k) in enumerate(zip(in_spatial, kernel, strict=True)):
         span = (k - 1) * dilations[i] + 1
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
             out.append(-(-size // strides[i]))
@@ -127,13 +129,14 @@ def einsum_macs(equation: str, shapes: Sequence[Shape]) -> int:
         raise FormulaError(f"equation {equation!r} has {len(lhs)} operands, got {len(shapes)}")
     sizes: dict[str, int] = {}
     ellipses: list[Shape] = []
-    for term, shape in zip(lhs, shapes):
+    for term, shape in zip(lhs, shapes, strict=True):
         head, _, tail = term.partition("...")
         n_ell = len(shape) - len(head) - len(tail)
         if n_ell < 0 or (n_ell and "..." not in term):
             raise FormulaError(f"term {term!r} does not fit shape {list(shape)}")
         ellipses.append(tuple(shape[len(head) : len(head) + n_ell]))
-        labelled = zip(head + tail, (*shape[: len(head)], *shape[len(shape) - len(tail) :]))
+        dims = (*shape[: len(head)], *shape[len(shape) - len(tail) :])
+        labelled = zip(head + tail, dims, strict=True)
         for label, dim in labelled:
             old = sizes.setdefault(label, dim)
             if old != dim and 1 not in (old, dim):

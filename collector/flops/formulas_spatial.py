@@ -46,5 +46,5 @@ def resize(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
     base = _RESIZE_BASE[mode]
     if base == 0:
         return OpCost()
-    d = sum(1 for a, b in zip(x, y) if a != b)
+    d = sum(1 for a, b in zip(x, y, strict=True) if a != b)
     return OpCost(flops=vol(y) * base**d)

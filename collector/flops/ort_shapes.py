@@ -83,7 +83,9 @@ def ort_shapes(
     work.graph.output.extend(onnx.ValueInfoProto(name=n) for n in wanted)
     try:
         if work.ByteSize() > _MAX_PROTO_BYTES:
-            raise FallbackFailed("the model is larger than 2 GB and cannot be passed to onnxruntime")
+            raise FallbackFailed(
+                "the model is larger than 2 GB and cannot be passed to onnxruntime"
+            )
         session = _session(work.SerializeToString())
         arrays = session.run(wanted, feeds)  # type: ignore[attr-defined]
     except FallbackFailed:
@@ -93,7 +95,7 @@ def ort_shapes(
     finally:
         del work.graph.output[n_outputs:]
     found: dict[str, TensorInfo] = {}
-    for name, arr in zip(wanted, arrays):
+    for name, arr in zip(wanted, arrays, strict=True):
         if isinstance(arr, np.ndarray):
             elem = onnx.helper.np_dtype_to_tensor_dtype(arr.dtype) if arr.dtype != object else 8
             found[name] = TensorInfo.make(elem, tuple(int(d) for d in arr.shape))

@@ -54,7 +54,7 @@ def _bind(name: str, declared: Dims, want: list[int], symbols: dict[str, int]) -
             f"input '{name}' has rank {len(declared)} {list(declared)}, you gave {want}",
             hint=f"give {len(declared)} dims for '{name}'",
         )
-    for i, (d, w) in enumerate(zip(declared, want)):
+    for i, (d, w) in enumerate(zip(declared, want, strict=True)):
         if isinstance(d, int) and d != w:
             raise UsageError(
                 f"input '{name}' dim {i} is fixed at {d} in the model, you gave {w}",

@@ -75,7 +75,7 @@ def body_table(
     g.initializer.extend(body.initializer)
     g.output.extend(body.output)
     g.value_info.extend(body.value_info)
-    for vi, (elem, dims) in zip(body.input, _formal_dims(node, body, parent)):
+    for vi, (elem, dims) in zip(body.input, _formal_dims(node, body, parent), strict=True):
         g.input.append(typed_value_info(vi.name, elem, dims) if dims is not None else vi)
     for name in sorted(free_names(body)):
         info = parent.get(name)

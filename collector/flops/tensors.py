@@ -27,12 +27,11 @@ BITS: dict[int, int] = {
     for name, bits in _BITS.items()
     if hasattr(onnx.TensorProto, name)
 }
-FLOAT_TYPES = frozenset(
-    getattr(onnx.TensorProto, n)
-    for n in ("FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ")
-    + ("FLOAT8E5M2", "FLOAT8E5M2FNUZ", "FLOAT4E2M1", "FLOAT8E8M0")
-    if hasattr(onnx.TensorProto, n)
-)
+_FLOATS = (
+    "FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
+    "FLOAT8E5M2FNUZ", "FLOAT4E2M1", "FLOAT8E8M0",
+)  # fmt: skip
+FLOAT_TYPES = frozenset(getattr(onnx.TensorProto, n) for n in _FLOATS if hasattr(onnx.TensorProto, n))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,25 @@
+"""Theoretical cost of ONNX models: MACs, FLOPs, params, bytes and arithmetic intensity.
+
+The convention is ``shared/FLOPS.md`` (see ``CONVENTION``); ``count_model`` is the entry point.
+"""
+
+from __future__ import annotations
+
+from collector.flops.counter import count_model
+from collector.flops.loading import model_sha256
+from collector.flops.registry import DATA_MOVEMENT, FORMULAS, KNOWN_OP_TYPES, op_key
+from collector.flops.report import CONVENTION, CostReport, NodeCost, OpTypeCost, Totals
+
+__all__ = [
+    "CONVENTION",
+    "DATA_MOVEMENT",
+    "FORMULAS",
+    "KNOWN_OP_TYPES",
+    "CostReport",
+    "NodeCost",
+    "OpTypeCost",
+    "Totals",
+    "count_model",
+    "model_sha256",
+    "op_key",
+]

@@ -1,0 +1,128 @@
+"""``flopgap flops MODEL.onnx``: print a model's theoretical cost as a table or JSON.
+
+The lead's ``collector/cli.py`` registers ``add_parser`` and calls ``run``; errors are raised
+as ``FlopgapError`` subclasses, which that CLI turns into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from collector.flops.counter import count_model
+from collector.flops.report import CostReport
+from shared.errors import UsageError
+
+
+def parse_input_spec(spec: str) -> tuple[str, list[int]]:
+    """Parse ``NAME=1x3x224x224`` (or ``NAME=1,3,224,224``) into a name and positive dims."""
+    name, sep, dims_text = spec.rpartition("=")
+    parts = dims_text.replace(",", "x").split("x") if dims_text else []
+    if not sep or not name or not parts or not all(p.strip().isdigit() for p in parts):
+        raise UsageError(
+            f"cannot read input shape {spec!r}",
+            hint="write it as NAME=DIMS, e.g. images=1x3x640x640",
+        )
+    dims = [int(p) for p in parts]
+    if 0 in dims:
+        raise UsageError(f"input shape {spec!r} has a zero dim", hint="every dim must be >= 1")
+    return name, dims
+
+
+def parse_input_specs(specs: Iterable[str]) -> dict[str, list[int]]:
+    """Parse every ``--input`` value; naming an input twice is a mistake."""
+    shapes: dict[str, list[int]] = {}
+    for spec in specs:
+        name, dims = parse_input_spec(spec)
+        if name in shapes:
+            raise UsageError(f"input '{name}' given twice", hint="pass each --input once")
+        shapes[name] = dims
+    return shapes
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``flops`` subcommand on an argparse subparsers object."""
+    parser = subparsers.add_parser(
+        "flops",
+        help="count MACs, FLOPs, params and bytes of an ONNX model",
+        description="Theoretical cost of an ONNX model under flopgap's FLOP convention.",
+    )
+    parser.add_argument("model", help="path of the .onnx file")
+    parser.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=DIMS",
+        help="size of a dynamic input, e.g. images=1x3x640x640 (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--per-node", action="store_true", help="include one row per node")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Count the model named in ``args`` and print the result; returns the exit code 0."""
+    stream = out if out is not None else sys.stdout
+    report = count_model(args.model, parse_input_specs(args.input) or None)
+    if args.json:
+        json.dump(report.to_json(per_node=args.per_node), stream, indent=2)
+        stream.write("\n")
+    else:
+        stream.write(format_report(report, per_node=args.per_node))
+    return 0
+
+
+def si(value: float | None, unit: str = "") -> str:
+    """A number with an SI prefix (k, M, G, T), e.g. 3.63 G."""
+    if value is None:
+        return "-"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3f} {prefix}{unit}"
+    return f"{value:.0f} {unit}".rstrip() if float(value).is_integer() else f"{value:.2f} {unit}"
+
+
+def _rows(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Left-align the first column, right-align the others."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = [(str.ljust if i == 0 else str.rjust) for i in range(len(header))]
+    return [
+        "  ".join(f(c, w) for f, c, w in zip(fmt, r, widths, strict=True)) for r in [header, *rows]
+    ]
+
+
+def format_report(report: CostReport, per_node: bool = False) -> str:
+    """The readable table: totals, op types by FLOPs, uncounted ops, assumptions, convention."""
+    t = report.total
+    shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in report.inputs.items())
+    lines = [
+        f"model:      {report.model}",
+        f"inputs:     {shapes or '-'}",
+        f"MACs:       {si(t.macs)}   FLOPs: {si(t.flops)}   2xMACs: {si(t.flops_2mac)}"
+        + (f"   int MACs: {si(t.int_macs)}" if t.int_macs else ""),
+        f"params:     {si(t.params)}   bytes: {si(t.bytes, 'B')} (unique {si(t.unique_bytes, 'B')})"
+        f"   intensity: {t.intensity or 0:.2f} FLOP/B",
+        "",
+    ]
+    rows = [
+        [op, str(c.count), si(c.macs), si(c.flops), si(c.bytes, "B")]
+        for op, c in report.by_op_type.items()
+    ]
+    lines += _rows(["op type", "count", "MACs", "FLOPs", "bytes"], rows)
+    if per_node:
+        node_rows = [
+            [n.name, n.op_type, si(n.macs), si(n.flops), si(n.bytes_read + n.bytes_written, "B"),
+             f"{n.intensity:.2f}" if n.intensity is not None else "-", n.note]
+            for n in report.nodes
+        ]  # fmt: skip
+        lines += ["", *_rows(["node", "op", "MACs", "FLOPs", "bytes", "FLOP/B", "note"], node_rows)]
+    uncounted = ", ".join(f"{op} x{n}" for op, n in report.uncounted.items())
+    lines += ["", f"uncounted (0 FLOPs, bytes counted): {uncounted or 'none'}"]
+    lines += ["assumptions:" if report.assumptions else "assumptions: none"]
+    lines += [f"  - {a}" for a in report.assumptions]
+    lines += [f"convention: {report.convention}", ""]
+    return "\n".join(lines)

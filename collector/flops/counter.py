@@ -1,0 +1,206 @@
+"""``count_model``: theoretical MACs, FLOPs, params and bytes of an ONNX model.
+
+Order of work: load (without external weights), resolve the user's input dims, check and infer
+shapes on a light copy, fall back to one onnxruntime pass only when some tensor is still
+unresolved, then walk the graph once. Nothing is guessed: a FLOP-bearing node whose shapes stay
+unknown is an error that names the node and the dim, and every assumption is in the report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import ChainMap
+from collections.abc import Mapping, Sequence
+
+import onnx
+
+from collector.flops.loading import LoadedModel, load
+from collector.flops.ort_shapes import FallbackFailed, ort_shapes
+from collector.flops.registry import CONTROL_FLOW, op_key
+from collector.flops.report import CONVENTION, CostReport, summarize
+from collector.flops.shapes import check_and_infer, inferred_table, light_model, resolve_inputs
+from collector.flops.subgraphs import body_table, loop_trips, scan_trips, subgraphs
+from collector.flops.tensors import FLOAT_TYPES, TensorInfo, constant_tensor
+from collector.flops.walk import NodeContext, Tally, node_cost
+
+ModelLike = str | os.PathLike[str] | onnx.ModelProto
+
+
+def count_model(
+    model: ModelLike, input_shapes: Mapping[str, Sequence[int]] | None = None
+) -> CostReport:
+    """Count ``model`` (a path or ModelProto) at ``input_shapes`` ({input name: dims})."""
+    loaded = load(model)
+    proto = loaded.proto
+    resolved = resolve_inputs(proto.graph, input_shapes)
+    light = light_model(proto, resolved)
+    table = inferred_table(check_and_infer(light, loaded.label), proto)
+    assumptions: list[str] = []
+    hint = _fallback(loaded, resolved, table, assumptions)
+    walker = _Walker(light, proto, hint)
+    tally = Tally()
+    walker.walk(proto.graph, table, _float_inits(proto.graph, table, {}), "", tally)
+    assumptions.extend(tally.assumptions)
+    if tally.unknown_bytes:
+        names = list(tally.unknown_bytes)
+        assumptions.append(
+            f"bytes of {len(names)} tensor(s) of unknown shape on zero-FLOP nodes are not "
+            f"counted: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+        )
+    totals, by_op = summarize(tally.nodes, sum(tally.params.values()), sum(tally.tensors.values()))
+    return CostReport(
+        convention=CONVENTION,
+        model=loaded.label,
+        inputs={k: list(v or []) for k, v in resolved.items()},
+        total=totals,
+        by_op_type=by_op,
+        nodes=tally.nodes,
+        uncounted=dict(sorted(tally.uncounted.items())),
+        assumptions=assumptions,
+    )
+
+
+def _fallback(
+    loaded: LoadedModel,
+    resolved: Mapping[str, list[int | str] | None],
+    table: dict[str, TensorInfo],
+    assumptions: list[str],
+) -> str:
+    """Run the onnxruntime pass if a main-graph tensor is unresolved; return the error hint."""
+    symbolic = {
+        k: v for k, v in resolved.items() if v is None or not all(type(d) is int for d in v)
+    }
+    if symbolic:
+        shown = ", ".join(f"{k}={v if v is not None else '?'}" for k, v in symbolic.items())
+        return (
+            f"give the size of every symbolic input dim (input_shapes / --input NAME=DIMS): {shown}"
+        )
+    missing = [
+        name
+        for node in loaded.proto.graph.node
+        for name in (*node.input, *node.output)
+        if name and not (name in table and table[name].static)
+    ]
+    if not missing:
+        return "ONNX shape inference left this dim unknown"
+    try:
+        found = ort_shapes(loaded.proto, loaded.owned, loaded.base_dir, resolved, missing)
+    except FallbackFailed as exc:
+        return f"ONNX shape inference left it unknown and the onnxruntime fallback failed: {exc}"
+    table.update(found)
+    if found:
+        assumptions.append(
+            f"shapes of {len(found)} tensor(s) that ONNX shape inference left unresolved were "
+            "taken from one onnxruntime run on seeded random inputs (e.g. "
+            f"{', '.join(list(found)[:3])}); shapes that depend on input values may differ"
+        )
+    return "neither ONNX shape inference nor the onnxruntime fallback resolved this dim"
+
+
+def _float_inits(
+    graph: onnx.GraphProto, table: Mapping[str, TensorInfo], outer: Mapping[str, int]
+) -> Mapping[str, int]:
+    """Element counts of the float initializers visible in ``graph`` (its own over outer)."""
+    own = {}
+    for t in graph.initializer:
+        if t.data_type in FLOAT_TYPES:
+            count = 1
+            for d in t.dims:
+                count *= d
+            own[t.name] = count
+    return ChainMap(own, outer) if outer else own  # type: ignore[arg-type]
+
+
+class _Walker:
+    """Walks the main graph and, recursively, control-flow bodies."""
+
+    def __init__(self, template: onnx.ModelProto, proto: onnx.ModelProto, hint: str) -> None:
+        self.template = template
+        self.proto = proto
+        self.hint = hint
+        self.const_floats: dict[str, int] = {}
+        self.producers: dict[str, str] = {}
+        self._consts: dict[str, onnx.TensorProto] | None = None
+
+    def walk(
+        self,
+        graph: onnx.GraphProto,
+        table: Mapping[str, TensorInfo],
+        float_inits: Mapping[str, int],
+        prefix: str,
+        tally: Tally,
+    ) -> None:
+        """Append the cost of every node of ``graph`` to ``tally``."""
+        ctx = NodeContext(table, float_inits, self.const_floats, self.producers, self.hint)
+        append = tally.nodes.append
+        for i, node in enumerate(graph.node):
+            key = op_key(node.domain, node.op_type)
+            label = prefix + (node.name or f"{key}#{i}")
+            append(node_cost(node, key, label, ctx, tally))
+            if key in CONTROL_FLOW:
+                self._control(node, key, label, table, float_inits, tally)
+
+    def _body(
+        self,
+        node: onnx.NodeProto,
+        body: onnx.GraphProto,
+        table: Mapping[str, TensorInfo],
+        float_inits: Mapping[str, int],
+        prefix: str,
+    ) -> Tally:
+        """Walk one body with its own inferred shapes layered over the enclosing ones."""
+        local = ChainMap(body_table(node, body, table, self.template), table)  # type: ignore[arg-type]
+        sub = Tally()
+        self.walk(body, local, _float_inits(body, local, float_inits), prefix, sub)
+        return sub
+
+    def _control(
+        self,
+        node: onnx.NodeProto,
+        key: str,
+        label: str,
+        table: Mapping[str, TensorInfo],
+        float_inits: Mapping[str, int],
+        tally: Tally,
+    ) -> None:
+        """If: keep the branch with more FLOPs. Loop/Scan: body x trip count (or x1, stated)."""
+        bodies = subgraphs(node)
+        walked = {
+            name: self._body(node, g, table, float_inits, f"{label}/{name}/")
+            for name, g in bodies.items()
+        }
+        if key == "If":
+            ranked = sorted(walked.items(), key=lambda kv: kv[1].flops_key(), reverse=True)
+            chosen, best = ranked[0]
+            flops = ", ".join(f"{n}: {t.flops_key()[0]} FLOPs" for n, t in ranked)
+            tally.assumptions.append(f"If '{label}': counted {chosen}, the larger branch ({flops})")
+            tally.merge(best)
+            return
+        if key == "Loop":
+            trips, caveat = loop_trips(node, self._lookup)
+            why = "Loop trip count"
+        else:
+            trips, caveat = scan_trips(node, table), None
+            why = "Scan iterations"
+        if trips is None:
+            trips, text = 1, "iteration count is not static; counted ONE iteration"
+        else:
+            text = caveat or f"body counted x{trips} ({why})"
+        tally.assumptions.append(f"{key} '{label}': {text}, with first-iteration shapes")
+        for sub in walked.values():
+            tally.merge(sub, repeat=trips, why=why)
+
+    def _lookup(self, name: str) -> onnx.TensorProto | None:
+        """Initializer or Constant value by name, anywhere in the model (built on first use)."""
+        if self._consts is None:
+            self._consts = {}
+            stack = [self.proto.graph]
+            while stack:
+                g = stack.pop()
+                self._consts.update((t.name, t) for t in g.initializer)
+                for n in g.node:
+                    value = constant_tensor(n) if n.op_type == "Constant" else None
+                    if value is not None:
+                        self._consts[n.output[0]] = value
+                    stack.extend(subgraphs(n).values())
+        return self._consts.get(name)
