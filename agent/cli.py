@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,14 +57,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="connect to a collector and measure the jobs it sends",
+        help="serve a collector: measure the jobs it sends",
         description="Register with a collector (this side connects out, so NAT is fine), "
-        "measure each job it sends with the same engine as `bench`, and send results back.",
+        "measure each job in a child process with the same engine as `bench`, and send results "
+        "back. Results wait in --spool until the collector acknowledges them; models are cached "
+        "by content hash in --cache. Reconnects forever.",
     )
     run.add_argument("--collector", required=True, metavar="tcp://HOST:PORT")
-    run.add_argument("--name", help="agent name shown in the collector (default: hostname)")
     run.add_argument(
-        "--work-dir", type=Path, help="where received models are kept (default: a temporary folder)"
+        "--name",
+        default=socket.gethostname(),
+        help="agent name shown in the collector (default: hostname)",
+    )
+    run.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a tag campaigns can select on, e.g. board=pi5 (repeatable)",
+    )
+    run.add_argument(
+        "--spool",
+        type=Path,
+        help="unacknowledged results (default ~/.local/state/flopgap/NAME/spool)",
+    )
+    run.add_argument("--cache", type=Path, help="model cache (default ~/.cache/flopgap/models)")
+    run.add_argument("--cache-max-mb", type=int, default=2048, help="model cache size cap")
+    run.add_argument(
+        "--memory-limit-mb",
+        type=int,
+        help="address-space cap of each job's child process (RLIMIT_AS)",
     )
     run.add_argument(
         "--insecure",
@@ -71,7 +94,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow a non-loopback collector without CURVE keys (trusted networks)",
     )
     run.set_defaults(func=cmd_run)
+    cap = sub.add_parser(
+        "capture",
+        help="copy what the probes read into a tree tests can replay",
+        description="Copy exactly the sysfs/procfs files the power, thermal, frequency and "
+        "device readers use (and the output of vcgencmd/tegrastats) into OUT_DIR. Send the "
+        "folder to the flopgap developers to add your board as a test fixture; machine ids "
+        "are left out.",
+    )
+    cap.add_argument("out_dir", type=Path)
+    cap.add_argument(
+        "--sysfs-root",
+        type=Path,
+        default=Path("/"),
+        metavar="DIR",
+        help="capture from DIR instead of / (e.g. to re-capture a tree)",
+    )
+    cap.set_defaults(func=cmd_capture)
     return parser
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    from agent.capture import capture
+
+    written = capture(args.out_dir, args.sysfs_root)
+    print(f"captured {len(written)} files into {args.out_dir}")
+    print((args.out_dir / "CAPTURE.txt").read_text().rstrip())
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -92,9 +141,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agent.runner import run_agent
+    from agent.runner import parse_tags, run_agent
 
-    return run_agent(args.collector, name=args.name, work_dir=args.work_dir, insecure=args.insecure)
+    home = Path.home()
+    spool = args.spool or home / ".local" / "state" / "flopgap" / args.name / "spool"
+    cache = args.cache or home / ".cache" / "flopgap" / "models"
+    limit = args.memory_limit_mb * 1024 * 1024 if args.memory_limit_mb else None
+    return run_agent(
+        args.collector,
+        args.name,
+        parse_tags(args.tag),
+        spool,
+        cache,
+        args.cache_max_mb * 1024 * 1024,
+        limit,
+        args.insecure,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,8 +16,6 @@ from shared.stats import PERCENTILE_DEFINITION, summarize
 if TYPE_CHECKING:
     from agent.measure import MeasureSettings
 
-POWER_UNAVAILABLE = "power sampling is not implemented in this agent version"
-
 
 def build(
     model_path: Path,
@@ -44,6 +42,7 @@ def build(
         throttle_events=phases["throttle"],
         foreign_cpu_cores=cpu.foreign_cores,
         steal_fraction=cpu.steal_fraction,
+        board_throttle=board_throttle(phases["power"]),
     )
     valid, reasons, warnings = judge(obs, settings.limits)
     warm = phases["warm"]
@@ -72,8 +71,8 @@ def build(
         "system": _system(report, phases),
         "device": device.describe(settings.root),
         "settings": settings.as_dict(),
-        "power": None,
-        "power_unavailable_reason": POWER_UNAVAILABLE,
+        "power": phases["power"],
+        "power_unavailable_reason": phases["power_reason"],
     }
 
 
@@ -104,3 +103,15 @@ def _system(report: SamplerReport, phases: dict[str, Any]) -> dict[str, Any]:
             "errors": report.errors,
         },
     }
+
+
+def board_throttle(power: dict[str, Any] | None) -> list[str]:
+    """Throttle flags the board's own status raised during the run (Raspberry Pi
+    get_throttled): flags set now at the end, or newly set since boot."""
+    throttle = (power or {}).get("throttle")
+    if not throttle:
+        return []
+    before = (throttle.get("before") or {}).get("throttled") or {}
+    after = (throttle.get("after") or {}).get("throttled") or {}
+    new_since_boot = set(after.get("since_boot", [])) - set(before.get("since_boot", []))
+    return sorted(set(after.get("now", [])) | new_since_boot)

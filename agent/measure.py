@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,11 +19,17 @@ import onnxruntime as ort
 import psutil
 
 from agent import cpu_window, document, inputs, timing
+from agent.power import PowerSampler, open_sampler
 from agent.probes import cpufreq, memory
 from agent.sampler import Sampler, SamplerReport
 from agent.session import SessionSettings, describe_ort_error, load_session
 from agent.verdict import Limits
 from shared.errors import MeasurementError
+
+
+def default_root() -> str:
+    """Where sysfs/procfs are read: FLOPGAP_SYSFS_ROOT (a replayed board tree) or "/"."""
+    return os.environ.get("FLOPGAP_SYSFS_ROOT", "/")
 
 
 @dataclass(frozen=True)
@@ -37,7 +44,10 @@ class MeasureSettings:
     stop: timing.StopRule = field(default_factory=timing.StopRule)
     sample_interval_s: float = 0.01
     limits: Limits = field(default_factory=Limits)
-    root: str = "/"
+    power: bool = True
+    power_rate_hz: float = 100.0
+    idle_seconds: float = 1.0
+    root: str = field(default_factory=default_root)
 
     def as_dict(self) -> dict[str, Any]:
         out = self.session.as_dict()
@@ -47,6 +57,9 @@ class MeasureSettings:
             warmup_runs=self.warmup_runs,
             warmup_seconds=self.warmup_seconds,
             sample_interval_ms=self.sample_interval_s * 1000.0,
+            power=self.power,
+            power_rate_hz=self.power_rate_hz,
+            idle_seconds=self.idle_seconds,
             **asdict(self.stop),
             **asdict(self.limits),
         )
@@ -94,8 +107,10 @@ def measure(
     hwm_reset = memory.reset_hwm()
     rss_before = memory.rss_mb(process)
     started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    power_sampler, power_reason = _open_power(settings)
     sampler = Sampler(settings.sample_interval_s, settings.root)
     sampler.start()
+    power_result = None
     try:
         session, load_ns = load_session(model_path, settings.session)
         rss_after_load = memory.rss_mb(process)
@@ -108,9 +123,17 @@ def measure(
         )
         run, outputs, feed_dict = _runner(session, feeds)
         phases = _timed_phases(run, outputs, feed_dict, settings, process, on_progress)
+        if power_sampler is not None:
+            steady = phases["steady"]
+            power_result = power_sampler.window(
+                steady.start_ns, steady.end_ns, int(steady.latencies_ns.size)
+            )
     finally:
         report = sampler.stop()
+        if power_sampler is not None:
+            power_sampler.stop()
     hwm, hwm_method = memory.hwm_mb()
+    phases["power"], phases["power_reason"] = power_result, power_reason
     doc = document.build(
         model_path,
         model_name,
@@ -133,6 +156,17 @@ def measure(
     return Measurement(doc, phases["steady"].latencies_ns)
 
 
+def _open_power(settings: MeasureSettings) -> tuple[PowerSampler | None, str | None]:
+    """Start the board's power sampler and take the idle baseline, before the model loads."""
+    if not settings.power:
+        return None, "power sampling turned off for this measurement"
+    sampler, reason = open_sampler(settings.root, rate_hz=settings.power_rate_hz)
+    if sampler is not None:
+        sampler.start()
+        sampler.idle_baseline(settings.idle_seconds)
+    return sampler, reason
+
+
 def _timed_phases(
     run: Any,
     outputs: Any,
@@ -146,7 +180,7 @@ def _timed_phases(
         with timing.gc_paused():
             first_ns = timing.time_once(run, outputs, feeds)
             if on_progress is not None:
-                on_progress("warmup", 0, 0)
+                on_progress("warmup", 0, 0, None)
             warm = timing.warm_up(
                 run, outputs, feeds, settings.warmup_runs, settings.warmup_seconds
             )

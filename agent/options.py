@@ -20,7 +20,8 @@ from shared.errors import UsageError
 SETTING_KEYS = {
     "provider", "threads", "inter_threads", "opt_level", "input_shapes", "seed",
     "warmup_runs", "warmup_seconds", "min_iterations", "min_seconds", "max_seconds",
-    "sample_interval_ms", "max_cv", "max_foreign_cpu_cores",
+    "sample_interval_ms", "max_cv", "max_foreign_cpu_cores", "power", "power_rate_hz",
+    "idle_seconds",
 }  # fmt: skip
 
 
@@ -83,6 +84,32 @@ def add_measure_flags(parser: argparse.ArgumentParser) -> None:
         default=d.limits.max_foreign_cpu_cores,
         help="CPU cores other processes may use before a result is invalid",
     )
+    g = parser.add_argument_group("power")
+    g.add_argument(
+        "--no-power",
+        dest="power",
+        action="store_false",
+        help="do not sample power even where the board has a sensor",
+    )
+    g.add_argument(
+        "--power-rate-hz",
+        type=float,
+        default=d.power_rate_hz,
+        help="power sampling rate, capped by the sensor's own (default 100)",
+    )
+    g.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=d.idle_seconds,
+        help="idle baseline window before the model loads (default 1)",
+    )
+    g.add_argument(
+        "--sysfs-root",
+        default=None,
+        metavar="DIR",
+        help="read sysfs/procfs under DIR (a captured board tree); default "
+        "$FLOPGAP_SYSFS_ROOT or /",
+    )
 
 
 def settings_from_args(
@@ -105,12 +132,15 @@ def settings_from_args(
             "sample_interval_ms": args.sample_interval_ms,
             "max_cv": args.max_cv,
             "max_foreign_cpu_cores": args.max_foreign_cpu,
+            "power": args.power,
+            "power_rate_hz": args.power_rate_hz,
+            "idle_seconds": args.idle_seconds,
         },
-        root=getattr(args, "sysfs_root", "/"),
+        root=args.sysfs_root,
     )
 
 
-def settings_from_dict(raw: Mapping[str, Any], root: str = "/") -> MeasureSettings:
+def settings_from_dict(raw: Mapping[str, Any], root: str | None = None) -> MeasureSettings:
     """MeasureSettings from a job's settings; unknown keys and bad values are refused."""
     unknown = sorted(set(raw) - SETTING_KEYS)
     if unknown:
@@ -146,7 +176,10 @@ def settings_from_dict(raw: Mapping[str, Any], root: str = "/") -> MeasureSettin
                     get("max_foreign_cpu_cores", d.limits.max_foreign_cpu_cores)
                 ),
             ),
-            root=root,
+            power=bool(get("power", d.power)),
+            power_rate_hz=float(get("power_rate_hz", d.power_rate_hz)),
+            idle_seconds=float(get("idle_seconds", d.idle_seconds)),
+            root=root or d.root,
         )
     except (TypeError, ValueError) as exc:
         raise UsageError(f"bad measurement setting: {exc}") from exc
@@ -162,6 +195,8 @@ def _check_ranges(s: MeasureSettings) -> None:
         problems.append("--min-iterations must be >= 1")
     if s.stop.min_seconds < 0 or s.stop.max_seconds <= 0:
         problems.append("--min-seconds must be >= 0 and --max-seconds > 0")
+    if s.power_rate_hz <= 0 or s.idle_seconds < 0:
+        problems.append("--power-rate-hz must be > 0 and --idle-seconds >= 0")
     if s.sample_interval_s <= 0:
         problems.append("--sample-interval-ms must be > 0")
     if problems:

@@ -1,151 +1,284 @@
-"""The agent's network loop: register with a collector, measure the jobs it sends, reply.
+"""The agent's network loop: register with a collector, run its jobs one at a time, reply.
 
-The agent connects out (DEALER to the collector's ROUTER), so a board behind NAT works. It
-waits with bounded polls, never sleeps, and stops cleanly on SIGTERM or SIGINT.
+The agent connects out (DEALER to the collector's ROUTER), so a board behind NAT works, and
+ZeroMQ reconnects forever with exponential backoff. Every (re)connection triggers a fresh
+Register (naming the job in flight) and a resend of every unacknowledged result from the
+on-disk spool, so a collector restart costs nothing. Jobs run in child processes
+(agent.worker); this loop only waits with bounded polls, never sleeps, and stops cleanly on
+SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
-import hashlib
+import collections
 import logging
-import signal
-import socket
-import tempfile
+import queue
 import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from agent import __version__, device
-from agent.measure import measure
-from agent.options import settings_from_dict
+from agent.model_cache import ModelCache
+from agent.spool import Spool, SpoolError
+from agent.worker import JobOutcome, run_job, start_server, stop_server
 from shared import protocol
 from shared.errors import FlopgapError, ProtocolError
-from shared.transport import require_safe
 
 log = logging.getLogger("flopgap.agent")
 
-POLL_MS = 200
-DEFAULT_HEARTBEAT_S = 2.0
+POLL_MS = 100
+RECONNECT_MIN_MS = 100
+RECONNECT_MAX_MS = 5000
+_MONITOR_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
 
 
 class Agent:
-    """One connection to one collector; measures one job at a time."""
+    """One agent: a socket, a spool, a model cache and at most one running job."""
 
-    def __init__(self, endpoint: str, name: str, work_dir: Path) -> None:
-        self.endpoint = endpoint
-        self.name = name
-        self.work_dir = work_dir
+    def __init__(
+        self,
+        endpoint: str,
+        name: str,
+        tags: dict[str, str],
+        spool: Spool,
+        cache: ModelCache,
+        memory_limit_bytes: int | None = None,
+    ) -> None:
+        self.endpoint, self.name, self.tags = endpoint, name, tags
+        self.spool, self.cache = spool, cache
+        self.memory_limit_bytes = memory_limit_bytes
         self.stop = threading.Event()
-        self.heartbeat_s = DEFAULT_HEARTBEAT_S
-        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 2000)  # let a last result leave on shutdown
+        self.heartbeat_s = 1.0
+        self.exit_code = 0
+        self._jobs: collections.deque[protocol.Job] = collections.deque()
+        self._running: protocol.Job | None = None
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._unspooled: dict[str, list[bytes]] = {}  # results the spool could not hold
+        self._requested: set[str] = set()
+        self.instance = uuid.uuid4().hex  # tells the collector a reconnect from a restart
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)  # unacked results are in the spool, not the socket
+        self.sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MIN_MS)
+        self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
+        self.monitor = self.sock.get_monitor_socket(_MONITOR_EVENTS)
 
     def serve(self) -> int:
         """Run until stopped; returns the process exit code."""
-        self._sock.connect(self.endpoint)
-        self._send(protocol.Register(self.name, __version__, device.describe(), {}))
+        start_server()  # the fork server pays the imports once, not per job
+        self.sock.connect(self.endpoint)
         log.info("agent %s connecting to %s", self.name, self.endpoint)
-        next_beat = time.monotonic() + self.heartbeat_s
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
+        next_beat = time.monotonic()
         try:
             while not self.stop.is_set():
-                if self._sock.poll(POLL_MS):
-                    code = self._handle(self._sock.recv_multipart())
-                    if code is not None:
-                        return code
+                ready = dict(poller.poll(POLL_MS))
+                if self.monitor in ready:
+                    self._connection_event(recv_monitor_message(self.monitor))
+                if self.sock in ready:
+                    self._handle(self.sock.recv_multipart())
+                self._drain_events()
+                self._maybe_start_job()
                 if time.monotonic() >= next_beat:
-                    self._send(protocol.Heartbeat("idle"))
+                    self._heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_s
         finally:
-            self._sock.close()
-        return 0
+            stop_server()
+            self.sock.disable_monitor()
+            self.monitor.close()
+            self.sock.close()
+        return self.exit_code
+
+    # --- connection ------------------------------------------------------------------------
 
     def _send(self, msg: protocol.Message) -> None:
-        self._sock.send_multipart(protocol.encode(msg))
+        self.sock.send_multipart(protocol.encode(msg))
 
-    def _handle(self, frames: list[bytes]) -> int | None:
+    def _connection_event(self, event: dict[str, Any]) -> None:
+        if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            log.info("connected to the collector")
+            self._register()
+        else:
+            log.warning("lost the collector; reconnecting (results stay in the spool)")
+
+    def _current_job(self) -> str:
+        """The job this agent holds: running, or next in line (e.g. waiting for its model)."""
+        if self._running is not None:
+            return self._running.job_id
+        return self._jobs[0].job_id if self._jobs else ""
+
+    def _register(self) -> None:
+        descriptor = {**device.describe(), "agent_instance": self.instance}
+        self._send(
+            protocol.Register(self.name, __version__, descriptor, self.tags, self._current_job())
+        )
+        self._requested.clear()
+        for result_id, frames in [*self.spool.pending(), *self._unspooled.items()]:
+            log.info("resending unacknowledged result %s", result_id[:8])
+            self.sock.send_multipart(frames)
+
+    def _heartbeat(self) -> None:
+        job = self._current_job()
+        self._send(protocol.Heartbeat("busy" if job else "idle", job))
+
+    def _handle(self, frames: list[bytes]) -> None:
         try:
             msg = protocol.decode(frames)
         except ProtocolError as exc:
             log.error("ignored a malformed message from the collector: %s", exc)
-            return None
+            return
         if isinstance(msg, protocol.Welcome):
             self.heartbeat_s = msg.heartbeat_interval_s
             log.info("registered as %s", msg.agent_id)
         elif isinstance(msg, protocol.Job):
-            self._run_job(msg)
+            self._queue_job(msg)
+        elif isinstance(msg, protocol.ModelData):
+            self._requested.discard(msg.sha256)  # a later corruption or failure asks again
+            try:
+                self.cache.put(msg.sha256, msg.model)
+            except FlopgapError as exc:  # hash mismatch or disk trouble: ask once more later
+                log.error("could not cache model %s: %s", msg.sha256[:12], exc)
         elif isinstance(msg, protocol.Ack):
-            log.debug("collector stored result %s", msg.result_id)
+            self.spool.ack(msg.result_id)
+            self._unspooled.pop(msg.result_id, None)
         elif isinstance(msg, protocol.Reject):
+            self._rejected(msg)
+
+    def _rejected(self, msg: protocol.Reject) -> None:
+        if msg.code == "unregistered":
+            log.info("the collector does not know us (it restarted?): registering again")
+            self._register()
+        elif msg.code == "version":
             log.error("collector refused us: %s (%s)", msg.reason, msg.hint)
-            return 2
-        return None
+            self.exit_code = 2
+            self.stop.set()
+        else:
+            log.warning("collector refused a message: %s (%s)", msg.reason, msg.hint)
 
-    def _run_job(self, job: protocol.Job) -> None:
-        """Measure a job and send its result; any failure becomes a JobFailed, never a crash."""
+    # --- jobs -------------------------------------------------------------------------------
+
+    def _queue_job(self, job: protocol.Job) -> None:
+        known = {j.job_id for j in self._jobs} | (
+            {self._running.job_id} if self._running else set()
+        )
+        if job.job_id in known:
+            return  # a re-dispatch of what we already hold
+        self._jobs.append(job)
+
+    def _maybe_start_job(self) -> None:
+        """Start the next job once its model is cached; one job at a time, never overlapping."""
+        if self._running is not None or not self._jobs:
+            return
+        job = self._jobs[0]
+        path = self.cache.get(job.model_sha256)
+        if path is None:
+            if job.model_sha256 not in self._requested:
+                self._requested.add(job.model_sha256)
+                self._send(protocol.ModelRequest(job.model_sha256))
+            return
+        self._jobs.popleft()
+        self._running = job
+        log.info("job %s: measuring %s", job.job_id[:8], job.model_name)
+        threading.Thread(target=self._run, args=(job, path), name="flopgap-job",
+                         daemon=True).start()  # fmt: skip
+
+    def _run(self, job: protocol.Job, path: Path) -> None:
+        """In the job thread: the child process measures; progress and outcome go to the loop."""
+        outcome = run_job(
+            path, job.settings, job.model_name, job.timeout_s,
+            on_progress=lambda p: self._events.put(("progress", (job.job_id, p))),
+            memory_limit_bytes=self.memory_limit_bytes,
+            cancel=self.stop,
+        )  # fmt: skip
+        self._events.put(("outcome", (job, outcome)))
+
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                kind, payload = self._events.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "progress":
+                job_id, progress = payload
+                self._send(protocol.Progress(job_id, _plain(progress)))
+            else:
+                self._finish(*payload)
+
+    def _finish(self, job: protocol.Job, outcome: JobOutcome) -> None:
         result_id = uuid.uuid4().hex
-        log.info("job %s: measuring %s", job.job_id, job.model_name)
+        msg: protocol.Message
+        if outcome.ok and outcome.document is not None and outcome.latencies_ns is not None:
+            msg = protocol.Result(job.job_id, result_id, outcome.document, outcome.latencies_ns)
+        else:
+            msg = protocol.JobFailed(job.job_id, result_id, outcome.error_kind or "unknown",
+                                     (outcome.error or "no error text")[:60_000])  # fmt: skip
         try:
-            path = self._store_model(job)
-            settings = settings_from_dict(job.settings)
-            result = measure(path, settings, model_name=job.model_name)
-            reply: protocol.Message = protocol.Result(
-                job.job_id, result_id, result.document, result.latencies_ns
-            )
-            frames = protocol.encode(reply)
-        except FlopgapError as exc:
-            log.warning("job %s failed: %s", job.job_id, exc)
-            frames = protocol.encode(
-                protocol.JobFailed(job.job_id, result_id, failure_kind(exc), str(exc))
-            )
-        except Exception as exc:  # a bug here must cost one job, not the agent
-            log.exception("job %s: internal error", job.job_id)
-            frames = protocol.encode(
-                protocol.JobFailed(
-                    job.job_id, result_id, "internal_error", f"{type(exc).__name__}: {exc}"[:4000]
-                )
-            )
-        self._sock.send_multipart(frames)
-
-    def _store_model(self, job: protocol.Job) -> Path:
-        digest = hashlib.sha256(job.model).hexdigest()
-        if digest != job.model_sha256:
-            raise ProtocolError(
-                f"model bytes for job {job.job_id} hash to {digest[:12]}, "
-                f"expected {job.model_sha256[:12]}"
-            )
-        path = self.work_dir / f"{digest}.onnx"
-        if not path.exists():
-            tmp = path.with_suffix(".part")
-            tmp.write_bytes(job.model)
-            tmp.replace(path)
-        return path
+            frames = protocol.encode(msg)
+        except ProtocolError as exc:  # e.g. a document over the size limit: say so, lose nothing
+            frames = protocol.encode(protocol.JobFailed(job.job_id, result_id, "protocol_error",
+                                                        str(exc)[:60_000]))  # fmt: skip
+        try:
+            self.spool.put(result_id, frames)
+        except SpoolError as exc:
+            log.error("spool cannot keep result %s (%s); holding it in memory", result_id[:8], exc)
+            self._unspooled[result_id] = frames
+        self._running = None
+        log.info("job %s: %s", job.job_id[:8], "done" if outcome.ok else outcome.error_kind)
+        self.sock.send_multipart(frames)
 
 
-def failure_kind(exc: FlopgapError) -> str:
-    """The wire name of a job failure's cause, e.g. ModelError -> model_error."""
-    name = type(exc).__name__.removesuffix("Error") or "Flopgap"
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_") + "_error"
+def _plain(progress: dict[str, Any]) -> dict[str, Any]:
+    """Progress values as plain JSON numbers and strings (the wire refuses numpy scalars)."""
+    out: dict[str, Any] = {}
+    for key, value in progress.items():
+        out[str(key)] = value if isinstance(value, (str, int, float, type(None))) else float(value)
+    return out
+
+
+def parse_tags(items: list[str]) -> dict[str, str]:
+    """`key=value` strings into a dict; UsageError on anything else."""
+    from shared.errors import UsageError
+
+    tags = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad tag {item!r}", hint="write tags as key=value, e.g. board=pi5")
+        tags[key] = value
+    return tags
 
 
 def run_agent(
-    endpoint: str, name: str | None = None, work_dir: Path | None = None, insecure: bool = False
+    endpoint: str,
+    name: str,
+    tags: dict[str, str],
+    spool_dir: Path,
+    cache_dir: Path,
+    cache_max_bytes: int,
+    memory_limit_bytes: int | None,
+    insecure: bool,
 ) -> int:
     """Entry point of `flopgap-agent run`."""
+    import signal
+
+    from shared.transport import require_safe
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
     require_safe(endpoint, insecure, "connect to")
-    with tempfile.TemporaryDirectory(prefix="flopgap-agent-") as tmp:
-        folder = work_dir or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        agent = Agent(endpoint, name or socket.gethostname(), folder)
+    agent = Agent(endpoint, name, tags, Spool(spool_dir), ModelCache(cache_dir, cache_max_bytes),
+                  memory_limit_bytes)  # fmt: skip
 
-        def _stop(signum: int, _frame: object) -> None:
-            log.info("signal %d: stopping", signum)
-            agent.stop.set()
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        agent.stop.set()
 
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        return agent.serve()
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return agent.serve()

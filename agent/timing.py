@@ -10,7 +10,7 @@ from __future__ import annotations
 import array
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +19,10 @@ import numpy as np
 
 # A run function: called as run(output_names, feeds); returns ORT's outputs, which are dropped.
 RunFn = Callable[[Any, Any], Any]
-# Called between iterations (never between an iteration's timestamps) about once a second.
-ProgressFn = Callable[[str, int, int], None]
+# Called between iterations (never between an iteration's timestamps) about once a second, as
+# (phase, iterations so far, elapsed ns, the latencies so far in ns or None). The callback may
+# read the samples (e.g. for a running median) but must not keep or change them.
+ProgressFn = Callable[[str, int, int, "Sequence[int] | None"], None]
 
 _PROGRESS_EVERY_NS = 1_000_000_000
 
@@ -106,7 +108,7 @@ def steady_state(
             capped = True
             break
         if on_progress is not None and t1 >= next_progress:
-            on_progress("steady", len(samples), t1 - start)
+            on_progress("steady", len(samples), t1 - start, samples)
             next_progress = t1 + _PROGRESS_EVERY_NS
     latencies = np.frombuffer(samples, dtype=np.int64).copy()
     return SteadyState(latencies, start, t1, capped)

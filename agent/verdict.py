@@ -39,6 +39,7 @@ class Observations:
     throttle_events: int | None = None
     foreign_cpu_cores: float | None = None
     steal_fraction: float | None = None
+    board_throttle: list[str] = field(default_factory=list)
 
 
 def judge(obs: Observations, limits: Limits) -> tuple[bool, list[str], list[str]]:
@@ -55,6 +56,11 @@ def judge(obs: Observations, limits: Limits) -> tuple[bool, list[str], list[str]
     _check_frequency(obs, reasons, warnings)
     if obs.throttle_events:
         reasons.append(f"CPU throttled during the window ({obs.throttle_events} events)")
+    if obs.board_throttle:
+        reasons.append(
+            f"the board reported throttling during the run ({', '.join(obs.board_throttle)}); "
+            "check the power supply and cooling"
+        )
     if obs.foreign_cpu_cores is not None and obs.foreign_cpu_cores > limits.max_foreign_cpu_cores:
         reasons.append(
             f"other processes used {obs.foreign_cpu_cores:.2f} CPU cores during the window "

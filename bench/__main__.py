@@ -11,7 +11,7 @@ from pathlib import Path
 import onnxruntime as ort
 import psutil
 
-MODULES = ("bench.harness_overhead",)
+MODULES = ("bench.harness_overhead", "bench.flops_speed", "bench.worker_startup")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 

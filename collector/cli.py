@@ -1,9 +1,11 @@
 """`flopgap`: the collector-side command.
 
-flopgap serve    run the collector (agents connect to it)
-flopgap export   write stored results as CSV
-flopgap flops    theoretical FLOPs, MACs, parameters and bytes of an ONNX model
-flopgap demo     the whole loop on loopback with the built-in model zoo
+flopgap serve           run the collector (agents connect to it)
+flopgap campaign run    submit a campaign (TOML) and follow it live
+flopgap status          agents and campaigns of a running collector
+flopgap export          results as CSV (long or wide) or Parquet
+flopgap flops           theoretical FLOPs, MACs, parameters and bytes of an ONNX model
+flopgap demo            the whole loop on loopback with the built-in model zoo
 """
 
 from __future__ import annotations
@@ -14,130 +16,147 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent import __version__
-from agent.options import add_measure_flags, settings_from_args
 from shared.cli_errors import run_guarded
 
 PROG = "flopgap"
+DEFAULT_COLLECTOR = "tcp://127.0.0.1:5555"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="flopgap collector: run benchmark jobs on agents, store and "
-        "export the results, and count model FLOPs.",
+        description="flopgap collector: run benchmark campaigns on a fleet of agents, store "
+        "and export the results, count model FLOPs, and show where FLOPs mispredict latency.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(sub)
+    _add_campaign(sub)
+    _add_status(sub)
+    _add_export(sub)
+    _add_demo(sub)
+    from collector.flops import cli as flops_cli
 
-    serve = sub.add_parser(
+    flops_cli.add_parser(sub)
+    return parser
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
         "serve",
         help="run the collector",
-        description="Bind a ZeroMQ ROUTER, register agents, send each one "
-        "every --model as a job, and store results in --db (SQLite).",
+        description="Bind a ZeroMQ ROUTER, register agents, run submitted campaigns and store "
+        "every result in --db (SQLite, WAL). Restarted on the same --db, it resumes every "
+        "unfinished campaign.",
     )
-    serve.add_argument(
+    p.add_argument(
         "--bind",
-        default="tcp://127.0.0.1:5555",
+        default=DEFAULT_COLLECTOR,
         help="endpoint to bind (port 0 picks a free port; default %(default)s)",
     )
-    serve.add_argument(
+    p.add_argument(
         "--db",
         type=Path,
         default=Path("results.sqlite"),
-        help="SQLite result database (default %(default)s)",
+        help="SQLite database (default %(default)s); models go in DB.models/",
     )
-    serve.add_argument(
-        "--model",
-        type=Path,
-        action="append",
-        default=[],
-        help="a model every agent measures (repeatable)",
+    p.add_argument(
+        "--heartbeat",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="agent heartbeat interval; 5 missed beats mark an agent missing",
     )
-    serve.add_argument(
-        "--expect-agents",
-        type=int,
-        metavar="N",
-        help="with --exit-when-done: wait for N agents to finish",
-    )
-    serve.add_argument(
-        "--exit-when-done",
-        action="store_true",
-        help="exit once every expected agent has run every model",
-    )
-    serve.add_argument(
+    p.add_argument(
         "--insecure",
         action="store_true",
         help="allow a non-loopback bind without CURVE keys (trusted networks)",
     )
-    add_measure_flags(serve)
-    serve.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve)
 
-    export = sub.add_parser(
-        "export",
-        help="write results as CSV",
-        description="One row per result, under stable column headers.",
+
+def _add_campaign(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    campaign = sub.add_parser("campaign", help="run benchmark campaigns on the fleet")
+    csub = campaign.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = csub.add_parser(
+        "run",
+        help="submit a campaign and follow it",
+        description="Validate CONFIG (TOML; see configs/campaign.example.toml), upload its "
+        "models, submit it, and show live progress per device until it completes.",
     )
-    export.add_argument("--db", type=Path, required=True, help="the collector's database")
-    export.add_argument("--csv", type=Path, required=True, help="output CSV file")
-    export.set_defaults(func=cmd_export)
+    p.add_argument("config", type=Path, help="campaign TOML file")
+    p.add_argument("--collector", default=DEFAULT_COLLECTOR, metavar="ADDR")
+    p.add_argument("--detach", action="store_true", help="return as soon as it is queued")
+    p.add_argument("--insecure", action="store_true")
+    p.set_defaults(func=cmd_campaign_run)
 
-    demo = sub.add_parser(
+
+def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="agents and campaigns of a running collector")
+    p.add_argument("--collector", default=DEFAULT_COLLECTOR, metavar="ADDR")
+    p.add_argument("--insecure", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+
+def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write results as CSV or Parquet",
+        description="Long form: one row per device x model x setting x repeat, under stable "
+        "column headers, with a .meta.json sidecar naming units and the FLOPs convention. "
+        "--wide: a model x device matrix of median latency, and one of achieved GFLOP/s.",
+    )
+    p.add_argument("--db", type=Path, required=True, help="the collector's database")
+    p.add_argument("--campaign", help="only this campaign (name or id)")
+    p.add_argument("--csv", type=Path, help="output CSV file")
+    p.add_argument("--wide", action="store_true", help="matrix form instead of one row each")
+    p.add_argument("--parquet", type=Path, help="write the long form as Parquet too")
+    p.set_defaults(func=cmd_export)
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
         "demo",
         help="benchmark the built-in zoo on loopback",
-        description="Build the model zoo, start a collector and an agent on "
-        "127.0.0.1, measure every model, print a table and write a CSV.",
+        description="Build the model zoo, start a collector and an agent on 127.0.0.1, run a "
+        "campaign over every zoo model, print the table and write the CSV.",
     )
-    demo.add_argument(
+    p.add_argument(
         "--out", type=Path, default=Path("results"), help="output folder (default %(default)s)"
     )
-    demo.add_argument(
+    p.add_argument(
         "--min-seconds",
         type=float,
         default=2.0,
         help="steady-state seconds per model (default %(default)s)",
     )
-    demo.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
-    demo.set_defaults(func=cmd_demo)
-
-    try:  # TEMP until flops lands
-        from collector.flops import cli as flops_cli
-
-        flops_cli.add_parser(sub)
-    except ImportError:
-        pass
-    return parser
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    p.set_defaults(func=cmd_demo)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from collector.serve import serve
 
-    settings = settings_from_args(args, {}).as_dict()
-    return serve(
-        args.bind,
-        args.db,
-        args.model,
-        settings,
-        args.expect_agents,
-        args.exit_when_done,
-        args.insecure,
-    )
+    return serve(args.bind, args.db, args.insecure, args.heartbeat)
+
+
+def cmd_campaign_run(args: argparse.Namespace) -> int:
+    from collector.campaign_run import run_campaign
+
+    return run_campaign(args.config, args.collector, args.detach, args.insecure)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from collector.campaign_run import print_status
+
+    return print_status(args.collector, args.insecure)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from collector.export import write_csv
-    from collector.store import Store
-    from shared.errors import UsageError
+    from collector.export import export
 
-    if not args.db.exists():
-        raise UsageError(f"no database at {args.db}", hint="pass the --db that `serve` used")
-    store = Store(args.db)
-    try:
-        count = write_csv(store, args.csv)
-    finally:
-        store.close()
-    print(f"wrote {count} results to {args.csv}")
-    return 0
+    return export(args.db, args.campaign, args.csv, args.wide, args.parquet)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

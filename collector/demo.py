@@ -1,7 +1,8 @@
 """`flopgap demo` (what `make demo` runs): the whole system on loopback in about a minute.
 
-Builds the model zoo, starts a real collector and a real agent as subprocesses on
-127.0.0.1, measures every zoo model, prints a table and writes the CSV.
+Builds the model zoo, writes a campaign for it, starts a real collector and a real agent as
+subprocesses on 127.0.0.1, runs the campaign through the same client as
+`flopgap campaign run`, prints theory beside practice and writes the CSV.
 """
 
 from __future__ import annotations
@@ -11,12 +12,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+from collector.campaign_run import run_campaign
 from collector.export import rows, write_csv
 from collector.procs import Child
 from collector.store import Store
 from collector.zoo import write_zoo
 
-PER_MODEL_TIMEOUT_S = 120.0
+CAMPAIGN = """# Written by `flopgap demo`: every zoo model on the local demo agent.
+name = "demo"
+models = [{models}]
+[matrix]
+threads = [{threads}]
+[targets]
+agents = ["demo-agent"]
+[measure]
+min_iterations = 64
+min_seconds = {min_seconds}
+repeats = 1
+"""
 
 
 def run_demo(out: Path, min_seconds: float = 2.0, threads: int = 1) -> int:
@@ -24,42 +37,25 @@ def run_demo(out: Path, min_seconds: float = 2.0, threads: int = 1) -> int:
     t0 = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     zoo = write_zoo(out / "zoo")
+    config = out / "demo-campaign.toml"
+    config.write_text(CAMPAIGN.format(
+        models=", ".join(f'"zoo/{p.name}"' for p in zoo.values()), threads=threads,
+        min_seconds=min_seconds))  # fmt: skip
     db = out / "demo.sqlite"
     for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         stale.unlink(missing_ok=True)
     print(f"built {len(zoo)} zoo models in {out / 'zoo'}: {', '.join(zoo)}")
-    serve = [
-        sys.executable,
-        "-m",
-        "collector",
-        "serve",
-        "--bind",
-        "tcp://127.0.0.1:0",
-        "--db",
-        str(db),
-        "--expect-agents",
-        "1",
-        "--exit-when-done",
-        "--threads",
-        str(threads),
-        "--min-seconds",
-        str(min_seconds),
-    ]
-    for path in zoo.values():
-        serve += ["--model", str(path)]
-    collector = Child(serve, "collector")
+    collector = Child([sys.executable, "-m", "collector", "serve", "--bind",
+                       "tcp://127.0.0.1:0", "--db", str(db)], "collector")  # fmt: skip
     agent = None
     try:
         endpoint = collector.expect(r"listening on (tcp://\S+)", timeout=60).group(1)
         print(f"collector on {endpoint}; starting an agent")
-        agent = Child(
-            [sys.executable, "-m", "agent", "run", "--collector", endpoint, "--name", "demo-agent"],
-            "agent",
-        )
-        for i in range(1, len(zoo) + 1):
-            line = collector.expect(r"result \w+: .*|job \w+ failed .*", PER_MODEL_TIMEOUT_S)
-            print(f"  [{i}/{len(zoo)}] {line.group(0).split(' ', 2)[-1]}", flush=True)
-        code = collector.wait(timeout=30)
+        agent = Child([sys.executable, "-m", "agent", "run", "--collector", endpoint,
+                       "--name", "demo-agent", "--spool", str(out / "agent-spool"),
+                       "--cache", str(out / "agent-cache")], "agent")  # fmt: skip
+        collector.expect(r"agent demo-agent registered", timeout=60)
+        code = run_campaign(config, endpoint, detach=False)
     finally:
         if agent is not None:
             agent.stop()
@@ -88,15 +84,13 @@ def format_table(results: list[dict[str, Any]]) -> str:
             lines.append(f"{r['model_name']!s:<12} error: {r['error']}")
             continue
         verdict = "valid" if r["valid"] else f"INVALID: {r['invalid_reasons']}"
-        flops = f"{r['flops'] / 1e6:>9.1f}" if r.get("flops") is not None else f"{'n/a':>9}"
-        intensity = f"{r['intensity']:>7.1f}" if r.get("intensity") is not None else f"{'n/a':>7}"
-        gflops = (
-            f"{r['achieved_gflops']:>8.1f}"
-            if r.get("achieved_gflops") is not None
-            else f"{'n/a':>8}"
-        )
         lines.append(
-            f"{r['model_name']!s:<12} {flops} {intensity} {r['p50_ms']:>8.3f} {r['p90_ms']:>8.3f} "
-            f"{gflops} {r['cv']:>6.1%} {r['n']:>6}  {verdict}"
+            f"{r['model_name']!s:<12} {_num(r.get('flops'), 9, 1e-6)} "
+            f"{_num(r.get('intensity'), 7)} {r['p50_ms']:>8.3f} {r['p90_ms']:>8.3f} "
+            f"{_num(r.get('achieved_gflops'), 8)} {r['cv']:>6.1%} {r['n']:>6}  {verdict}"
         )
     return "\n".join(lines)
+
+
+def _num(value: float | None, width: int, scale: float = 1.0) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value * scale:>{width}.1f}"

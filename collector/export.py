@@ -16,6 +16,7 @@ from typing import Any
 from collector.costs import COST_COLUMNS, cost_columns, shapes_key
 from collector.flops import CONVENTION
 from collector.store import Store
+from shared.errors import UsageError
 
 
 def _lat(key: str) -> Callable[[dict[str, Any]], Any]:
@@ -99,7 +100,8 @@ ROW_COLUMNS = (
     "model_name",
     "model_sha256",
 )
-COLUMNS: tuple[str, ...] = ROW_COLUMNS + tuple(DOCUMENT_COLUMNS) + COST_COLUMNS
+LATE_COLUMNS = ("campaign_id", "repeat")
+COLUMNS: tuple[str, ...] = ROW_COLUMNS + tuple(DOCUMENT_COLUMNS) + COST_COLUMNS + LATE_COLUMNS
 
 # Units of the columns whose names do not carry them; written to the sidecar.
 UNITS = {
@@ -114,10 +116,10 @@ UNITS = {
 }
 
 
-def rows(store: Store) -> Iterable[dict[str, Any]]:
+def rows(store: Store, campaign_id: str | None = None) -> Iterable[dict[str, Any]]:
     """One flat dict per stored result, keyed by COLUMNS."""
-    for r in store.result_rows():
-        row: dict[str, Any] = {c: r[c] for c in ROW_COLUMNS}
+    for r in store.result_rows(campaign_id):
+        row: dict[str, Any] = {c: r[c] for c in ROW_COLUMNS + LATE_COLUMNS}
         doc = json.loads(r["document_json"]) if r["document_json"] else None
         for column, getter in DOCUMENT_COLUMNS.items():
             row[column] = getter(doc) if doc is not None else None
@@ -134,7 +136,7 @@ def rows(store: Store) -> Iterable[dict[str, Any]]:
         yield row
 
 
-def write_csv(store: Store, path: Path) -> int:
+def write_csv(store: Store, path: Path, campaign_id: str | None = None) -> int:
     """Write every result to `path`, and `path`.meta.json naming units and the FLOPs
     convention (a comment line inside the CSV would break readers); returns the row count."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,9 +144,71 @@ def write_csv(store: Store, path: Path) -> int:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
-        for row in rows(store):
+        for row in rows(store, campaign_id):
             writer.writerow(row)
             count += 1
     meta = {"columns": list(COLUMNS), "units": UNITS, "flops_convention": CONVENTION, "rows": count}
     path.with_name(path.name + ".meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return count
+
+
+def export(
+    db: Path, campaign: str | None, csv_path: Path | None, wide: bool, parquet: Path | None
+) -> int:
+    """`flopgap export`: the long CSV, the wide matrices, or Parquet."""
+    if not db.exists():
+        raise UsageError(f"no database at {db}", hint="pass the --db that `flopgap serve` used")
+    if csv_path is None and parquet is None:
+        raise UsageError("nothing to write", hint="pass --csv FILE and/or --parquet FILE")
+    store = Store(db)
+    try:
+        campaign_id = _campaign_id(store, campaign)
+        if csv_path is not None and not wide:
+            count = write_csv(store, csv_path, campaign_id)
+            print(f"wrote {count} results to {csv_path}")
+        if csv_path is not None and wide:
+            for path in write_wide(store, csv_path, campaign_id):
+                print(f"wrote {path}")
+        if parquet is not None:
+            frame = _frame(store, campaign_id)
+            parquet.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_parquet(parquet, index=False)
+            print(f"wrote {len(frame)} results to {parquet}")
+    finally:
+        store.close()
+    return 0
+
+
+def _campaign_id(store: Store, campaign: str | None) -> str | None:
+    if campaign is None:
+        return None
+    row = store.campaign_by_name(campaign)
+    if row is None:
+        known = ", ".join(sorted({r["name"] for r in store.campaigns()})) or "none"
+        raise UsageError(
+            f"no campaign {campaign!r} in the database", hint=f"campaigns there: {known}"
+        )
+    return str(row["campaign_id"])
+
+
+def _frame(store: Store, campaign_id: str | None) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(list(rows(store, campaign_id)), columns=list(COLUMNS))
+
+
+def write_wide(store: Store, path: Path, campaign_id: str | None) -> list[Path]:
+    """Model (x settings) by device matrices: median p50 latency, and achieved GFLOP/s."""
+    frame = _frame(store, campaign_id)
+    ok = frame[frame["status"] == "ok"]
+    keys = ["model_name", "provider", "threads", "opt_level"]
+    written = []
+    for value, target in (
+        ("p50_ms", path),
+        ("achieved_gflops", path.with_name(path.stem + "_gflops.csv")),
+    ):
+        table = ok.pivot_table(index=keys, columns="agent_id", values=value, aggfunc="median")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(target)
+        written.append(target)
+    return written

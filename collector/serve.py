@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from pathlib import Path
-from typing import Any
 
 import zmq
 
-from collector.server import Collector, ModelFile, Plan
+from collector.model_store import ModelStore
+from collector.server import HEARTBEAT_S, Collector
 from collector.store import Store
 from shared.errors import UsageError
 from shared.transport import require_safe
@@ -37,24 +36,20 @@ def bind_router(endpoint: str) -> tuple[zmq.Socket[bytes], str]:
     return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
 
-def serve(
-    bind: str,
-    db: Path,
-    models: list[Path],
-    settings: dict[str, Any],
-    expect_agents: int | None,
-    exit_when_done: bool,
-    insecure: bool,
-) -> int:
-    """Run the collector until SIGTERM/SIGINT, or until the plan is done."""
+def models_folder(db: Path) -> Path:
+    """Uploaded models live beside the database: results.sqlite -> results.models/."""
+    return db.with_suffix(".models")
+
+
+def serve(bind: str, db: Path, insecure: bool, heartbeat_s: float = HEARTBEAT_S) -> int:
+    """Run the collector until SIGTERM/SIGINT."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s collector %(levelname)s %(message)s"
     )
     require_safe(bind, insecure, "bind")
-    plan = Plan([ModelFile.load(p) for p in models], settings, expect_agents, exit_when_done)
     store = Store(db)
     sock, endpoint = bind_router(bind)
-    collector = Collector(sock, store, plan)
+    collector = Collector(sock, store, ModelStore(models_folder(db)), heartbeat_s)
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)
@@ -63,7 +58,6 @@ def serve(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     print(f"flopgap collector listening on {endpoint} (db {db})", flush=True)
-    sys.stdout.flush()
     try:
         return collector.serve()
     finally:

@@ -1,211 +1,283 @@
-"""The collector's network loop: a ZeroMQ ROUTER that registers agents, hands out jobs and
+"""The collector's network loop: a ZeroMQ ROUTER that registers agents, runs campaigns and
 stores results before acknowledging them.
 
 Every frame is decoded and validated (shared.protocol) before it has any effect; a bad frame
-gets a Reject and the loop serves on. One job at a time per agent, so measurements never
-overlap on a device.
+gets a Reject and the loop serves on. State lives in the store, so a restarted collector
+resumes: jobs left running are requeued, and agents re-register with what they are running.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import zmq
 
+from collector import scheduler
 from collector.costs import ensure_cost, shapes_key
-from collector.store import Store
+from collector.model_store import ModelStore
+from collector.registry import AgentRecord, Registry
+from collector.status import status_document
+from collector.store import Failure, Store
 from shared import protocol
 from shared.errors import FlopgapError, ProtocolError, UsageError
 from shared.result import check_document
 
 log = logging.getLogger("flopgap.collector")
 
-POLL_MS = 200
-HEARTBEAT_S = 2.0
+
+class Refused(ProtocolError):
+    """A well-formed message the collector will not act on; `code` tells the peer why."""
+
+    def __init__(self, message: str, code: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.code = code
 
 
-@dataclass(frozen=True)
-class ModelFile:
-    """A model the collector serves, with its content hash."""
-
-    name: str
-    path: Path
-    sha256: str
-    data: bytes
-
-    @classmethod
-    def load(cls, path: Path) -> ModelFile:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read model {path}: {exc.strerror}", hint="check the --model path"
-            ) from exc
-        return cls(path.stem, path, hashlib.sha256(data).hexdigest(), data)
-
-
-@dataclass
-class AgentState:
-    """What the collector knows of one connected agent."""
-
-    agent_id: str
-    device_id: str
-    running: str | None = None  # job id
-
-
-@dataclass
-class Plan:
-    """What to run on every agent that registers, and when to stop serving."""
-
-    models: list[ModelFile] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
-    expect_agents: int | None = None  # with exit_when_done: stop after this many finished
-    exit_when_done: bool = False
+POLL_MS = 100
+HEARTBEAT_S = 1.0
+MISSING_AFTER_BEATS = 5
 
 
 class Collector:
-    """Owns the ROUTER socket and the store; call serve() from one thread."""
+    """Owns the ROUTER socket, the registry and the store; call serve() from one thread."""
 
-    def __init__(self, socket: zmq.Socket[bytes], store: Store, plan: Plan) -> None:
+    def __init__(
+        self,
+        socket: zmq.Socket[bytes],
+        store: Store,
+        models: ModelStore,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
         self.sock = socket
         self.store = store
-        self.plan = plan
+        self.models = models
+        self.heartbeat_s = heartbeat_s
+        self.registry = Registry(missing_after_s=heartbeat_s * MISSING_AFTER_BEATS)
         self.stop = threading.Event()
-        self.agents: dict[bytes, AgentState] = {}
-        self.rejected = 0
-        for model in plan.models:
-            store.add_model(model.sha256, model.name, str(model.path), len(model.data))
+        self.counters = {"rejected": 0, "results": 0, "duplicates": 0}
+        self.progress: dict[str, dict[str, Any]] = {}
+        requeued = store.requeue_running()
+        if requeued:
+            log.info("resuming: %d jobs left running by the previous collector requeued", requeued)
 
     def serve(self) -> int:
         while not self.stop.is_set():
             if self.sock.poll(POLL_MS):
                 routing_id, *frames = self.sock.recv_multipart()
                 self._handle(routing_id, frames)
-                if self._finished():
-                    log.info("every planned job is finished")
-                    return 0
+            self._check_liveness()
         return 0
 
     def _send(self, routing_id: bytes, msg: protocol.Message) -> None:
-        self.sock.send_multipart([routing_id, *protocol.encode(msg)])
+        try:
+            self.sock.send_multipart([routing_id, *protocol.encode(msg)])
+        except zmq.ZMQError as exc:  # the peer went away (ROUTER_MANDATORY): it will retry
+            log.info("could not reach a peer: %s", exc)
 
-    def _reject(self, routing_id: bytes, exc: FlopgapError) -> None:
+    def _reject(self, routing_id: bytes, exc: FlopgapError, code: str) -> None:
         """Tell the sender why its message was refused, in words meant for the sender."""
-        self.rejected += 1
+        self.counters["rejected"] += 1
         log.warning("rejected a message: %s", exc)
         reason, hint = exc.message, exc.hint or "check that both sides run the same flopgap"
         if isinstance(exc, protocol.VersionMismatch):
-            mine = protocol.PROTOCOL_VERSION
-            reason = f"the collector speaks flopgap protocol {mine}, the agent {exc.peer_proto}"
-            hint = (
-                "upgrade the collector: pip install -U flopgap"
-                if exc.peer_proto > mine
-                else "upgrade this agent: pip install -U flopgap"
-            )
-        self._send(routing_id, protocol.Reject(reason, hint, protocol.PROTOCOL_VERSION))
+            mine, code = protocol.PROTOCOL_VERSION, "version"
+            reason = f"the collector speaks flopgap protocol {mine}, the peer {exc.peer_proto}"
+            hint = ("upgrade the collector: pip install -U flopgap" if exc.peer_proto > mine
+                    else "upgrade this agent: pip install -U flopgap")  # fmt: skip
+        self._send(routing_id, protocol.Reject(reason, hint, protocol.PROTOCOL_VERSION, code))
 
     def _handle(self, routing_id: bytes, frames: list[bytes]) -> None:
         try:
             msg = protocol.decode(frames)
-            if isinstance(msg, protocol.Register):
-                self._register(routing_id, msg)
-                return
-            agent = self.agents.get(routing_id)
-            if agent is None:
-                raise ProtocolError(
-                    "message from an unregistered agent", hint="send Register first"
-                )
-            if isinstance(msg, protocol.Result | protocol.JobFailed):
-                self._complete(routing_id, agent, msg)
-            elif not isinstance(msg, protocol.Heartbeat):
-                raise ProtocolError(f"unexpected {type(msg).__name__} from an agent")
         except ProtocolError as exc:
-            self._reject(routing_id, exc)
+            self._reject(routing_id, exc, "malformed")
+            return
+        try:
+            self._dispatch_message(routing_id, msg)
+        except Refused as exc:
+            self._reject(routing_id, exc, exc.code)
+        except (ProtocolError, UsageError) as exc:
+            self._reject(routing_id, exc, "refused")
+
+    def _dispatch_message(self, routing_id: bytes, msg: protocol.Message) -> None:
+        if isinstance(msg, protocol.Register):
+            self._register(routing_id, msg)
+        elif isinstance(msg, protocol.SubmitCampaign):
+            self._submit(routing_id, msg)
+        elif isinstance(msg, protocol.ModelData):
+            self.models.put(msg.model)
+        elif isinstance(msg, protocol.StatusRequest):
+            self._send(routing_id, protocol.Status(status_document(self, msg.campaign)))
+        else:
+            agent = self.registry.by_route(routing_id)
+            if agent is None:
+                raise Refused(
+                    "message from an unregistered agent", "unregistered", hint="send Register first"
+                )
+            self.registry.touch(agent)
+            self._agent_message(agent, msg)
+
+    def _agent_message(self, agent: AgentRecord, msg: protocol.Message) -> None:
+        if isinstance(msg, protocol.Heartbeat):
+            if msg.job_id and agent.running is None:
+                self._adopt_running(agent, msg.job_id)
+        elif isinstance(msg, protocol.Progress):
+            self.progress[msg.job_id] = {**msg.progress, "agent": agent.agent_id}
+        elif isinstance(msg, protocol.ModelRequest):
+            data = self.models.read(msg.sha256)
+            if data is None:
+                raise ProtocolError(f"the collector has no model {msg.sha256[:12]}")
+            self._send(agent.routing_id, protocol.ModelData(msg.sha256, data))
+            log.info("sent model %s (%d bytes) to %s", msg.sha256[:12], len(data), agent.agent_id)
+        elif isinstance(msg, (protocol.Result, protocol.JobFailed)):
+            self._complete(agent, msg)
+        else:
+            raise ProtocolError(f"unexpected {type(msg).__name__} from an agent")
+        self._dispatch(agent)
 
     def _register(self, routing_id: bytes, msg: protocol.Register) -> None:
-        agent_id = msg.agent_name
-        device_id = str(msg.device.get("device_id", ""))
-        self.store.upsert_agent(agent_id, msg.device, msg.tags)
-        self.agents[routing_id] = AgentState(agent_id, device_id)
-        if not self.store.jobs(agent_id=agent_id):
-            for model in self.plan.models:
-                self.store.add_job(uuid.uuid4().hex, agent_id, model.sha256, self.plan.settings)
+        previous = self.registry.get(msg.agent_name)
+        agent = self.registry.register(AgentRecord(
+            msg.agent_name, routing_id, str(msg.device.get("device_id", "")), dict(msg.tags),
+            dict(msg.device)))  # fmt: skip
+        self.store.upsert_agent(agent.agent_id, msg.device, msg.tags)
+        if previous is not None and previous.running and previous.running != msg.running_job_id:
+            same_process = previous.descriptor.get("agent_instance") == agent.descriptor.get(
+                "agent_instance"
+            )
+            if same_process:  # a reconnect: the Job may have gone to the old connection
+                self.store.unstart_job(previous.running)
+            else:
+                self._fail(agent, previous.running, "agent_restarted",
+                           "the agent restarted while running this job")  # fmt: skip
+        if msg.running_job_id:
+            self._adopt_running(agent, msg.running_job_id)
+        for campaign in self.store.campaigns(state="running"):
+            scheduler.expand_for_agent(self.store, campaign, agent.agent_id, agent.tags)
         log.info(
             "agent %s registered (device %s, %s)",
-            agent_id,
-            device_id,
+            agent.agent_id,
+            agent.device_id,
             msg.device.get("cpu_model", "?"),
         )
-        self._send(routing_id, protocol.Welcome(agent_id, HEARTBEAT_S))
-        self._dispatch(routing_id)
+        self._send(routing_id, protocol.Welcome(agent.agent_id, self.heartbeat_s))
+        self._dispatch(agent)
 
-    def _dispatch(self, routing_id: bytes) -> None:
-        agent = self.agents[routing_id]
-        if agent.running is not None:
+    def _adopt_running(self, agent: AgentRecord, job_id: str) -> None:
+        job = self.store.job(job_id)
+        if job is not None and job["agent_id"] == agent.agent_id and job["state"] == "queued":
+            self.store.mark_running(job_id)
+            agent.running = job_id
+        elif job is not None and job["agent_id"] == agent.agent_id and job["state"] == "running":
+            agent.running = job_id
+
+    def _dispatch(self, agent: AgentRecord) -> None:
+        if not agent.idle:
             return
-        queued = self.store.jobs(agent_id=agent.agent_id, state="queued")
-        if not queued:
+        job = self.store.next_queued_job(agent.agent_id)
+        if job is None:
             return
-        job = queued[0]
-        model = next(m for m in self.plan.models if m.sha256 == job["model_sha256"])
-        self.store.set_job_state(job["job_id"], "running")
+        self.store.start_job(job["job_id"])
         agent.running = job["job_id"]
-        settings = json.loads(job["settings_json"])
-        self._send(
-            routing_id, protocol.Job(job["job_id"], model.name, model.sha256, settings, model.data)
-        )
-        log.info("job %s: %s -> %s", job["job_id"][:8], model.name, agent.agent_id)
+        self._send(agent.routing_id, protocol.Job(
+            job["job_id"], job["model_name"], job["model_sha256"],
+            json.loads(job["settings_json"]), float(job["timeout_s"])))  # fmt: skip
+        log.info("job %s: %s -> %s", job["job_id"][:8], job["model_name"], agent.agent_id)
 
-    def _complete(
-        self, routing_id: bytes, agent: AgentState, msg: protocol.Result | protocol.JobFailed
-    ) -> None:
-        if msg.job_id != agent.running:
-            raise ProtocolError(f"result for job {msg.job_id[:12]} which this agent is not running")
-        sha = self.store.job(msg.job_id)["model_sha256"]
+    def _complete(self, agent: AgentRecord, msg: protocol.Result | protocol.JobFailed) -> None:
+        job = self.store.job(msg.job_id)
+        if job is None or job["agent_id"] != agent.agent_id:
+            raise Refused(
+                f"result for job {msg.job_id[:12]}, which is not this agent's", "unknown_job"
+            )
+        if agent.running == msg.job_id:
+            agent.running = None
+        self.progress.pop(msg.job_id, None)
         if isinstance(msg, protocol.Result):
             check_document(msg.document)
-            self.store.record_result(
-                msg.job_id,
-                msg.result_id,
-                agent.agent_id,
-                agent.device_id,
-                sha,
-                msg.document,
-                msg.latencies_ns,
+            stored = self.store.record_result(
+                msg.job_id, msg.result_id, agent.device_id, msg.document, msg.latencies_ns
             )
+            self.counters["results" if stored else "duplicates"] += 1
             lat = msg.document["latency_ms"]
-            log.info(
-                "result %s: %s p50 %.3f ms (%s)",
-                msg.result_id[:8],
-                msg.document["model"]["name"],
-                lat["p50"],
-                "valid" if msg.document["valid"] else "INVALID",
-            )
+            log.info("result %s: %s on %s p50 %.3f ms (%s)%s", msg.result_id[:8],
+                     job["model_name"], agent.agent_id, lat["p50"],
+                     "valid" if msg.document["valid"] else "INVALID",
+                     "" if stored else " [duplicate, not stored]")  # fmt: skip
         else:
-            self.store.record_failure(
-                msg.job_id, msg.result_id, agent.agent_id, agent.device_id, sha, msg.kind, msg.error
-            )
-            log.warning("job %s failed on %s: %s", msg.job_id[:8], agent.agent_id, msg.error)
-        agent.running = None
-        self._send(routing_id, protocol.Ack(msg.result_id))
-        self._dispatch(routing_id)
+            self._fail(agent, msg.job_id, msg.kind, msg.error, msg.result_id)
+        self._send(agent.routing_id, protocol.Ack(msg.result_id))  # after the durable write
         if isinstance(msg, protocol.Result):  # after the ack: counting never delays a result
-            model = next(m for m in self.plan.models if m.sha256 == sha)
-            ensure_cost(self.store, sha, model.path, shapes_key(msg.document))
+            self._count(job["model_sha256"], msg.document)
+        self._campaign_progress(job["campaign_id"])
 
-    def _finished(self) -> bool:
-        if not self.plan.exit_when_done:
-            return False
-        finished_agents = {
-            a.agent_id
-            for a in self.agents.values()
-            if a.running is None and not self.store.jobs(agent_id=a.agent_id, state="queued")
-        }
-        return len(finished_agents) >= (self.plan.expect_agents or 1)
+    def _fail(
+        self, agent: AgentRecord, job_id: str, kind: str, error: str, result_id: str | None = None
+    ) -> None:
+        failure = Failure(result_id or uuid.uuid4().hex, agent.device_id, kind, error)
+        state = self.store.fail_attempt(job_id, failure)
+        if agent.running == job_id:
+            agent.running = None
+        log.warning("job %s %s on %s (%s: %s)", job_id[:8],
+                    "failed for good" if state == "failed" else "will be retried",
+                    agent.agent_id, kind, error[:200])  # fmt: skip
+
+    def _count(self, sha256: str, document: dict[str, Any]) -> None:
+        model = self.store.model(sha256)
+        if model is not None:
+            ensure_cost(self.store, sha256, self.models.path(sha256), shapes_key(document))
+
+    def _campaign_progress(self, campaign_id: str) -> None:
+        if self.store.finish_campaign_if_done(campaign_id):
+            log.info("campaign %s finished", campaign_id[:8])
+
+    def _check_liveness(self) -> None:
+        for agent in self.registry.newly_missing():
+            log.warning("agent %s missed its heartbeats: marked missing", agent.agent_id)
+            if agent.running is not None:
+                job = self.store.job(agent.running)
+                self._fail(
+                    agent,
+                    agent.running,
+                    "agent_missing",
+                    f"agent went silent for {self.registry.missing_after_s:g} s mid-job",
+                )
+                if job is not None:
+                    self._campaign_progress(job["campaign_id"])
+
+    def _submit(self, routing_id: bytes, msg: protocol.SubmitCampaign) -> None:
+        payload = msg.campaign
+        scheduler.check_payload(payload)
+        for job in payload["jobs"]:
+            if job["sha256"] not in self.models:
+                raise UsageError(
+                    f"model {job['model']} ({job['sha256'][:12]}) was not uploaded",
+                    hint="send its ModelData before SubmitCampaign",
+                )
+        agents = [(a.agent_id, a.tags, list(a.descriptor.get("providers", [])))
+                  for a in self.registry.all()]  # fmt: skip
+        problem = scheduler.unsatisfiable(payload, agents)
+        if problem:
+            raise UsageError(problem, hint="change the campaign's matrix or targets")
+        campaign_id = uuid.uuid4().hex
+        for job in payload["jobs"]:
+            self.store.add_model(
+                job["sha256"],
+                job["model"],
+                str(self.models.path(job["sha256"])),
+                self.models.path(job["sha256"]).stat().st_size,
+            )
+        self.store.add_campaign(campaign_id, str(payload["name"]), payload)
+        campaign = self.store.campaign_by_name(campaign_id)
+        total = sum(scheduler.expand_for_agent(self.store, campaign, a.agent_id, a.tags)
+                    for a in self.registry.all())  # fmt: skip
+        log.info("campaign %s (%s) accepted: %d jobs on %d agents now", payload["name"],
+                 campaign_id[:8], total, len({j["agent_id"] for j in self.store.jobs(
+                     campaign_id=campaign_id)}))  # fmt: skip
+        self._send(routing_id, protocol.CampaignAccepted(campaign_id, total))
+        for agent in self.registry.all():
+            self._dispatch(agent)

@@ -1,8 +1,9 @@
-"""The durable result store: SQLite in WAL mode, one transaction per state change.
+"""The durable store: SQLite in WAL mode, one transaction per state change.
 
 A result is acknowledged to the agent only after its transaction commits with
 synchronous=FULL, so an acknowledged result survives a crash of the collector or the machine.
-Raw steady-state latencies are kept whole, as little-endian int64 blobs.
+Raw steady-state latencies are kept whole, as little-endian int64 blobs. Every job's state
+lives here too, so a restarted collector resumes every unfinished campaign.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from shared.errors import StoreError
 
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -28,14 +30,20 @@ CREATE TABLE IF NOT EXISTS agents (
     tags_json TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
     sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, path TEXT NOT NULL, size_bytes INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS campaigns (
+    campaign_id TEXT PRIMARY KEY, name TEXT NOT NULL, spec_json TEXT NOT NULL,
+    state TEXT NOT NULL, created REAL NOT NULL, finished REAL);
 CREATE TABLE IF NOT EXISTS jobs (
-    job_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, model_sha256 TEXT NOT NULL,
-    settings_json TEXT NOT NULL, state TEXT NOT NULL, error TEXT,
-    created REAL NOT NULL, updated REAL NOT NULL);
+    job_id TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, agent_id TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL, model_name TEXT NOT NULL, settings_json TEXT NOT NULL,
+    repeat INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL, timeout_s REAL NOT NULL, errors_json TEXT NOT NULL,
+    created REAL NOT NULL, started REAL, updated REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS results (
-    result_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, agent_id TEXT NOT NULL,
-    device_id TEXT NOT NULL, model_sha256 TEXT NOT NULL, status TEXT NOT NULL,
-    error_kind TEXT, error TEXT, document_json TEXT, received_at REAL NOT NULL);
+    result_id TEXT PRIMARY KEY, job_id TEXT NOT NULL UNIQUE, campaign_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL, device_id TEXT NOT NULL, model_sha256 TEXT NOT NULL,
+    status TEXT NOT NULL, error_kind TEXT, error TEXT, document_json TEXT,
+    received_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS latencies (
     result_id TEXT PRIMARY KEY REFERENCES results(result_id), n INTEGER NOT NULL,
     ns BLOB NOT NULL);
@@ -43,13 +51,15 @@ CREATE TABLE IF NOT EXISTS model_costs (
     sha256 TEXT NOT NULL, input_shapes TEXT NOT NULL, convention TEXT, cost_json TEXT,
     error TEXT, PRIMARY KEY (sha256, input_shapes));
 CREATE INDEX IF NOT EXISTS jobs_by_agent_state ON jobs(agent_id, state);
+CREATE INDEX IF NOT EXISTS jobs_by_campaign ON jobs(campaign_id, state);
 """
 
 JOB_STATES = ("queued", "running", "done", "failed")
+TERMINAL = ("done", "failed")
 
 
 class Store:
-    """All reads and writes of the collector's database."""
+    """All reads and writes of the collector's database (one connection, one thread)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -75,7 +85,7 @@ class Store:
         elif int(row[0]) != STORE_SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has store schema {row[0]}, this flopgap reads {STORE_SCHEMA_VERSION}",
-                hint="use the flopgap that wrote it",
+                hint="use the flopgap that wrote it, or start a new database",
             )
 
     def close(self) -> None:
@@ -92,6 +102,11 @@ class Store:
             raise
         self.db.execute("COMMIT")
 
+    def integrity_ok(self) -> bool:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # --- agents and models ------------------------------------------------------------------
+
     def upsert_agent(self, agent_id: str, descriptor: dict[str, Any], tags: dict[str, str]) -> None:
         now = time.time()
         with self.transaction() as db:
@@ -99,15 +114,12 @@ class Store:
                 "INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(agent_id) DO UPDATE SET "
                 "device_id=excluded.device_id, descriptor_json=excluded.descriptor_json, "
                 "tags_json=excluded.tags_json, last_seen=excluded.last_seen",
-                (
-                    agent_id,
-                    str(descriptor.get("device_id", "")),
-                    json.dumps(descriptor),
-                    json.dumps(tags),
-                    now,
-                    now,
-                ),
-            )
+                (agent_id, str(descriptor.get("device_id", "")), json.dumps(descriptor),
+                 json.dumps(tags), now, now),
+            )  # fmt: skip
+
+    def agents(self) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM agents ORDER BY agent_id"))
 
     def add_model(self, sha256: str, name: str, path: str, size_bytes: int) -> None:
         with self.transaction() as db:
@@ -115,89 +127,198 @@ class Store:
                 "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?)", (sha256, name, path, size_bytes)
             )
 
-    def add_job(self, job_id: str, agent_id: str, sha256: str, settings: dict[str, Any]) -> None:
+    def model(self, sha256: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM models WHERE sha256=?", (sha256,)).fetchone()
+
+    # --- campaigns and jobs -----------------------------------------------------------------
+
+    def add_campaign(self, campaign_id: str, name: str, spec: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO campaigns VALUES (?, ?, ?, 'running', ?, NULL)",
+                (campaign_id, name, json.dumps(spec), time.time()),
+            )
+
+    def campaigns(self, state: str | None = None) -> list[sqlite3.Row]:
+        if state is None:
+            return list(self.db.execute("SELECT * FROM campaigns ORDER BY created"))
+        return list(
+            self.db.execute("SELECT * FROM campaigns WHERE state=? ORDER BY created", (state,))
+        )
+
+    def campaign_by_name(self, name: str) -> sqlite3.Row | None:
+        return self.db.execute(
+            "SELECT * FROM campaigns WHERE name=? OR campaign_id=? ORDER BY created DESC",
+            (name, name),
+        ).fetchone()
+
+    def finish_campaign_if_done(self, campaign_id: str) -> bool:
+        """Mark a campaign done once every job is terminal; True when it just finished."""
+        open_jobs = self.db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE campaign_id=? AND state NOT IN ('done', 'failed')",
+            (campaign_id,),
+        ).fetchone()[0]
+        if open_jobs:
+            return False
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE campaigns SET state='done', finished=? WHERE campaign_id=? "
+                "AND state='running'",
+                (time.time(), campaign_id),
+            )
+        return cur.rowcount > 0
+
+    def add_jobs(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert jobs: (job_id, campaign_id, agent_id, sha256, model_name, settings, repeat,
+        max_attempts, timeout_s), all in one transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO jobs VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, '[]', ?, NULL, ?)",
+                [(*r[:5], json.dumps(r[5], sort_keys=True), *r[6:], now, now) for r in rows],
+            )
+
+    def job(self, job_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+
+    def jobs(self, **where: str) -> list[sqlite3.Row]:
+        """Jobs filtered by equality on columns, e.g. jobs(agent_id="a", state="queued")."""
+        clause = " AND ".join(f"{k}=?" for k in where) or "1=1"
+        return list(
+            self.db.execute(
+                f"SELECT * FROM jobs WHERE {clause} ORDER BY created, job_id",
+                tuple(where.values()),
+            )
+        )
+
+    def next_queued_job(self, agent_id: str) -> sqlite3.Row | None:
+        return self.db.execute(
+            "SELECT j.* FROM jobs j JOIN campaigns c USING (campaign_id) WHERE j.agent_id=? "
+            "AND j.state='queued' AND c.state='running' ORDER BY c.created, j.created, j.job_id "
+            "LIMIT 1",
+            (agent_id,),
+        ).fetchone()
+
+    def start_job(self, job_id: str) -> None:
         now = time.time()
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO jobs VALUES (?, ?, ?, ?, 'queued', NULL, ?, ?)",
-                (job_id, agent_id, sha256, json.dumps(settings, sort_keys=True), now, now),
+                "UPDATE jobs SET state='running', attempts=attempts+1, started=?, updated=? "
+                "WHERE job_id=?",
+                (now, now, job_id),
             )
 
-    def set_job_state(self, job_id: str, state: str, error: str | None = None) -> None:
-        assert state in JOB_STATES
+    def mark_running(self, job_id: str) -> None:
+        """An agent says it is running this job (after a collector restart): no new attempt."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE jobs SET state=?, error=?, updated=? WHERE job_id=?",
-                (state, error, time.time(), job_id),
+                "UPDATE jobs SET state='running', updated=? WHERE job_id=? AND state='queued'",
+                (time.time(), job_id),
             )
 
-    def job(self, job_id: str) -> sqlite3.Row:
-        row = self.db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
-        if row is None:
-            raise StoreError(f"no job {job_id}")
-        return row
+    def unstart_job(self, job_id: str) -> None:
+        """Undo a dispatch that never reached the agent: queued again, attempt not counted."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state='queued', attempts=MAX(attempts-1, 0), updated=? "
+                "WHERE job_id=? AND state='running'",
+                (time.time(), job_id),
+            )
 
-    def jobs(self, agent_id: str | None = None, state: str | None = None) -> list[sqlite3.Row]:
-        query, args = "SELECT * FROM jobs WHERE 1=1", list[str]()
-        if agent_id is not None:
-            query, args = query + " AND agent_id=?", [*args, agent_id]
-        if state is not None:
-            query, args = query + " AND state=?", [*args, state]
-        return list(self.db.execute(query + " ORDER BY created, job_id", args))
+    def requeue_running(self) -> int:
+        """At start-up: jobs left running by a previous collector go back to the queue."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state='queued', updated=? WHERE state='running'", (time.time(),)
+            )
+        return cur.rowcount
+
+    def fail_attempt(self, job_id: str, failure: Failure) -> str:
+        """Record a failed attempt; requeue while attempts remain, else store it as the job's
+        error result, in one transaction. Returns the job's new state."""
+        job = self.job(job_id)
+        if job is None or job["state"] in TERMINAL:
+            return job["state"] if job is not None else "missing"
+        errors = [*json.loads(job["errors_json"]), f"{failure.kind}: {failure.error}"]
+        final = job["attempts"] >= job["max_attempts"]
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state=?, errors_json=?, updated=? WHERE job_id=?",
+                ("failed" if final else "queued", json.dumps(errors), now, job_id),
+            )
+            if final:
+                db.execute(
+                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, 'error', ?, ?, NULL, ?)",
+                    (failure.result_id, job_id, job["campaign_id"], job["agent_id"],
+                     failure.device_id, job["model_sha256"], failure.kind,
+                     " | ".join(errors), now),
+                )  # fmt: skip
+        return "failed" if final else "queued"
+
+    # --- results ----------------------------------------------------------------------------
 
     def record_result(
         self,
         job_id: str,
         result_id: str,
-        agent_id: str,
         device_id: str,
-        sha256: str,
         document: dict[str, Any],
         latencies_ns: np.ndarray,
     ) -> bool:
-        """Store a result and mark its job done, atomically; False if already stored."""
+        """Store a result and mark its job done, atomically. False (and nothing written) when
+        this result id is already stored or the job already has a result."""
+        job = self.job(job_id)
+        if job is None:
+            raise StoreError(f"no job {job_id}")
         blob = np.ascontiguousarray(latencies_ns, dtype="<i8").tobytes()
-        with self.transaction() as db:
-            if db.execute("SELECT 1 FROM results WHERE result_id=?", (result_id,)).fetchone():
-                return False
-            db.execute(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?, 'ok', NULL, NULL, ?, ?)",
-                (result_id, job_id, agent_id, device_id, sha256, json.dumps(document), time.time()),
-            )
-            db.execute(
-                "INSERT INTO latencies VALUES (?, ?, ?)", (result_id, int(latencies_ns.size), blob)
-            )
-            db.execute(
-                "UPDATE jobs SET state='done', updated=? WHERE job_id=?", (time.time(), job_id)
-            )
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, NULL, ?, ?)",
+                    (result_id, job_id, job["campaign_id"], job["agent_id"], device_id,
+                     job["model_sha256"], json.dumps(document), time.time()),
+                )  # fmt: skip
+                db.execute(
+                    "INSERT INTO latencies VALUES (?, ?, ?)",
+                    (result_id, int(latencies_ns.size), blob),
+                )
+                db.execute(
+                    "UPDATE jobs SET state='done', updated=? WHERE job_id=?", (time.time(), job_id)
+                )
+        except sqlite3.IntegrityError:
+            return False
         return True
 
-    def record_failure(
-        self,
-        job_id: str,
-        result_id: str,
-        agent_id: str,
-        device_id: str,
-        sha256: str,
-        kind: str,
-        error: str,
-    ) -> bool:
-        """Store an error result and mark its job failed, atomically; False if a duplicate."""
-        with self.transaction() as db:
-            if db.execute("SELECT 1 FROM results WHERE result_id=?", (result_id,)).fetchone():
-                return False
-            db.execute(
-                "INSERT INTO results VALUES (?, ?, ?, ?, ?, 'error', ?, ?, NULL, ?)",
-                (result_id, job_id, agent_id, device_id, sha256, kind, error, time.time()),
+    def latencies(self, result_id: str) -> np.ndarray:
+        row = self.db.execute(
+            "SELECT n, ns FROM latencies WHERE result_id=?", (result_id,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no latencies stored for result {result_id}")
+        values = np.frombuffer(row[1], dtype="<i8")
+        if values.size != row[0]:
+            raise StoreError(f"latency blob of result {result_id} is damaged")
+        return values.astype(np.int64)
+
+    def result_rows(self, campaign_id: str | None = None) -> list[sqlite3.Row]:
+        """Results joined with their job, model and agent, oldest first."""
+        where, args = ("WHERE r.campaign_id=?", (campaign_id,)) if campaign_id else ("", ())
+        return list(
+            self.db.execute(
+                "SELECT r.*, j.settings_json, j.repeat, j.model_name, a.descriptor_json "
+                "FROM results r JOIN jobs j USING (job_id) "
+                "LEFT JOIN agents a ON a.agent_id = r.agent_id "
+                f"{where} ORDER BY r.received_at, r.result_id",
+                args,
             )
-            db.execute(
-                "UPDATE jobs SET state='failed', error=?, updated=? WHERE job_id=?",
-                (error, time.time(), job_id),
-            )
-        return True
+        )
+
+    # --- theoretical costs ------------------------------------------------------------------
 
     def cost(self, sha256: str, input_shapes: str) -> sqlite3.Row | None:
-        """The stored theoretical cost of a model at canonical-JSON input shapes, if counted."""
+        """The stored cost of a model at canonical-JSON input shapes, if counted."""
         return self.db.execute(
             "SELECT * FROM model_costs WHERE sha256=? AND input_shapes=?", (sha256, input_shapes)
         ).fetchone()
@@ -214,34 +335,16 @@ class Store:
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO model_costs VALUES (?, ?, ?, ?, ?)",
-                (
-                    sha256,
-                    input_shapes,
-                    convention,
-                    None if cost is None else json.dumps(cost),
-                    error,
-                ),
-            )
+                (sha256, input_shapes, convention, None if cost is None else json.dumps(cost),
+                 error),
+            )  # fmt: skip
 
-    def latencies(self, result_id: str) -> np.ndarray:
-        row = self.db.execute(
-            "SELECT n, ns FROM latencies WHERE result_id=?", (result_id,)
-        ).fetchone()
-        if row is None:
-            raise StoreError(f"no latencies stored for result {result_id}")
-        values = np.frombuffer(row[1], dtype="<i8")
-        if values.size != row[0]:
-            raise StoreError(f"latency blob of result {result_id} is damaged")
-        return values.astype(np.int64)
 
-    def result_rows(self) -> list[sqlite3.Row]:
-        """Every result joined with its job settings and model, oldest first."""
-        return list(
-            self.db.execute(
-                "SELECT r.*, j.settings_json, m.name AS model_name, a.descriptor_json "
-                "FROM results r JOIN jobs j USING (job_id) "
-                "LEFT JOIN models m ON m.sha256 = r.model_sha256 "
-                "LEFT JOIN agents a ON a.agent_id = r.agent_id "
-                "ORDER BY r.received_at, r.result_id"
-            )
-        )
+@dataclass(frozen=True)
+class Failure:
+    """One failed attempt of a job, as the agent (or the collector's liveness check) saw it."""
+
+    result_id: str
+    device_id: str
+    kind: str
+    error: str

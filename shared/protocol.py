@@ -10,7 +10,13 @@ checks, so a peer never receives a message that it would refuse.
 Changing a field means bumping PROTOCOL_VERSION and committing new golden samples under
 ``tests/data/wire/vN/``. The one exception is `Reject`: its v1 layout (header keys, and body
 ``reason``, ``hint``, ``peer_proto``) is frozen forever, so that any version can read why a
-peer refused it. Future versions may add keys to it; v1 ignores them in a foreign reject.
+peer refused it. Later versions add keys to it (v2: ``code``); a foreign reject's extra keys
+are ignored and a missing ``code`` reads as "".
+
+Version history: v1 carried model bytes inside Job. v2 (fleet) makes models content-addressed
+(Job names a sha256; ModelRequest/ModelData move the bytes once per agent), adds the running
+job to Register and Heartbeat so a restarted collector knows what is in flight, adds Progress,
+the campaign client's messages, and Reject.code so a peer can act on a refusal.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpy.typing as npt
 
 from shared.errors import ProtocolError
 
-PROTOCOL_VERSION: int = 1
+PROTOCOL_VERSION: int = 2
 
 MAX_HEADER_BYTES = 1 << 20  # frame 0, the whole JSON header
 MAX_NAME_BYTES = 4 << 10  # UTF-8 bytes of a name, id or version string
@@ -37,6 +43,9 @@ MAX_JSON_FIELD_BYTES = 256 << 10  # canonical JSON of one device/settings/docume
 MAX_MODEL_BYTES = 2 << 30  # a bytes frame; read at call time, so a deployment may lower it
 MAX_LATENCY_SAMPLES = 50_000_000  # int64 values in one latency frame (400 MB)
 HEARTBEAT_STATES = ("idle", "busy")
+# Reject codes a peer acts on: "version" is fatal, "unregistered" means register again.
+REJECT_CODES = ("version", "unregistered", "malformed", "refused", "unknown_job", "busy", "")
+_FROZEN_REJECT_FIELDS = frozenset({"reason", "hint", "peer_proto"})
 UPGRADE_THIS_SIDE = "upgrade this side: pip install -U flopgap"
 UPGRADE_PEER = "upgrade the peer: run pip install -U flopgap on it"
 
@@ -79,6 +88,7 @@ class Register(Message):
     agent_version: str
     device: dict[str, Any]
     tags: dict[str, str]
+    running_job_id: str  # "" when idle; lets a restarted collector see what is in flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,36 +108,109 @@ class Heartbeat(Message):
     """Agent -> collector: still alive, and whether a job is running."""
 
     state: str
+    job_id: str  # "" when idle
 
     def _check(self) -> None:
         if self.state not in HEARTBEAT_STATES:
             raise ProtocolError(f"heartbeat state {self.state!r} is not one of {HEARTBEAT_STATES}")
+        if (self.state == "busy") != bool(self.job_id):
+            raise ProtocolError("a busy heartbeat names its job, an idle one names none")
+
+
+def _check_sha256(value: str) -> None:
+    if not _SHA256.fullmatch(value):
+        raise ProtocolError(f"sha256 {_short(value)} is not 64 lowercase hex digits")
 
 
 @dataclass(frozen=True, slots=True)
 class Job(Message):
-    """Collector -> agent: run this model with these settings.
+    """Collector -> agent: run the model with this content hash, with these settings.
 
-    Decode checks sha256(model) == model_sha256 (about 1 s per 150 MB on a Pi 4, once per
-    job, outside any measurement), so no caller can benchmark a corrupted model under the
-    name of the right one.
+    The model travels separately (ModelRequest/ModelData) and only when the agent's cache
+    lacks it, so a model is sent to each agent once.
     """
 
     job_id: str
     model_name: str
     model_sha256: str
     settings: dict[str, Any]
+    timeout_s: float
+
+    def _check(self) -> None:
+        _check_sha256(self.model_sha256)
+        if not self.timeout_s > 0:
+            raise ProtocolError(f"timeout_s is {self.timeout_s}, not > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest(Message):
+    """Agent -> collector (or collector -> campaign client): send me the model with this hash."""
+
+    sha256: str
+
+    def _check(self) -> None:
+        _check_sha256(self.sha256)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelData(Message):
+    """The bytes of a model, in a binary frame.
+
+    Decode checks sha256(model) == sha256 (about 1 s per 150 MB on a Pi 4, once per model,
+    outside any measurement), so nobody benchmarks a corrupted model under the right name.
+    """
+
+    sha256: str
     model: bytes
 
     def _check(self) -> None:
-        if not _SHA256.fullmatch(self.model_sha256):
-            raise ProtocolError(f"model_sha256 {_short(self.model_sha256)} is not 64 hex digits")
+        _check_sha256(self.sha256)
         actual = hashlib.sha256(self.model).hexdigest()
-        if actual != self.model_sha256:
+        if actual != self.sha256:
             raise ProtocolError(
-                f"model bytes hash to {actual}, but model_sha256 says {self.model_sha256}",
-                hint="the model was corrupted in transit or in the collector's store; re-add it",
+                f"model bytes hash to {actual}, but sha256 says {self.sha256}",
+                hint="the model was corrupted in transit or in the sender's store; send it again",
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Progress(Message):
+    """Agent -> collector, about once a second during a job: phase, iterations, running median.
+
+    Sent from outside the timed loop; `progress` holds phase, iterations, elapsed_s, median_ms.
+    """
+
+    job_id: str
+    progress: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitCampaign(Message):
+    """Campaign client -> collector: a validated campaign (its models sent before as ModelData)."""
+
+    campaign: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignAccepted(Message):
+    """Collector -> campaign client: the campaign's id and how many jobs it queued."""
+
+    campaign_id: str
+    jobs: int
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest(Message):
+    """Client -> collector: agents and campaigns; `campaign` names one, or "" for all."""
+
+    campaign: str
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Message):
+    """Collector -> client: the answer to StatusRequest (agents, campaigns, counters)."""
+
+    status: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -176,10 +259,13 @@ class Reject(Message):
     reason: str
     hint: str
     peer_proto: int
+    code: str = ""
 
     def _check(self) -> None:
         if not 0 <= self.peer_proto < 1 << 31:
             raise ProtocolError(f"peer_proto {self.peer_proto} is out of range")
+        if self.code not in REJECT_CODES:
+            raise ProtocolError(f"reject code {_short(self.code)} is not one of {REJECT_CODES}")
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
@@ -187,10 +273,17 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
     "welcome": Welcome,
     "heartbeat": Heartbeat,
     "job": Job,
+    "model_request": ModelRequest,
+    "model_data": ModelData,
+    "progress": Progress,
     "result": Result,
     "job_failed": JobFailed,
     "ack": Ack,
     "reject": Reject,
+    "submit_campaign": SubmitCampaign,
+    "campaign_accepted": CampaignAccepted,
+    "status_request": StatusRequest,
+    "status": Status,
 }
 _WIRE_NAMES = {cls: name for name, cls in MESSAGE_TYPES.items()}
 
@@ -390,8 +483,11 @@ def _decode(frames: Sequence[bytes | bytearray | memoryview]) -> Message:
         body = header.get("body")  # frozen layout: read the reason, ignore later additions
         if not isinstance(body, dict):
             raise _wrong_type("body", "a JSON object", body)
-        _exact_keys("reject body", body.keys() & _FIELDS[Reject], _FIELDS[Reject])
-        return _build(Reject, body)
+        frozen = body.keys() & _FROZEN_REJECT_FIELDS
+        _exact_keys("reject body", frozen, _FROZEN_REJECT_FIELDS)
+        code = body.get("code")
+        values = {k: body[k] for k in _FROZEN_REJECT_FIELDS}
+        return _build(Reject, {**values, "code": code if code in REJECT_CODES else ""})
     if proto != PROTOCOL_VERSION:
         raise VersionMismatch(proto)
     _exact_keys("header", header.keys(), _HEADER_KEYS)

@@ -49,7 +49,7 @@ def peer(collector: tuple[Child, str]) -> Iterator[zmq.Socket[bytes]]:
 
 
 def _register() -> protocol.Register:
-    return protocol.Register("raw-peer", "0.1.0", {"device_id": "0" * 16}, {})
+    return protocol.Register("raw-peer", "0.1.0", {"device_id": "0" * 16}, {}, "")
 
 
 def test_other_protocol_version_is_told_which_side_to_upgrade(peer: zmq.Socket[bytes]) -> None:
@@ -66,12 +66,13 @@ def test_other_protocol_version_is_told_which_side_to_upgrade(peer: zmq.Socket[b
 def test_malformed_frames_are_rejected_and_the_collector_serves_on(
     peer: zmq.Socket[bytes],
 ) -> None:
-    for bad in ([b"\x00\xff garbage"], [b"{}"], [b'{"proto": 1, "type": "nope"}']):
+    for bad in ([b"\x00\xff garbage"], [b"{}"], [b'{"proto": 2, "type": "nope"}']):
         peer.send_multipart(bad)
-        assert isinstance(protocol.decode(peer.recv_multipart()), protocol.Reject)
-    peer.send_multipart(protocol.encode(protocol.Heartbeat("idle")))  # not registered yet
+        reply = protocol.decode(peer.recv_multipart())
+        assert isinstance(reply, protocol.Reject) and reply.code == "malformed"
+    peer.send_multipart(protocol.encode(protocol.Heartbeat("idle", "")))  # not registered yet
     reply = protocol.decode(peer.recv_multipart())
-    assert isinstance(reply, protocol.Reject) and "Register" in reply.hint
+    assert isinstance(reply, protocol.Reject) and reply.code == "unregistered"
     peer.send_multipart(protocol.encode(_register()))
     welcome = protocol.decode(peer.recv_multipart())
     assert isinstance(welcome, protocol.Welcome) and welcome.agent_id == "raw-peer"
@@ -82,4 +83,4 @@ def test_result_for_a_job_never_sent_is_refused(peer: zmq.Socket[bytes]) -> None
     assert isinstance(protocol.decode(peer.recv_multipart()), protocol.Welcome)
     peer.send_multipart(protocol.encode(protocol.JobFailed("f" * 32, "r" * 32, "x", "boom")))
     reply = protocol.decode(peer.recv_multipart())
-    assert isinstance(reply, protocol.Reject) and "not running" in reply.reason
+    assert isinstance(reply, protocol.Reject) and reply.code == "unknown_job"

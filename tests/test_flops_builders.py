@@ -7,6 +7,7 @@ always checked against a graph that is valid, not merely one that onnx accepts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -56,7 +57,7 @@ def single(
     out_shape: Sequence[int] | None,
     inits: Sequence[onnx.TensorProto] = (),
     opset: int = OPSET,
-    **attrs: object,
+    **attrs: Any,
 ) -> onnx.ModelProto:
     """One node fed by graph inputs x0, x1, ... and then the given initializers."""
     names = [f"x{i}" for i in range(len(in_shapes))] + [t.name for t in inits]
@@ -78,69 +79,76 @@ def run(m: onnx.ModelProto, feeds: dict[str, np.ndarray] | None = None) -> list[
     return session.run(None, feeds)
 
 
+class _Encoder:
+    """Appends nodes and initializers for one encoder layer at a time."""
+
+    def __init__(self, d: int, heads: int) -> None:
+        self.d, self.heads, self.prefix = d, heads, ""
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = [
+            ints("zero", [0]),
+            ints("neg1", [-1]),
+            ints("hd", [heads, d // heads]),
+            init("half", [], value=0.5),
+            init("one", [], value=1.0),
+            init("sqrt2", [], value=1.4142135),
+            init("eps", [], value=1e-5),
+            init("two", [], value=2.0),
+            init("scale", [], value=float(np.sqrt(d // heads))),
+        ]
+
+    def add(self, op: str, ins: list[str], **attrs: Any) -> str:
+        """Append one node and return its output name."""
+        out = f"{self.prefix}{op}_{len(self.nodes)}"
+        self.nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
+        return out
+
+    def linear(self, src: str, n_in: int, n_out: int, tag: str) -> str:
+        """MatMul + bias Add, as torch exports nn.Linear on 3-D input."""
+        self.inits.append(init(f"{self.prefix}{tag}_w", [n_in, n_out]))
+        self.inits.append(init(f"{self.prefix}{tag}_b", [n_out]))
+        return self.add(
+            "Add", [self.add("MatMul", [src, f"{self.prefix}{tag}_w"]), f"{self.prefix}{tag}_b"]
+        )
+
+    def heads_view(self, src: str) -> str:
+        """[B, S, d] -> [B, heads, S, d/heads] through a Shape -> Slice -> Concat chain."""
+        lead = self.add("Slice", [self.add("Shape", [src]), "zero", "neg1"])
+        target = self.add("Concat", [lead, "hd"], axis=0)
+        return self.add("Transpose", [self.add("Reshape", [src, target])], perm=[0, 2, 1, 3])
+
+    def layer_norm(self, src: str, tag: str) -> str:
+        """LayerNorm decomposed into ReduceMean/Sub/Pow/Add/Sqrt/Div/Mul/Add."""
+        add = self.add
+        cen = add("Sub", [src, add("ReduceMean", [src], axes=[-1])])
+        var = add("ReduceMean", [add("Pow", [cen, "two"])], axes=[-1])
+        std = add("Sqrt", [add("Add", [var, "eps"])])
+        self.inits.append(init(f"{self.prefix}{tag}_g", [self.d]))
+        self.inits.append(init(f"{self.prefix}{tag}_beta", [self.d]))
+        scaled = add("Mul", [add("Div", [cen, std]), f"{self.prefix}{tag}_g"])
+        return add("Add", [scaled, f"{self.prefix}{tag}_beta"])
+
+    def layer(self, x: str, ffn: int) -> str:
+        """One post-norm encoder layer with exact-erf GELU."""
+        add, d = self.add, self.d
+        q, k, v = (self.heads_view(self.linear(x, d, d, t)) for t in "qkv")
+        kt = add("Transpose", [k], perm=[0, 1, 3, 2])
+        probs = add("Softmax", [add("Div", [add("MatMul", [q, kt]), "scale"])], axis=-1)
+        ctx = add("Transpose", [add("MatMul", [probs, v])], perm=[0, 2, 1, 3])
+        merged = add("Reshape", [ctx, add("Shape", [x])])
+        h = self.layer_norm(add("Add", [x, self.linear(merged, d, d, "o")]), "ln1")
+        up = self.linear(h, d, ffn, "up")
+        erf = add("Add", [add("Erf", [add("Div", [up, "sqrt2"])]), "one"])
+        gelu = add("Mul", [add("Mul", [up, erf]), "half"])
+        return self.layer_norm(add("Add", [h, self.linear(gelu, ffn, d, "down")]), "ln2")
+
+
 def encoder(layers: int, d: int, heads: int, seq: int, ffn: int) -> onnx.ModelProto:
     """A BERT-style post-norm encoder, exported the way torch does (shape chains, LN, GELU)."""
-    nodes: list[onnx.NodeProto] = []
-    inits: list[onnx.TensorProto] = [
-        ints("ax_last", [-1]),
-        ints("zero", [0]),
-        ints("neg1", [-1]),
-        ints("hd", [heads, d // heads]),
-        init("half", [], value=0.5),
-        init("one", [], value=1.0),
-        init("sqrt2", [], value=1.4142135),
-        init("eps", [], value=1e-5),
-        init("two", [], value=2.0),
-        init("scale", [], value=float(np.sqrt(d // heads))),
-    ]
+    enc = _Encoder(d, heads)
     x = "x"
     for i in range(layers):
-        p = f"l{i}_"
-
-        def add(op: str, ins: list[str], **attrs: object) -> str:
-            out = f"{p}{op}_{len(nodes)}"
-            nodes.append(helper.make_node(op, ins, [out], name=out, **attrs))
-            return out
-
-        def linear(src: str, n_in: int, n_out: int, tag: str) -> str:
-            inits.append(init(f"{p}{tag}_w", [n_in, n_out]))
-            inits.append(init(f"{p}{tag}_b", [n_out]))
-            return add("Add", [add("MatMul", [src, f"{p}{tag}_w"]), f"{p}{tag}_b"])
-
-        def heads_view(src: str) -> str:
-            shape = add("Shape", [src])
-            lead = add("Slice", [shape, "zero", "neg1"])
-            target = add("Concat", [lead, "hd"], axis=0)
-            return add("Transpose", [add("Reshape", [src, target])], perm=[0, 2, 1, 3])
-
-        def layer_norm(src: str, tag: str) -> str:
-            mean = add("ReduceMean", [src], axes=[-1])
-            cen = add("Sub", [src, mean])
-            var = add("ReduceMean", [add("Pow", [cen, "two"])], axes=[-1])
-            std = add("Sqrt", [add("Add", [var, "eps"])])
-            inits.append(init(f"{p}{tag}_g", [d]))
-            inits.append(init(f"{p}{tag}_beta", [d]))
-            return add(
-                "Add", [add("Mul", [add("Div", [cen, std]), f"{p}{tag}_g"]), f"{p}{tag}_beta"]
-            )
-
-        q, k, v = (heads_view(linear(x, d, d, t)) for t in "qkv")
-        kt = add("Transpose", [k], perm=[0, 1, 3, 2])
-        scores = add("Div", [add("MatMul", [q, kt]), "scale"])
-        ctx = add(
-            "Transpose", [add("MatMul", [add("Softmax", [scores], axis=-1), v])], perm=[0, 2, 1, 3]
-        )
-        shape = add("Shape", [x])
-        merged = add("Reshape", [ctx, shape])
-        h = layer_norm(add("Add", [x, linear(merged, d, d, "o")]), "ln1")
-        up = linear(h, d, ffn, "up")
-        gelu = add(
-            "Mul",
-            [
-                add("Mul", [up, add("Add", [add("Erf", [add("Div", [up, "sqrt2"])]), "one"])]),
-                "half",
-            ],
-        )
-        x = layer_norm(add("Add", [h, linear(gelu, ffn, d, "down")]), "ln2")
-    nodes.append(helper.make_node("Identity", [x], ["y"], name="out"))
-    return model(nodes, [vi("x", [1, seq, d])], [vi("y", [1, seq, d])], inits)
+        enc.prefix = f"l{i}_"
+        x = enc.layer(x, ffn)
+    enc.nodes.append(helper.make_node("Identity", [x], ["y"], name="out"))
+    return model(enc.nodes, [vi("x", [1, seq, d])], [vi("y", [1, seq, d])], enc.inits)

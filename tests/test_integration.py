@@ -4,61 +4,36 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from collector.export import COLUMNS
-from collector.procs import Child
 from collector.store import Store
-from tests.conftest import FAST, Runner
+from tests.conftest import Runner
+from tests.fleet_helpers import start_agent, start_collector, write_campaign
 
 pytestmark = pytest.mark.integration
-
-
-def _serve(db: Path, models: list[Path], extra: tuple[str, ...] = ()) -> Child:
-    argv = [
-        sys.executable,
-        "-m",
-        "collector",
-        "serve",
-        "--bind",
-        "tcp://127.0.0.1:0",
-        "--db",
-        str(db),
-        "--expect-agents",
-        "1",
-        "--exit-when-done",
-        "--threads",
-        "1",
-        *FAST,
-        *extra,
-    ]
-    for model in models:
-        argv += ["--model", str(model)]
-    return Child(argv, "collector")
 
 
 def test_agent_measures_jobs_and_collector_exports_csv(
     tmp_path: Path, tiny_model: Path, runtime_failure_model: Path, collector_cli: Runner
 ) -> None:
     db = tmp_path / "results.sqlite"
-    collector = _serve(db, [tiny_model, runtime_failure_model])
-    agent = None
+    config = write_campaign(tmp_path, ["tiny.onnx", "runtime_fail.onnx"], threads=[1],
+                            name="it", extra="")  # fmt: skip
+    config.write_text(config.read_text().replace('name = "it"', 'name = "it"\nretries = 0'))
+    collector, endpoint = start_collector(db)
+    agent = start_agent(endpoint, "it-agent", tmp_path)
     try:
-        endpoint = collector.expect(r"listening on (tcp://127\.0\.0\.1:\d+)", 30).group(1)
-        agent = Child(
-            [sys.executable, "-m", "agent", "run", "--collector", endpoint, "--name", "it-agent"],
-            "agent",
-        )
         collector.expect(r"agent it-agent registered", 30)
-        assert collector.wait(timeout=120) == 0, collector.tail(20)
+        proc = collector_cli("campaign", "run", config, "--collector", endpoint, timeout=120)
+        assert proc.returncode == 1, proc.stderr  # one job failed: the exit code says so
+        assert "complete" in proc.stdout and "1 failed" in proc.stdout
         assert agent.proc.poll() is None, "the agent must keep serving after a failed job"
     finally:
-        if agent is not None:
-            assert agent.stop() == 0, agent.tail(20)
+        assert agent.stop() == 0, agent.tail(20)
         collector.stop()
 
     store = Store(db)
@@ -69,14 +44,13 @@ def test_agent_measures_jobs_and_collector_exports_csv(
         assert ok["status"] == "ok" and failed["status"] == "error"
         assert failed["error_kind"] == "measurement_error" and "Reshape" in failed["error"]
         latencies = store.latencies(ok["result_id"])
-        assert latencies.dtype == np.int64 and latencies.size >= 60 and (latencies > 0).all()
-        states = {j["state"] for j in store.jobs(agent_id="it-agent")}
-        assert states == {"done", "failed"}
+        assert latencies.dtype == np.int64 and latencies.size >= 64 and (latencies > 0).all()
+        assert {j["state"] for j in store.jobs(agent_id="it-agent")} == {"done", "failed"}
     finally:
         store.close()
 
     out = tmp_path / "out.csv"
-    proc = collector_cli("export", "--db", db, "--csv", out)
+    proc = collector_cli("export", "--db", db, "--csv", out, "--campaign", "it")
     assert proc.returncode == 0, proc.stderr
     with out.open() as handle:
         reader = csv.DictReader(handle)
@@ -93,6 +67,12 @@ def test_agent_measures_jobs_and_collector_exports_csv(
     assert float(tiny["achieved_gflops"]) == pytest.approx(achieved)
     meta = json.loads(out.with_name(out.name + ".meta.json").read_text())
     assert meta["columns"] == list(COLUMNS) and "flops" in meta["flops_convention"]
+    wide = tmp_path / "wide.csv"
+    proc = collector_cli("export", "--db", db, "--csv", wide, "--wide", "--parquet",
+                         tmp_path / "long.parquet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "it-agent" in wide.read_text().splitlines()[0]
+    assert (tmp_path / "wide_gflops.csv").exists() and (tmp_path / "long.parquet").stat().st_size
 
 
 def test_non_loopback_bind_without_keys_is_refused(collector_cli: Runner, tmp_path: Path) -> None:

@@ -25,13 +25,20 @@ from shared.protocol import (
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
     Ack,
+    CampaignAccepted,
     Heartbeat,
     Job,
     JobFailed,
     Message,
+    ModelData,
+    ModelRequest,
+    Progress,
     Register,
     Reject,
     Result,
+    Status,
+    StatusRequest,
+    SubmitCampaign,
     VersionMismatch,
     Welcome,
     decode,
@@ -49,15 +56,22 @@ GOLDEN: dict[str, Message] = {
         agent_version="0.1.0",
         device={"arch": "aarch64", "cpu_model": "Cortex-A76", "cores": 4, "npu": None},
         tags={"site": "Zürich", "rack": "b2"},
+        running_job_id="",
     ),
     "welcome": Welcome(agent_id="agent-7f3a", heartbeat_interval_s=2.5),
-    "heartbeat": Heartbeat(state="busy"),
+    "heartbeat": Heartbeat(state="busy", job_id="job-0001"),
     "job": Job(
         job_id="job-0001",
         model_name="mobilenetv2-12",
         model_sha256=MODEL_SHA256,
         settings={"provider": "CPUExecutionProvider", "threads": 4, "warmup": 10},
-        model=MODEL,
+        timeout_s=600.0,
+    ),
+    "model_request": ModelRequest(sha256=MODEL_SHA256),
+    "model_data": ModelData(sha256=MODEL_SHA256, model=MODEL),
+    "progress": Progress(
+        job_id="job-0001",
+        progress={"phase": "steady", "iterations": 812, "elapsed_s": 1.02, "median_ms": None},
     ),
     "result": Result(
         job_id="job-0001",
@@ -69,7 +83,15 @@ GOLDEN: dict[str, Message] = {
         job_id="job-0002", result_id="res-0002", kind="model_error", error="op NMS ✗ opset 11"
     ),
     "ack": Ack(result_id="res-0001"),
-    "reject": Reject(reason="protocol 2 required", hint=protocol.UPGRADE_THIS_SIDE, peer_proto=1),
+    "reject": Reject(
+        reason="protocol 3 required", hint=protocol.UPGRADE_THIS_SIDE, peer_proto=2, code="version"
+    ),
+    "submit_campaign": SubmitCampaign(
+        campaign={"name": "smoke", "models": {"mlp": MODEL_SHA256}, "matrix": {"threads": [1, 2]}}
+    ),
+    "campaign_accepted": CampaignAccepted(campaign_id="c-0001", jobs=8),
+    "status_request": StatusRequest(campaign=""),
+    "status": Status(status={"agents": [{"name": "pi5-lab-01", "state": "online"}]}),
 }
 
 
@@ -103,11 +125,11 @@ def rejected(frames: Any, *words: str) -> ProtocolError:
     "msg",
     [
         *GOLDEN.values(),
-        Register("ラズパイ-🥧", "1.0.0rc1", {}, {}),
-        Register("a", "b", {"nested": {"list": [1, -2.5, "x", None, True]}}, {"k": ""}),
+        Register("ラズパイ-🥧", "1.0.0rc1", {}, {}, ""),
+        Register("a", "b", {"nested": {"list": [1, -2.5, "x", None, True]}}, {"k": ""}, "j"),
         Welcome("", 5),
-        Heartbeat("idle"),
-        Job("j", "empty", protocol.hashlib.sha256(b"").hexdigest(), {}, b""),
+        Heartbeat("idle", ""),
+        ModelData(protocol.hashlib.sha256(b"").hexdigest(), b""),
         Result("j", "r", {}, np.array([], dtype=np.int64)),
         Result("j", "r", {"n": 1_000_000}, np.arange(1_000_000, dtype=np.int64) * 997),
         JobFailed("j", "r", "timeout", "x" * protocol.MAX_TEXT_BYTES),
@@ -243,8 +265,10 @@ def test_decode_refuses_bad_header(path: tuple[Any, ...], value: Any, words: lis
         ("welcome", ("body", "heartbeat_interval_s"), 10**400, ["not a finite number"]),
         ("heartbeat", ("body", "state"), "asleep", ["'asleep' is not one of"]),
         ("register", ("body", "tags"), {"k": 1}, ["'tags' must be a dict of str to str"]),
-        ("job", ("body", "model_sha256"), "ABC", ["is not 64 hex digits"]),
-        ("job", ("body", "model_sha256"), "0" * 64, ["model bytes hash to 790e8c9d"]),
+        ("job", ("body", "model_sha256"), "ABC", ["is not 64 lowercase hex digits"]),
+        ("model_data", ("body", "sha256"), "0" * 64, ["model bytes hash to 790e8c9d"]),
+        ("heartbeat", ("body", "job_id"), "", ["busy heartbeat names its job"]),
+        ("reject", ("body", "code"), "whatever", ["reject code 'whatever' is not one of"]),
         ("job_failed", ("body", "error"), "e" * 65537, ["'error' is 65537 bytes"]),
     ],
 )
@@ -262,7 +286,7 @@ def test_oversized_json_field_is_refused() -> None:
 
 
 def test_absurd_declared_length_allocates_nothing() -> None:
-    frames = with_header(encode(GOLDEN["job"]), edit(("frames", 0, "length"), 2**62))
+    frames = with_header(encode(GOLDEN["model_data"]), edit(("frames", 0, "length"), 2**62))
     tracemalloc.start()
     rejected(frames, "'model' length 4611686018427387904 not in 0..")
     peak = tracemalloc.get_traced_memory()[1]
@@ -273,9 +297,9 @@ def test_absurd_declared_length_allocates_nothing() -> None:
 def test_model_limit_is_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(protocol, "MAX_MODEL_BYTES", len(MODEL) - 1)
     size = len(MODEL)
-    rejected(encode_unchecked(GOLDEN["job"]), f"'model' length {size} not in 0..{size - 1}")
+    rejected(encode_unchecked(GOLDEN["model_data"]), f"'model' length {size} not in 0..{size - 1}")
     with pytest.raises(ProtocolError, match=f"over {size - 1}"):
-        encode(GOLDEN["job"])
+        encode(GOLDEN["model_data"])
 
 
 def encode_unchecked(msg: Message) -> list[bytes]:
@@ -289,15 +313,40 @@ def encode_unchecked(msg: Message) -> list[bytes]:
 
 
 def test_newer_peer_says_upgrade_this_side() -> None:
-    err = rejected(with_header(GOOD, edit(("proto",), 2)), "protocol 2", "upgrade this side")
-    assert isinstance(err, VersionMismatch) and err.peer_proto == 2
+    newer = PROTOCOL_VERSION + 1
+    err = rejected(
+        with_header(GOOD, edit(("proto",), newer)), f"protocol {newer}", "upgrade this side"
+    )
+    assert isinstance(err, VersionMismatch) and err.peer_proto == newer
     assert "pip install -U flopgap" in str(err)
 
 
-def test_older_peer_says_upgrade_the_peer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(protocol, "PROTOCOL_VERSION", 2)
-    err = rejected(GOOD, "peer speaks protocol 1, this side speaks 2", "upgrade the peer")
-    assert isinstance(err, VersionMismatch) and err.peer_proto == 1
+def test_older_peer_says_upgrade_the_peer() -> None:
+    older = PROTOCOL_VERSION - 1
+    err = rejected(
+        with_header(GOOD, edit(("proto",), older)),
+        f"peer speaks protocol {older}, this side speaks {PROTOCOL_VERSION}",
+        "upgrade the peer",
+    )
+    assert isinstance(err, VersionMismatch) and err.peer_proto == older
+
+
+OLD_GOLDEN = sorted((GOLDEN_DIR.parent).glob("v[0-9]*/*.json"))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in OLD_GOLDEN if p.parent != GOLDEN_DIR],
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
+def test_samples_of_older_versions_get_an_upgrade_message(path: Path) -> None:
+    """Committed samples of every older version, read through today's decoder."""
+    frames = [base64.b64decode(f) for f in json.loads(path.read_text())["frames_b64"]]
+    if path.stem == "reject":  # the frozen layout: readable by every version
+        assert isinstance(decode(frames), Reject)
+        return
+    err = rejected(frames, "upgrade the peer")
+    assert isinstance(err, VersionMismatch) and err.peer_proto < PROTOCOL_VERSION
 
 
 def test_version_is_checked_before_the_layout_a_newer_peer_may_have_changed() -> None:
@@ -337,9 +386,10 @@ def test_foreign_reject_still_needs_its_frozen_fields() -> None:
         (Result("j", "r", {}, np.array([-1], np.int64)), ["negative duration"]),
         (Welcome("a", True), ["got bool"]),
         (Welcome("a", math.inf), ["not a finite number"]),
-        (Register("n" * 4097, "v", {}, {}), ["'agent_name' is 4097 bytes"]),
-        (Job("j", "m", MODEL_SHA256, {}, bytearray(MODEL)), ["'model' must be bytes"]),  # type: ignore[arg-type]
-        (Job("j", "m", MODEL_SHA256, {}, b"other"), ["model bytes hash to"]),
+        (Register("n" * 4097, "v", {}, {}, ""), ["'agent_name' is 4097 bytes"]),
+        (ModelData(MODEL_SHA256, bytearray(MODEL)), ["'model' must be bytes"]),  # type: ignore[arg-type]
+        (ModelData(MODEL_SHA256, b"other"), ["model bytes hash to"]),
+        (Job("j", "m", MODEL_SHA256, {}, 0.0), ["timeout_s is 0.0, not > 0"]),
     ],
     ids=lambda value: repr(value)[:30],
 )
@@ -427,7 +477,7 @@ def test_header_values_swapped_for_any_json_decode_or_refuse(
 def test_whatever_encode_accepts_decodes_to_the_same_message(
     name: str, device: Any, tags: dict[str, str]
 ) -> None:
-    msg = Register(name, "0.1.0", device, tags)
+    msg = Register(name, "0.1.0", device, tags, "")
     try:
         frames = encode(msg)
     except ProtocolError:

@@ -48,7 +48,7 @@ def test_progress_is_reported_between_iterations() -> None:
         None,
         {},
         StopRule(min_iterations=1, min_seconds=1.2),
-        on_progress=lambda phase, n, _ns: seen.append((phase, n)),
+        on_progress=lambda phase, n, _ns, samples: seen.append((phase, len(samples))),
     )
     assert seen and seen[0][0] == "steady" and seen[0][1] > 0
 

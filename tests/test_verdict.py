@@ -65,3 +65,18 @@ def test_throttling_and_foreign_cpu_are_invalid() -> None:
 def test_cap_before_minimum_is_invalid() -> None:
     valid, reasons, _ = judge(_obs(capped_before_minimum=True), Limits())
     assert not valid and "--max-seconds" in reasons[0]
+
+
+def test_board_throttle_flags_make_a_result_invalid() -> None:
+    from agent.document import board_throttle
+
+    power = {"throttle": {
+        "before": {"throttled": {"now": [], "since_boot": ["under_voltage"]}},
+        "after": {"throttled": {"now": ["throttled"],
+                                "since_boot": ["under_voltage", "arm_frequency_capped"]}},
+    }}  # fmt: skip
+    flags = board_throttle(power)
+    assert flags == ["arm_frequency_capped", "throttled"]
+    assert board_throttle(None) == [] and board_throttle({"source": "rapl"}) == []
+    valid, reasons, _ = judge(_obs(board_throttle=flags), Limits())
+    assert not valid and "arm_frequency_capped, throttled" in reasons[0]

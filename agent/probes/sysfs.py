@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-DEFAULT_ROOT = Path(os.environ.get("FLOPGAP_SYSFS_ROOT", "/"))
+from agent.probes.nodes import read_node
 
 
 def under(root: Path | str, path: str) -> Path:
@@ -16,7 +15,7 @@ def under(root: Path | str, path: str) -> Path:
 def read_text(path: Path) -> str | None:
     """The file's stripped text, or None when it is absent, unreadable or not text."""
     try:
-        return path.read_text(encoding="utf-8", errors="strict").strip("\x00\n ")
+        return read_node(path).strip("\x00\n ")  # read_node: recorded by `capture`
     except (OSError, UnicodeDecodeError):
         return None
 

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TextIO
 
 from collector.flops.counter import count_model
 from collector.flops.report import CostReport
@@ -43,7 +43,9 @@ def parse_input_specs(specs: Iterable[str]) -> dict[str, list[int]]:
     return shapes
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Register the ``flops`` subcommand on an argparse subparsers object."""
     parser = subparsers.add_parser(
         "flops",

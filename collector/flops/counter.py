@@ -1,8 +1,9 @@
 """``count_model``: theoretical MACs, FLOPs, params and bytes of an ONNX model.
 
 Order of work: load (without external weights), resolve the user's input dims, check and infer
-shapes on a light copy, fall back to one onnxruntime pass only when some tensor is still
-unresolved, then walk the graph once. Nothing is guessed: a FLOP-bearing node whose shapes stay
+shapes on a light copy, fold the shape arithmetic ONNX leaves unevaluated (``folding``), fall
+back to one whole-model onnxruntime pass only when some tensor is still unresolved, then walk
+the graph once. Nothing is guessed: a FLOP-bearing node whose shapes stay
 unknown is an error that names the node and the dim, and every assumption is in the report.
 """
 
@@ -14,14 +15,17 @@ from collections.abc import Mapping, Sequence
 
 import onnx
 
-from collector.flops.loading import LoadedModel, load
-from collector.flops.ort_shapes import FallbackFailed, ort_shapes
+from collector.flops.folding import fold_shapes
+from collector.flops.inputs import resolve_inputs
+from collector.flops.loading import load
+from collector.flops.ort_shapes import fill_unresolved
 from collector.flops.registry import CONTROL_FLOW, op_key
 from collector.flops.report import CONVENTION, CostReport, summarize
-from collector.flops.shapes import check_and_infer, inferred_table, light_model, resolve_inputs
+from collector.flops.shapes import check_and_infer, inferred_table, light_models, unresolved
 from collector.flops.subgraphs import body_table, loop_trips, scan_trips, subgraphs
+from collector.flops.tally import Tally
 from collector.flops.tensors import FLOAT_TYPES, TensorInfo, constant_tensor
-from collector.flops.walk import NodeContext, Tally, node_cost
+from collector.flops.walk import NodeContext, node_cost
 
 ModelLike = str | os.PathLike[str] | onnx.ModelProto
 
@@ -33,13 +37,18 @@ def count_model(
     loaded = load(model)
     proto = loaded.proto
     resolved = resolve_inputs(proto.graph, input_shapes)
-    light = light_model(proto, resolved)
-    table = inferred_table(check_and_infer(light, loaded.label), proto)
+    light = light_models(proto, resolved)
+    inferred, strict_error = check_and_infer(light, loaded.label)
+    table = inferred_table(inferred, proto)
+    missing = unresolved(proto.graph, table)
+    if missing:
+        table = fold_shapes(proto, resolved, table)
+        missing = unresolved(proto.graph, table)
     assumptions: list[str] = []
-    hint = _fallback(loaded, resolved, table, assumptions)
-    walker = _Walker(light, proto, hint)
+    hint = fill_unresolved(loaded, resolved, table, missing, assumptions)
+    walker = _Walker(proto, hint, strict_error)
     tally = Tally()
-    walker.walk(proto.graph, table, _float_inits(proto.graph, table, {}), "", tally)
+    walker.walk(proto.graph, table, _float_inits(proto.graph, {}), "", tally)
     assumptions.extend(tally.assumptions)
     if tally.unknown_bytes:
         names = list(tally.unknown_bytes)
@@ -60,46 +69,7 @@ def count_model(
     )
 
 
-def _fallback(
-    loaded: LoadedModel,
-    resolved: Mapping[str, list[int | str] | None],
-    table: dict[str, TensorInfo],
-    assumptions: list[str],
-) -> str:
-    """Run the onnxruntime pass if a main-graph tensor is unresolved; return the error hint."""
-    symbolic = {
-        k: v for k, v in resolved.items() if v is None or not all(type(d) is int for d in v)
-    }
-    if symbolic:
-        shown = ", ".join(f"{k}={v if v is not None else '?'}" for k, v in symbolic.items())
-        return (
-            f"give the size of every symbolic input dim (input_shapes / --input NAME=DIMS): {shown}"
-        )
-    missing = [
-        name
-        for node in loaded.proto.graph.node
-        for name in (*node.input, *node.output)
-        if name and not (name in table and table[name].static)
-    ]
-    if not missing:
-        return "ONNX shape inference left this dim unknown"
-    try:
-        found = ort_shapes(loaded.proto, loaded.owned, loaded.base_dir, resolved, missing)
-    except FallbackFailed as exc:
-        return f"ONNX shape inference left it unknown and the onnxruntime fallback failed: {exc}"
-    table.update(found)
-    if found:
-        assumptions.append(
-            f"shapes of {len(found)} tensor(s) that ONNX shape inference left unresolved were "
-            "taken from one onnxruntime run on seeded random inputs (e.g. "
-            f"{', '.join(list(found)[:3])}); shapes that depend on input values may differ"
-        )
-    return "neither ONNX shape inference nor the onnxruntime fallback resolved this dim"
-
-
-def _float_inits(
-    graph: onnx.GraphProto, table: Mapping[str, TensorInfo], outer: Mapping[str, int]
-) -> Mapping[str, int]:
+def _float_inits(graph: onnx.GraphProto, outer: Mapping[str, int]) -> Mapping[str, int]:
     """Element counts of the float initializers visible in ``graph`` (its own over outer)."""
     own = {}
     for t in graph.initializer:
@@ -114,10 +84,10 @@ def _float_inits(
 class _Walker:
     """Walks the main graph and, recursively, control-flow bodies."""
 
-    def __init__(self, template: onnx.ModelProto, proto: onnx.ModelProto, hint: str) -> None:
-        self.template = template
+    def __init__(self, proto: onnx.ModelProto, hint: str, strict_error: str | None) -> None:
         self.proto = proto
         self.hint = hint
+        self.strict_error = strict_error
         self.const_floats: dict[str, int] = {}
         self.producers: dict[str, str] = {}
         self._consts: dict[str, onnx.TensorProto] | None = None
@@ -131,10 +101,14 @@ class _Walker:
         tally: Tally,
     ) -> None:
         """Append the cost of every node of ``graph`` to ``tally``."""
-        ctx = NodeContext(table, float_inits, self.const_floats, self.producers, self.hint)
+        ctx = NodeContext(
+            table, float_inits, self.const_floats, self.producers, self.hint, self.strict_error
+        )
         append = tally.nodes.append
         for i, node in enumerate(graph.node):
-            key = op_key(node.domain, node.op_type)
+            domain, key = node.domain, node.op_type
+            if domain and domain != "ai.onnx":  # inlined op_key(): this loop runs per node
+                key = op_key(domain, key)
             label = prefix + (node.name or f"{key}#{i}")
             append(node_cost(node, key, label, ctx, tally))
             if key in CONTROL_FLOW:
@@ -149,9 +123,9 @@ class _Walker:
         prefix: str,
     ) -> Tally:
         """Walk one body with its own inferred shapes layered over the enclosing ones."""
-        local = ChainMap(body_table(node, body, table, self.template), table)  # type: ignore[arg-type]
+        local = ChainMap(body_table(node, body, table, self.proto), table)  # type: ignore[arg-type]
         sub = Tally()
-        self.walk(body, local, _float_inits(body, local, float_inits), prefix, sub)
+        self.walk(body, local, _float_inits(body, float_inits), prefix, sub)
         return sub
 
     def _control(

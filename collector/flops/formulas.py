@@ -55,6 +55,9 @@ def has(shapes: Shapes, index: int) -> bool:
 
 def broadcast(*shapes: Shape) -> Shape:
     """The numpy broadcast of ``shapes``; FormulaError when they are incompatible."""
+    first = shapes[0] if shapes else ()
+    if all(s == first for s in shapes):
+        return first
     rank = max((len(s) for s in shapes), default=0)
     out = [1] * rank
     for s in shapes:

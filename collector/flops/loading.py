@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 from shared.errors import ModelError, UsageError
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+_CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 
 
 @dataclass
@@ -82,8 +83,11 @@ def check_versions(proto: onnx.ModelProto, label: str) -> None:
 
 def _external_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
     """Initializers of ``graph`` and its subgraphs whose data lives in another file."""
-    found = [t for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    external = onnx.TensorProto.EXTERNAL
+    found = [t for t in graph.initializer if t.data_location == external]
     for node in graph.node:
+        if node.op_type not in _CONTROL_FLOW:
+            continue  # only control-flow ops carry subgraphs; skipping the rest keeps this O(n)
         for attr in node.attribute:
             subgraphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
             for sub in subgraphs:

@@ -1,10 +1,11 @@
-"""Fallback shapes: one onnxruntime pass over synthesized inputs, recording every tensor.
+"""Last-resort shapes: one onnxruntime pass over synthesized inputs, recording every tensor.
 
-ONNX data propagation stops at some shape arithmetic (``Shape -> Gather -> Div -> Slice``
-chains from ``torch.split``, for instance). Running the model once, with graph optimizations
-disabled and every unresolved tensor added as a graph output, yields their concrete shapes for
-the user's input dims. Inputs are seeded random data of the right dtype; a shape that depends
-on data values (NonZero, NMS) is then only one possible shape, which the report says.
+Some shapes follow neither from ONNX inference nor from folding shape arithmetic
+(``folding``): they depend on tensor values (a slice end read from a weight, NonZero), or on
+ops ONNX cannot infer. Running the model once, with graph optimizations disabled and every
+unresolved tensor added as a graph output, yields their concrete shapes for the user's input
+dims. Inputs are seeded random data of the right dtype; a shape that depends on input values
+(NonZero, NMS) is then only one possible shape, which the report says.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from collector.flops.shapes import real_inputs
+from collector.flops.inputs import real_inputs
+from collector.flops.loading import LoadedModel
 from collector.flops.tensors import TensorInfo
 
 SEED = 0
@@ -50,7 +52,7 @@ def synthesize_inputs(
     return feeds
 
 
-def _session(data: bytes) -> object:
+def make_session(data: bytes) -> object:
     """An InferenceSession on ``data`` with every graph optimization off, quiet."""
     import onnxruntime as ort
 
@@ -73,9 +75,9 @@ def ort_shapes(
     if not owned:
         work.CopyFrom(proto)
     has_external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in work.graph.initializer)
-    if has_external and base_dir is None:
-        raise FallbackFailed("the model's external weights are not loaded and no path is known")
     if has_external:
+        if base_dir is None:
+            raise FallbackFailed("the model's external weights are not loaded, no path is known")
         onnx.load_external_data_for_model(work, os.fspath(base_dir))
     present = {o.name for o in work.graph.output}
     wanted = [n for n in dict.fromkeys(names) if n not in present]
@@ -86,7 +88,7 @@ def ort_shapes(
             raise FallbackFailed(
                 "the model is larger than 2 GB and cannot be passed to onnxruntime"
             )
-        session = _session(work.SerializeToString())
+        session = make_session(work.SerializeToString())
         arrays = session.run(wanted, feeds)  # type: ignore[attr-defined]
     except FallbackFailed:
         raise
@@ -100,3 +102,34 @@ def ort_shapes(
             elem = onnx.helper.np_dtype_to_tensor_dtype(arr.dtype) if arr.dtype != object else 8
             found[name] = TensorInfo.make(elem, tuple(int(d) for d in arr.shape))
     return found
+
+
+def fill_unresolved(
+    loaded: LoadedModel,
+    resolved: Mapping[str, list[int | str] | None],
+    table: dict[str, TensorInfo],
+    missing: list[str],
+    assumptions: list[str],
+) -> str:
+    """Run the onnxruntime pass if a main-graph tensor is unresolved; return the error hint.
+
+    The hint is what an unknown-dim error will tell the user, so it says why a dim is unknown.
+    """
+    symbolic = [k for k, v in resolved.items() if v is None or any(type(d) is not int for d in v)]
+    if symbolic:
+        shown = ", ".join(f"{k}=[{', '.join(map(str, resolved[k] or ['?']))}]" for k in symbolic)
+        return f"give every symbolic input dim with --input NAME=DIMS (input_shapes): {shown}"
+    if not missing:
+        return "ONNX shape inference left this dim unknown"
+    try:
+        found = ort_shapes(loaded.proto, loaded.owned, loaded.base_dir, resolved, missing)
+    except FallbackFailed as exc:
+        return f"ONNX shape inference left it unknown and the onnxruntime fallback failed: {exc}"
+    table.update(found)
+    if found:
+        assumptions.append(
+            f"shapes of {len(found)} tensor(s) that ONNX shape inference left unresolved were "
+            "taken from one onnxruntime run on seeded random inputs (e.g. "
+            f"{', '.join(list(found)[:3])}); shapes that depend on input values may differ"
+        )
+    return "neither ONNX shape inference nor the onnxruntime fallback resolved this dim"

@@ -24,9 +24,13 @@ def ratio(flops: int, nbytes: int) -> float | None:
     return flops / nbytes if nbytes else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NodeCost:
-    """Cost of one node (a body node of a Loop is already multiplied by its trip count)."""
+    """Cost of one node (a body node of a Loop is already multiplied by its trip count).
+
+    Same units as ``Totals``; ``params`` are the parameter elements this node reads (a weight
+    shared by two nodes shows on both, but counts once in the total).
+    """
 
     name: str
     op_type: str
@@ -42,7 +46,11 @@ class NodeCost:
 
 @dataclass(frozen=True)
 class Totals:
-    """Whole-model sums; ``bytes`` sums nodes, ``unique_bytes`` counts each tensor once."""
+    """Whole-model sums; ``bytes`` sums nodes, ``unique_bytes`` counts each tensor once.
+
+    Units: multiply-accumulates, floating-point operations, parameter elements, bytes, and
+    FLOP/byte for ``intensity`` (None when no bytes move).
+    """
 
     macs: int
     int_macs: int

@@ -9,7 +9,7 @@ counter near the cost of ``onnx.load`` itself.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import onnx
 from onnx.checker import ValidationError
@@ -21,9 +21,8 @@ from collector.flops.tensors import (
     TensorInfo,
     add_initializers,
     add_value_infos,
-    dims_of,
 )
-from shared.errors import ModelError, UsageError
+from shared.errors import ModelError
 
 # Initializers at most this many elements keep their data in the light copy, so that data
 # propagation can read shape tensors, Resize scales and the like.
@@ -31,86 +30,38 @@ SMALL_FLOAT = 64
 SMALL_OTHER = 1 << 16
 
 
-def real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
-    """Graph inputs that are fed at run time (IR < 4 also lists initializers as inputs)."""
-    inits = {t.name for t in graph.initializer}
-    return [vi for vi in graph.input if vi.name not in inits]
-
-
-def _user_dims(name: str, dims: Sequence[int]) -> list[int]:
-    """Validate one user-given shape: a list of positive ints."""
-    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
-        raise UsageError(
-            f"input '{name}': dims must be positive integers, got {list(dims)}",
-            hint="write them as NAME=1x3x224x224",
-        )
-    return list(dims)
-
-
-def _bind(name: str, declared: Dims, want: list[int], symbols: dict[str, int]) -> None:
-    """Check ``want`` against the declared dims and record what each symbolic dim means."""
-    if len(declared) != len(want):
-        raise UsageError(
-            f"input '{name}' has rank {len(declared)} {list(declared)}, you gave {want}",
-            hint=f"give {len(declared)} dims for '{name}'",
-        )
-    for i, (d, w) in enumerate(zip(declared, want, strict=True)):
-        if isinstance(d, int) and d != w:
-            raise UsageError(
-                f"input '{name}' dim {i} is fixed at {d} in the model, you gave {w}",
-                hint=f"use {d} for dim {i} of '{name}'",
-            )
-        if isinstance(d, str) and d != "?":
-            if symbols.setdefault(d, w) != w:
-                raise UsageError(f"dim '{d}' was given as both {symbols[d]} and {w}")
-
-
-def resolve_inputs(
-    graph: onnx.GraphProto, input_shapes: Mapping[str, Sequence[int]] | None
-) -> dict[str, list[int | str] | None]:
-    """Dims of each real input after applying ``input_shapes`` and the symbols they define."""
-    declared = {vi.name: dims_of(vi.type)[1] for vi in real_inputs(graph)}
-    given = dict(input_shapes or {})
-    for name in given:
-        if name not in declared:
-            raise UsageError(
-                f"the model has no input named '{name}'",
-                hint=f"its inputs are: {', '.join(declared) or '(none)'}",
-            )
-    symbols: dict[str, int] = {}
-    resolved: dict[str, list[int | str] | None] = {}
-    for name, dims in declared.items():
-        if name in given:
-            want = _user_dims(name, given[name])
-            if dims is not None:
-                _bind(name, dims, want, symbols)
-            resolved[name] = list(want)
-    for name, dims in declared.items():
-        if name not in resolved and dims is not None:
-            resolved[name] = [symbols.get(d, d) if isinstance(d, str) else d for d in dims]
-        elif name not in resolved:
-            resolved[name] = None  # unknown rank and not given: inference cannot help
-    return resolved
-
-
-def _is_small(t: onnx.TensorProto) -> bool:
-    """Whether an initializer is small enough to keep its data for data propagation."""
+def keeps_data(t: onnx.TensorProto) -> bool:
+    """Whether an initializer is small (and inline) enough to keep its data in light copies."""
     limit = SMALL_FLOAT if t.data_type in FLOAT_TYPES else SMALL_OTHER
-    return math.prod(t.dims) <= limit
+    return math.prod(t.dims) <= limit and t.data_location != onnx.TensorProto.EXTERNAL
 
 
-def light_model(
-    proto: onnx.ModelProto, resolved: Mapping[str, list[int | str] | None]
-) -> onnx.ModelProto:
-    """A copy without large initializer data, with the resolved dims on the real inputs."""
+def light_models(
+    proto: onnx.ModelProto,
+    resolved: Mapping[str, list[int | str] | None],
+    replaced: Mapping[int, list[onnx.NodeProto]] | None = None,
+) -> tuple[bytes, bytes]:
+    """Serialized copies without large weight data, for the checker and for inference.
+
+    Both carry the resolved dims on the real inputs. For the checker, large initializers are
+    typed graph inputs (it insists that initializers hold data); for inference, large float
+    ones are initializers with dims but no data, because ONNX data propagation slows down
+    with every extra graph input. The common part is serialized once: two serialized protos
+    concatenated parse as their merge, so each variant only appends its own small patch.
+    ``replaced`` swaps main-graph nodes (by index) for others, e.g. folded Constants.
+    """
     light = onnx.ModelProto(ir_version=proto.ir_version)
     light.opset_import.extend(proto.opset_import)
     light.functions.extend(proto.functions)
     src, dst = proto.graph, light.graph
     dst.name = src.name
-    dst.node.extend(src.node)
+    _copy_nodes(src, dst, replaced or {})
     dst.output.extend(src.output)
-    dst.value_info.extend(src.value_info)
+    # Exporters' value_info may describe other input sizes than the user's; ONNX re-infers
+    # standard ops itself, so keep annotations only for custom ops, which it cannot infer.
+    custom = {o for n in src.node if n.domain not in ("", "ai.onnx") for o in n.output}
+    if custom:
+        dst.value_info.extend(v for v in src.value_info if v.name in custom)
     dst.sparse_initializer.extend(src.sparse_initializer)
     for vi in src.input:
         dims = resolved.get(vi.name)
@@ -119,31 +70,71 @@ def light_model(
             continue
         dst.input.append(typed_value_info(vi.name, vi.type.tensor_type.elem_type, tuple(dims)))
     listed = {vi.name for vi in src.input}
+    for_check, for_infer = onnx.ModelProto(), onnx.ModelProto()
     for t in src.initializer:
-        if _is_small(t) and t.data_location != onnx.TensorProto.EXTERNAL:
+        if keeps_data(t):
             dst.initializer.append(t)
+            continue
+        if t.name not in listed:
+            for_check.graph.input.append(typed_value_info(t.name, t.data_type, tuple(t.dims)))
+        if t.data_type in FLOAT_TYPES:
+            stub = for_infer.graph.initializer.add()
+            stub.name, stub.data_type = t.name, t.data_type
+            stub.dims.extend(t.dims)
         elif t.name not in listed:
-            dst.input.append(typed_value_info(t.name, t.data_type, tuple(t.dims)))
-    return light
+            for_infer.graph.input.append(typed_value_info(t.name, t.data_type, tuple(t.dims)))
+    common = light.SerializeToString()
+    return common + for_check.SerializeToString(), common + for_infer.SerializeToString()
 
 
-def check_and_infer(light: onnx.ModelProto, label: str) -> onnx.ModelProto:
-    """Run the ONNX checker and strict shape inference with data propagation on ``light``."""
-    data = light.SerializeToString()
+def _copy_nodes(
+    src: onnx.GraphProto, dst: onnx.GraphProto, replaced: Mapping[int, list[onnx.NodeProto]]
+) -> None:
+    """Copy the nodes of ``src``, in runs between replaced ones (one C-level copy per run)."""
+    start = 0
+    for index in sorted(replaced):
+        dst.node.extend(src.node[start:index])
+        dst.node.extend(replaced[index])
+        start = index + 1
+    dst.node.extend(src.node[start:] if start else src.node)
+
+
+def infer(data: bytes) -> onnx.ModelProto:
+    """Shape inference with data propagation, strict if possible, else lenient."""
     try:
-        onnx.checker.check_model(data)
+        return onnx.shape_inference.infer_shapes(data, strict_mode=True, data_prop=True)
+    except (InferenceError, RuntimeError):
+        return onnx.shape_inference.infer_shapes(data, strict_mode=False, data_prop=True)
+
+
+def check_and_infer(light: tuple[bytes, bytes], label: str) -> tuple[onnx.ModelProto, str | None]:
+    """Check ``light``, then infer shapes with data propagation; also return the strict error.
+
+    Strict inference names the node whose shapes contradict each other, but it also rejects
+    some valid models (onnx expands function ops such as MeanVarianceNormalization and can
+    trip over the expansion). So a strict failure is kept as evidence and inference is redone
+    leniently; the counter reports it only if the named node then cannot be counted.
+    """
+    for_check, data = light
+    try:
+        onnx.checker.check_model(for_check)
     except ValidationError as exc:
         raise ModelError(
             f"{label} fails the ONNX checker: {str(exc).strip().splitlines()[0]}",
             hint="re-export the model, or run onnx.checker.check_model on it for details",
         ) from exc
     try:
-        return onnx.shape_inference.infer_shapes(data, strict_mode=True, data_prop=True)
+        return onnx.shape_inference.infer_shapes(data, strict_mode=True, data_prop=True), None
+    except (InferenceError, RuntimeError) as exc:
+        strict_error = " ".join(str(exc).split())
+    try:
+        lenient = onnx.shape_inference.infer_shapes(data, strict_mode=False, data_prop=True)
     except (InferenceError, RuntimeError) as exc:
         raise ModelError(
-            f"{label}: shapes contradict each other: {' '.join(str(exc).split())}",
-            hint="the named node gets inputs of incompatible shapes; fix or re-export the model",
+            f"{label}: ONNX shape inference failed: {strict_error}",
+            hint="the named node gets inputs it cannot accept; fix or re-export the model",
         ) from exc
+    return lenient, strict_error
 
 
 def inferred_table(inferred: onnx.ModelProto, proto: onnx.ModelProto) -> dict[str, TensorInfo]:
@@ -169,3 +160,16 @@ def typed_value_info(name: str, elem_type: int, dims: Dims) -> onnx.ValueInfoPro
         elif d != "?":
             dim.dim_param = d
     return vi
+
+
+def unresolved(graph: onnx.GraphProto, table: Mapping[str, TensorInfo]) -> list[str]:
+    """Main-graph node outputs whose shape is not fully known.
+
+    Node inputs need no check: they are graph inputs, initializers or other nodes' outputs.
+    """
+    return [
+        name
+        for node in graph.node
+        for name in node.output
+        if name and not (name in table and table[name].static)
+    ]

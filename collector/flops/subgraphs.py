@@ -12,7 +12,13 @@ from collections.abc import Callable, Mapping
 import onnx
 
 from collector.flops.shapes import typed_value_info
-from collector.flops.tensors import TensorInfo, add_initializers, add_value_infos, dims_of
+from collector.flops.tensors import (
+    Dims,
+    TensorInfo,
+    add_initializers,
+    add_value_infos,
+    dims_of,
+)
 
 ConstLookup = Callable[[str], "onnx.TensorProto | None"]
 
@@ -39,9 +45,11 @@ def _int_attr(node: onnx.NodeProto, name: str, default: int) -> int:
     return next((a.i for a in node.attribute if a.name == name), default)
 
 
-def _formal_dims(node: onnx.NodeProto, body: onnx.GraphProto, parent: Mapping[str, TensorInfo]):
+def _formal_dims(
+    node: onnx.NodeProto, body: onnx.GraphProto, parent: Mapping[str, TensorInfo]
+) -> list[tuple[int, Dims | None]]:
     """(elem_type, dims) for each formal input of a Loop or Scan body; If has none."""
-    found: list[tuple[int, tuple | None]] = []
+    found: list[tuple[int, Dims | None]] = []
     n_state = len(node.input) - _int_attr(node, "num_scan_inputs", 0)
     axes = [a.ints for a in node.attribute if a.name == "scan_input_axes"]
     for k, vi in enumerate(body.input):
@@ -69,6 +77,7 @@ def body_table(
     """Infer the shapes of ``body`` as a standalone model, fed from the enclosing graph."""
     model = onnx.ModelProto(ir_version=template.ir_version)
     model.opset_import.extend(template.opset_import)
+    model.functions.extend(template.functions)
     g = model.graph
     g.name = body.name or "body"
     g.node.extend(body.node)

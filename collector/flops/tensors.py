@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import onnx
 
@@ -31,12 +31,16 @@ _FLOATS = (
     "FLOAT", "FLOAT16", "DOUBLE", "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2",
     "FLOAT8E5M2FNUZ", "FLOAT4E2M1", "FLOAT8E8M0",
 )  # fmt: skip
-FLOAT_TYPES = frozenset(getattr(onnx.TensorProto, n) for n in _FLOATS if hasattr(onnx.TensorProto, n))
+FLOAT_TYPES = frozenset(
+    getattr(onnx.TensorProto, n) for n in _FLOATS if hasattr(onnx.TensorProto, n)
+)
 
 
-@dataclass(frozen=True, slots=True)
-class TensorInfo:
-    """Element type, shape, whether every dim is known, and the size in bytes when it is."""
+class TensorInfo(NamedTuple):
+    """Element type, shape, whether every dim is known, and the size in bytes when it is.
+
+    A NamedTuple rather than a dataclass: thousands are built per model and tuples are cheap.
+    """
 
     elem_type: int
     shape: Dims | None
@@ -64,11 +68,15 @@ def dims_of(type_proto: onnx.TypeProto) -> tuple[int, Dims | None]:
     tt = type_proto.tensor_type
     if not tt.HasField("shape"):
         return tt.elem_type, None
+    proto_dims = tt.shape.dim
+    values = [d.dim_value for d in proto_dims]
+    if all(v > 0 for v in values):  # the common case: every dim known
+        return tt.elem_type, tuple(values)
     dims: list[int | str] = []
-    for d in tt.shape.dim:
-        kind = d.WhichOneof("value")
-        if kind == "dim_value":
-            dims.append(d.dim_value if d.dim_value >= 0 else "?")
+    for d, value in zip(proto_dims, values, strict=True):
+        # dim_value reads 0 both when unset and for a real empty dim: ask only then
+        if value > 0 or (value == 0 and d.WhichOneof("value") == "dim_value"):
+            dims.append(value)
         else:
             dims.append(d.dim_param or "?")
     return tt.elem_type, tuple(dims)
@@ -76,10 +84,21 @@ def dims_of(type_proto: onnx.TypeProto) -> tuple[int, Dims | None]:
 
 def add_value_infos(table: Table, infos: Iterable[onnx.ValueInfoProto]) -> None:
     """Record the types of ``infos``, never replacing a known shape with a less known one."""
+    bits_of = BITS.get
     for vi in infos:
-        elem, shape = dims_of(vi.type)
         old = table.get(vi.name)
-        if old is not None and (old.static or shape is None):
+        if old is not None and old.static:
+            continue
+        tt = vi.type.tensor_type  # an empty default for non-tensor types: no shape, type 0
+        if tt.HasField("shape"):
+            values = [d.dim_value for d in tt.shape.dim]
+            bits = bits_of(tt.elem_type)
+            if min(values, default=1) > 0 and bits is not None:  # fast path: fully known
+                nbytes = (math.prod(values) * bits + 7) // 8
+                table[vi.name] = TensorInfo(tt.elem_type, tuple(values), True, nbytes)
+                continue
+        elem, shape = dims_of(vi.type)
+        if old is not None and shape is None:
             continue
         table[vi.name] = TensorInfo.make(elem or (old.elem_type if old else 0), shape)
 

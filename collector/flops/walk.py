@@ -7,19 +7,26 @@ If can keep only its larger branch and a Loop can be multiplied by its trip coun
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import onnx
 
 from collector.flops.formulas import FormulaError, OpCost
-from collector.flops.registry import CONTROL_SLOTS, DATA_MOVEMENT, FORMULAS, WEIGHT_SLOTS
-from collector.flops.report import NodeCost, ratio
+from collector.flops.registry import (
+    CONTROL_FLOW,
+    CONTROL_SLOTS,
+    DATA_MOVEMENT,
+    FORMULAS,
+    WEIGHT_SLOTS,
+)
+from collector.flops.report import NodeCost
+from collector.flops.tally import Tally
 from collector.flops.tensors import FLOAT_TYPES, TensorInfo
 from shared.errors import ModelError
 
 UNKNOWN = TensorInfo.make(0, None)
+_NO_COST = OpCost()
 _FOLDABLE_AFTER = frozenset({"Conv", "ConvTranspose"})
 _SIMPLE_ATTRS = {
     onnx.AttributeProto.INT: lambda a: a.i,
@@ -28,46 +35,6 @@ _SIMPLE_ATTRS = {
     onnx.AttributeProto.FLOATS: lambda a: list(a.floats),
     onnx.AttributeProto.STRING: lambda a: a.s.decode("utf-8", "replace"),
 }
-
-
-@dataclass
-class Tally:
-    """Everything one graph (or body) contributes to the report."""
-
-    nodes: list[NodeCost] = field(default_factory=list)
-    uncounted: Counter[str] = field(default_factory=Counter)
-    params: dict[str, int] = field(default_factory=dict)
-    tensors: dict[str, int] = field(default_factory=dict)
-    unknown_bytes: dict[str, None] = field(default_factory=dict)
-    assumptions: list[str] = field(default_factory=list)
-
-    def flops_key(self) -> tuple[int, int, int]:
-        """Ordering of two If branches: FLOPs, then MACs, then bytes."""
-        return (
-            sum(n.flops for n in self.nodes),
-            sum(n.macs + n.int_macs for n in self.nodes),
-            sum(n.bytes_read + n.bytes_written for n in self.nodes),
-        )
-
-    def merge(self, other: Tally, repeat: int = 1, why: str = "") -> None:
-        """Add a body's tally, its per-node costs multiplied by ``repeat``."""
-        for n in other.nodes:
-            if repeat != 1:
-                n = replace(
-                    n,
-                    macs=n.macs * repeat,
-                    int_macs=n.int_macs * repeat,
-                    flops=n.flops * repeat,
-                    bytes_read=n.bytes_read * repeat,
-                    bytes_written=n.bytes_written * repeat,
-                    note="; ".join(x for x in (n.note, f"x{repeat} ({why})") if x),
-                )
-            self.nodes.append(n)
-        self.uncounted.update(other.uncounted)
-        self.params.update(other.params)
-        self.tensors.update(other.tensors)
-        self.unknown_bytes.update(other.unknown_bytes)
-        self.assumptions.extend(other.assumptions)
 
 
 def parse_attrs(node: onnx.NodeProto) -> dict[str, object]:
@@ -80,18 +47,30 @@ def parse_attrs(node: onnx.NodeProto) -> dict[str, object]:
     return out
 
 
-def _moved(names: list[str], infos: list[TensorInfo | None], tally: Tally) -> int:
-    """Bytes of the present tensors among ``infos``; unknown sizes are recorded, not guessed."""
-    total = 0
-    for name, info in zip(names, infos, strict=True):
-        if info is None:
+def _moved(
+    names: list[str], get: Callable[[str, TensorInfo], TensorInfo], tally: Tally
+) -> tuple[list[TensorInfo | None], int, bool]:
+    """Infos of ``names`` (None when absent), their bytes, and whether all are static.
+
+    One pass per node side: this is the inner loop of the counter. Unknown sizes are
+    recorded, never guessed.
+    """
+    infos: list[TensorInfo | None] = []
+    total, static = 0, True
+    tensors = tally.tensors
+    for name in names:
+        if not name:
+            infos.append(None)
             continue
+        info = get(name, UNKNOWN)
+        infos.append(info)
         if info.nbytes is None:
             tally.unknown_bytes[name] = None
-            continue
-        total += info.nbytes
-        tally.tensors[name] = info.nbytes
-    return total
+        else:
+            total += info.nbytes
+            tensors[name] = info.nbytes
+        static = static and info.static
+    return infos, total, static
 
 
 def unknown_dim_error(
@@ -117,23 +96,32 @@ class NodeContext:
     table: Mapping[str, TensorInfo]
     float_inits: Mapping[str, int]
     const_floats: dict[str, int]
-    producers: dict[str, str]
+    producers: dict[str, str]  # outputs of Conv/ConvTranspose only
     unresolved_hint: str
+    strict_error: str | None = None
 
 
 def node_cost(
     node: onnx.NodeProto, key: str, label: str, ctx: NodeContext, tally: Tally
 ) -> NodeCost:
-    """Cost of one non-control-flow node; raises ModelError when it cannot be counted."""
+    """Cost of one node (a control-flow node's own bytes only); ModelError if uncountable."""
     get = ctx.table.get
-    ins = [get(n, UNKNOWN) if n else None for n in node.input]
-    outs = [get(n, UNKNOWN) if n else None for n in node.output]
+    in_names, out_names = list(node.input), list(node.output)
+    ins, read, static_in = _moved(in_names, get, tally)
+    outs, written, static_out = _moved(out_names, get, tally)
     formula = FORMULAS.get(key)
-    cost, note = OpCost(), ""
+    cost, note = _NO_COST, ""
     if formula is not None:
-        if not all(i is None or i.static for i in ins + outs):
-            names = [*node.input, *node.output]
-            raise unknown_dim_error(label, key, names, ins + outs, ctx.unresolved_hint)
+        if not (static_in and static_out):
+            strict = ctx.strict_error
+            if strict and node.name and f"node name: {node.name})" in strict:
+                raise ModelError(
+                    f"node '{label}' ({key}) has contradictory shapes: {strict}",
+                    hint="fix or re-export the model; the node's inputs do not fit together",
+                )
+            raise unknown_dim_error(
+                label, key, in_names + out_names, ins + outs, ctx.unresolved_hint
+            )
         in_shapes = [i.shape if i is not None else None for i in ins]
         out_shapes = [o.shape if o is not None else None for o in outs]
         try:
@@ -145,32 +133,29 @@ def node_cost(
             ) from exc
         if key == "BatchNormalization" and ctx.producers.get(node.input[0]) in _FOLDABLE_AFTER:
             note = "foldable into preceding Conv"
+    elif key in CONTROL_FLOW:
+        note = "control flow: its body nodes follow, already multiplied"
     elif key not in DATA_MOVEMENT:
         tally.uncounted[key] += 1
         note = "uncounted: no formula for this op type (0 FLOPs, bytes counted)"
     elif key == "Constant" and outs and outs[0] is not None and outs[0].elem_type in FLOAT_TYPES:
         ctx.const_floats[node.output[0]] = _elements(outs[0])
-    for name in node.output:
-        ctx.producers[name] = key
+    if key in _FOLDABLE_AFTER:  # only BatchNorm's "foldable" note asks who produced a tensor
+        for name in out_names:
+            ctx.producers[name] = key
+    params = _params(in_names, key, ctx, tally)
+    total = read + written
+    intensity = cost.flops / total if total else None
     return NodeCost(
-        name=label,
-        op_type=key,
-        macs=cost.macs,
-        int_macs=cost.int_macs,
-        flops=cost.flops,
-        params=_params(node, key, ctx, tally),
-        bytes_read=(read := _moved(list(node.input), ins, tally)),
-        bytes_written=(written := _moved(list(node.output), outs, tally)),
-        intensity=ratio(cost.flops, read + written),
-        note=note,
+        label, key, cost.macs, cost.int_macs, cost.flops, params, read, written, intensity, note
     )
 
 
-def _params(node: onnx.NodeProto, key: str, ctx: NodeContext, tally: Tally) -> int:
+def _params(in_names: list[str], key: str, ctx: NodeContext, tally: Tally) -> int:
     """Elements of the float initializers (and weight-slot float Constants) this node reads."""
     found = 0
     control, weights = CONTROL_SLOTS.get(key, ()), WEIGHT_SLOTS.get(key, ())
-    for i, name in enumerate(node.input):
+    for i, name in enumerate(in_names):
         elems = ctx.float_inits.get(name)
         if elems is not None and i in control:
             continue

@@ -1,0 +1,79 @@
+"""``load_campaign``: one TOML file to a validated ``CampaignSpec``, or one error naming the key.
+
+Why validate everything here: once jobs are queued on a fleet, a typo costs a board-hour per
+job. Every key is checked (unknown keys too, with the known ones listed), every model is found
+and its inputs read, every shape and batch size is checked against the model, and every job's
+settings are passed through the agent's own ``settings_from_dict`` before anything is queued.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agent.options import settings_from_dict
+from collector.campaign.matrix import read_matrix
+from collector.campaign.measure import read_measure
+from collector.campaign.models import resolve_models
+from collector.campaign.shapes import check_coverage, read_input_shapes
+from collector.campaign.spec import CampaignSpec
+from collector.campaign.tables import Table, read_toml, usage
+from collector.campaign.targets import read_targets
+from shared.errors import UsageError
+
+TOP_KEYS = (
+    "name", "description", "models", "timeout_s", "retries", "seed",
+    "inputs", "matrix", "targets", "measure",
+)  # fmt: skip
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def load_campaign(path: Path) -> CampaignSpec:
+    """Read and validate the campaign file at ``path``; model paths are relative to its folder."""
+    source = Path(path).absolute()
+    top = Table(read_toml(source), "", source, TOP_KEYS)
+    name = top.require("name", "a string", 'name = "smoke"')
+    if not _NAME.fullmatch(name):
+        raise top.error(
+            "name", f"{name!r} is not a campaign name", "use 1-64 letters, digits, '.', '_', '-'"
+        )
+    seed = top.count("seed", 0)
+    matrix, targets, measure = read_matrix(top), read_targets(top), read_measure(top)
+    models = resolve_models(top, source.parent, seed or 0)
+    shapes = read_input_shapes(top, models, batching=bool(matrix.batch_sizes))
+    for model in models:
+        check_coverage(top, model, shapes.get(model.name, {}), matrix.batch_sizes)
+    spec = CampaignSpec(
+        name=name,
+        description=top.get("description", "a string", ""),
+        source=source,
+        models=models,
+        input_shapes=shapes,
+        matrix=matrix,
+        targets=targets,
+        measure=measure.settings,
+        repeats=measure.repeats,
+        timeout_s=top.amount("timeout_s", 600.0, strict=True) or 600.0,
+        retries=top.count("retries", 2) or 0,
+        seed=seed or 0,
+        target_ci=measure.target_ci,
+        profile_ops=measure.profile_ops,
+    )
+    _check_agent_accepts(spec)
+    return spec
+
+
+def _check_agent_accepts(spec: CampaignSpec) -> None:
+    """Pass the settings of every distinct job through the agent's own parser."""
+    for job in spec.jobs():
+        if job.repeat:
+            break  # later repeats have the same settings
+        try:
+            settings_from_dict(job.settings)
+        except UsageError as exc:
+            raise usage(
+                spec.source,
+                "measure",
+                f"the agent would refuse the settings of model {job.model.name!r}: {exc.message}",
+                exc.hint or "fix [measure] or [matrix]",
+            ) from exc

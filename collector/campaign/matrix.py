@@ -1,0 +1,71 @@
+"""``[matrix]``: the lists whose cartesian product gives each job's settings.
+
+Why a product and not a list of runs: the questions a fleet answers ("does a second thread help
+on this board?") need every combination measured the same way, and a product says that in one
+line per axis. Values are type-checked here; provider names are not, because only an agent
+knows which providers its onnxruntime build has.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agent.session import OPT_LEVELS
+from collector.campaign.tables import Table
+
+MATRIX_KEYS = ("threads", "inter_threads", "providers", "opt_levels", "batch_sizes")
+
+# matrix key -> the job setting it varies (batch_sizes become input shapes instead)
+MATRIX_SETTINGS = {
+    "providers": "provider",
+    "opt_levels": "opt_level",
+    "threads": "threads",
+    "inter_threads": "inter_threads",
+}
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """The values of each axis; an empty tuple means not varied (the agent's default applies)."""
+
+    providers: tuple[str, ...] = ()
+    opt_levels: tuple[str, ...] = ()
+    threads: tuple[int, ...] = ()
+    inter_threads: tuple[int, ...] = ()
+    batch_sizes: tuple[int, ...] = ()
+
+    def combos(self) -> list[dict[str, Any]]:
+        """Every combination as setting -> value, axes in MATRIX_SETTINGS order, the last
+        varying fastest, values in the order written. No axis at all gives one empty combo."""
+        axes = {MATRIX_SETTINGS[key]: getattr(self, key) for key in MATRIX_SETTINGS}
+        varied = {setting: values for setting, values in axes.items() if values}
+        return [
+            dict(zip(varied, values, strict=True)) for values in itertools.product(*varied.values())
+        ]
+
+
+def _at_least(low: int) -> Callable[[int], str | None]:
+    return lambda value: None if value >= low else f"must be >= {low}, got {value}"
+
+
+def _opt_level(value: str) -> str | None:
+    return None if value in OPT_LEVELS else f"must be one of {', '.join(OPT_LEVELS)}, got {value!r}"
+
+
+def _named(value: str) -> str | None:
+    return None if value.strip() else "must not be blank"
+
+
+def read_matrix(top: Table) -> Matrix:
+    """The ``[matrix]`` table; each list non-empty, without repeats, of the right type."""
+    table = top.table("matrix", MATRIX_KEYS)
+    return Matrix(
+        providers=tuple(table.items("providers", "a string", _named) or ()),
+        opt_levels=tuple(table.items("opt_levels", "a string", _opt_level) or ()),
+        threads=tuple(table.items("threads", "an integer", _at_least(0)) or ()),
+        inter_threads=tuple(table.items("inter_threads", "an integer", _at_least(0)) or ()),
+        batch_sizes=tuple(table.items("batch_sizes", "an integer", _at_least(1)) or ()),
+    )

@@ -1,0 +1,56 @@
+"""The status document: agents (online, busy, last seen, tags) and campaigns with progress.
+
+Computed from the registry and the store on request, so `flopgap status` and
+`flopgap campaign run` show the same truth.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collector.server import Collector
+
+
+def status_document(collector: Collector, campaign: str = "") -> dict[str, Any]:
+    now = time.monotonic()
+    agents = [
+        {
+            "name": a.agent_id, "state": a.state, "busy": a.running, "tags": a.tags,
+            "last_seen_s": round(now - a.last_seen, 1), "board": a.descriptor.get("board"),
+            "cpu_model": a.descriptor.get("cpu_model"),
+            "progress": collector.progress.get(a.running or "", None),
+        }
+        for a in collector.registry.all()
+    ]  # fmt: skip
+    rows = collector.store.campaigns()
+    if campaign:
+        rows = [r for r in rows if campaign in (r["name"], r["campaign_id"])]
+    return {
+        "agents": agents,
+        "campaigns": [_campaign(collector, row) for row in rows[-20:]],
+        "counters": dict(collector.counters),
+    }
+
+
+def _campaign(collector: Collector, row: Any) -> dict[str, Any]:
+    jobs = collector.store.jobs(campaign_id=row["campaign_id"])
+    per_agent: dict[str, Counter[str]] = {}
+    for job in jobs:
+        per_agent.setdefault(job["agent_id"], Counter())[job["state"]] += 1
+    totals = Counter(job["state"] for job in jobs)
+    finished = [j for j in jobs if j["state"] in ("done", "failed") and j["started"]]
+    mean_s = (sum(j["updated"] - j["started"] for j in finished) / len(finished)
+              if finished else None)  # fmt: skip
+    remaining = totals["queued"] + totals["running"]
+    workers = max(1, len(per_agent))
+    return {
+        "campaign_id": row["campaign_id"], "name": row["name"], "state": row["state"],
+        "jobs": {s: totals[s] for s in ("queued", "running", "done", "failed")},
+        "per_agent": {a: {s: c[s] for s in ("queued", "running", "done", "failed")}
+                      for a, c in per_agent.items()},
+        "elapsed_s": round((row["finished"] or time.time()) - row["created"], 1),
+        "eta_s": None if mean_s is None else round(mean_s * remaining / workers, 1),
+    }  # fmt: skip

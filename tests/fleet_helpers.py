@@ -1,0 +1,88 @@
+"""Real collector and agent processes for fleet tests, and a bounded wait on campaign state."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from collector.client import Client
+from collector.procs import Child
+from shared import protocol
+
+_POLL = threading.Event()  # never set: wait(t) is a bounded polling period
+
+
+def start_collector(
+    db: Path, bind: str = "tcp://127.0.0.1:0", heartbeat: float = 0.5
+) -> tuple[Child, str]:
+    child = Child([sys.executable, "-m", "collector", "serve", "--bind", bind, "--db", str(db),
+                   "--heartbeat", str(heartbeat)], "collector")  # fmt: skip
+    return child, child.expect(r"listening on (tcp://\S+)", 30).group(1)
+
+
+def start_agent(
+    endpoint: str,
+    name: str,
+    root: Path,
+    env: dict[str, str] | None = None,
+    tags: tuple[str, ...] = (),
+) -> Child:
+    argv = [
+        sys.executable,
+        "-m",
+        "agent",
+        "run",
+        "--collector",
+        endpoint,
+        "--name",
+        name,
+        "--spool",
+        str(root / name / "spool"),
+        "--cache",
+        str(root / name / "cache"),
+    ]
+    for tag in tags:
+        argv += ["--tag", tag]
+    return Child(argv, name, env=env)
+
+
+def write_campaign(
+    folder: Path,
+    models: list[str],
+    threads: list[int],
+    name: str = "fleet",
+    agents: str = '["*"]',
+    extra: str = "",
+) -> Path:
+    config = folder / f"{name}.toml"
+    config.write_text(
+        f'name = "{name}"\nmodels = {models!r}\n'.replace("'", '"')
+        + f"[matrix]\nthreads = {threads}\n[targets]\nagents = {agents}\n"
+        "[measure]\nmin_iterations = 64\nmin_seconds = 0.2\nwarmup_seconds = 0.05\n"
+        "warmup_runs = 2\nrepeats = 1\n" + extra
+    )
+    return config
+
+
+def campaign_status(endpoint: str, campaign: str) -> dict[str, Any]:
+    with Client(endpoint, timeout_s=10) as client:
+        reply = client.request(protocol.StatusRequest(campaign), protocol.Status)
+    assert isinstance(reply, protocol.Status)
+    return reply.status
+
+
+def wait_for_campaign(endpoint: str, campaign: str, timeout: float) -> dict[str, Any]:
+    """Poll (bounded) until the campaign is done; returns its status entry."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status = campaign_status(endpoint, campaign)
+        if status["campaigns"]:
+            last = status["campaigns"][0]
+            if last["state"] == "done":
+                return last
+        _POLL.wait(0.25)  # a polling period under a deadline, not a synchronisation sleep
+    raise AssertionError(f"campaign {campaign} not done within {timeout} s: {last}")
