@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import queue
 import threading
 import time
@@ -58,6 +59,11 @@ class Agent:
         self._jobs: collections.deque[protocol.Job] = collections.deque()
         self._running: protocol.Job | None = None
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        # The job and progress threads write a byte here after queueing an event, so the
+        # loop wakes at once instead of at its next poll timeout.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._unspooled: dict[str, list[bytes]] = {}  # results the spool could not hold
         self._requested: set[str] = set()
         self.instance = uuid.uuid4().hex  # tells the collector a reconnect from a restart
@@ -76,6 +82,7 @@ class Agent:
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self.monitor, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
         next_beat = time.monotonic()
         try:
             while not self.stop.is_set():
@@ -84,6 +91,8 @@ class Agent:
                     self._connection_event(recv_monitor_message(self.monitor))
                 if self.sock in ready:
                     self._handle(self.sock.recv_multipart())
+                if self._wake_r in ready:
+                    _drain_pipe(self._wake_r)
                 self._drain_events()
                 self._maybe_start_job()
                 if time.monotonic() >= next_beat:
@@ -92,6 +101,8 @@ class Agent:
         finally:
             stop_server()
             self.sock.disable_monitor()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
             self.monitor.close()
             self.sock.close()
         return self.exit_code
@@ -193,11 +204,19 @@ class Agent:
         """In the job thread: the child process measures; progress and outcome go to the loop."""
         outcome = run_job(
             path, job.settings, job.model_name, job.timeout_s,
-            on_progress=lambda p: self._events.put(("progress", (job.job_id, p))),
+            on_progress=lambda p: self._post("progress", (job.job_id, p)),
             memory_limit_bytes=self.memory_limit_bytes,
             cancel=self.stop,
         )  # fmt: skip
-        self._events.put(("outcome", (job, outcome)))
+        self._post("outcome", (job, outcome))
+
+    def _post(self, kind: str, payload: Any) -> None:
+        """From another thread: queue an event and wake the loop."""
+        self._events.put((kind, payload))
+        try:
+            os.write(self._wake_w, b"!")
+        except BlockingIOError:  # the pipe is full of wake-ups already: the loop will see it
+            pass
 
     def _drain_events(self) -> None:
         while True:
@@ -232,6 +251,14 @@ class Agent:
         self._running = None
         log.info("job %s: %s", job.job_id[:8], "done" if outcome.ok else outcome.error_kind)
         self.sock.send_multipart(frames)
+
+
+def _drain_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _plain(progress: dict[str, Any]) -> dict[str, Any]:

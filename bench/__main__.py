@@ -11,7 +11,14 @@ from pathlib import Path
 import onnxruntime as ort
 import psutil
 
-MODULES = ("bench.harness_overhead", "bench.flops_speed", "bench.worker_startup")
+MODULES = (
+    "bench.harness_overhead",
+    "bench.sampler_interference",
+    "bench.flops_speed",
+    "bench.worker_startup",
+    "bench.scheduling_overhead",
+    "bench.ingest",
+)
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 

@@ -105,6 +105,15 @@ class ProgressView:
         self.last = ""
 
     def draw(self, camp: dict[str, Any], agents: list[dict[str, Any]]) -> None:
+        if not self.tty:  # a log: one line per change of the job counts, no redraws
+            jobs = camp["jobs"]
+            line = (f"campaign {camp['name']}: done {jobs['done']}  running {jobs['running']}  "
+                    f"failed {jobs['failed']}  waiting {jobs['queued']}")  # fmt: skip
+            if line != self.last:
+                self.out.write(line + "\n")
+                self.out.flush()
+                self.last = line
+            return
         online = {a["name"]: a for a in agents}
         rows = []
         for name, counts in sorted(camp["per_agent"].items()):
@@ -120,7 +129,7 @@ class ProgressView:
         text = "\n".join([f"campaign {camp['name']}: {camp['elapsed_s']:.0f} s, {eta}", *rows])
         if text == self.last:
             return
-        if self.tty and self.lines:
+        if self.lines:
             self.out.write(f"\x1b[{self.lines}F\x1b[J")
         self.out.write(text + "\n")
         self.out.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -128,3 +129,65 @@ def test_model_is_sent_once_and_a_corrupt_cache_file_is_fetched_again(tmp_path: 
     finally:
         agent.stop()
         collector.stop()
+
+
+def test_late_agent_picks_up_work_and_a_frozen_agent_is_requeued(tmp_path: Path) -> None:
+    """An agent joining mid-campaign gets its jobs; one that stops answering (SIGSTOP) is
+    marked missing, its job goes back to the queue, and when it wakes its work completes."""
+    save_model(matmul_graph(width=48), tmp_path / "w.onnx")
+    config = write_campaign(tmp_path, ["w.onnx"], threads=[1, 2], name="late")
+    db = tmp_path / "late.sqlite"
+    collector, endpoint = start_collector(db, heartbeat=0.3)
+    early = start_agent(endpoint, "early", tmp_path)
+    late = None
+    try:
+        collector.seen(r"agent early registered", 60)
+        _submit(config, endpoint)
+        early.expect(r"job \w+: measuring", 60)
+        early.proc.send_signal(signal.SIGSTOP)  # frozen mid-job: no heartbeats
+        collector.seen(r"agent early missed its heartbeats", 30)
+        collector.seen(r"job \w+ will be retried on early \(agent_missing", 10)
+        late = start_agent(endpoint, "late", tmp_path)
+        collector.seen(r"agent late registered", 60)  # while the campaign still runs
+        early.proc.send_signal(signal.SIGCONT)
+        done = wait_for_campaign(endpoint, "late", timeout=120)
+    finally:
+        early.proc.send_signal(signal.SIGCONT)
+        early.stop()
+        if late is not None:
+            late.stop()
+        collector.stop()
+    assert done["per_agent"]["late"]["done"] == 2  # joined after submission, still served
+    assert done["per_agent"]["early"]["done"] == 2
+    store = Store(db)
+    try:
+        assert len(store.result_rows()) == len(store.jobs()) == 4
+        errors = [json.loads(j["errors_json"]) for j in store.jobs(agent_id="early")]
+        assert any("agent_missing" in e for errs in errors for e in errs)
+    finally:
+        store.close()
+
+
+def test_a_setting_no_agent_can_satisfy_is_refused_at_submit(tmp_path: Path) -> None:
+    save_model(matmul_graph(width=16), tmp_path / "s.onnx")
+    config = write_campaign(tmp_path, ["s.onnx"], threads=[1], name="cuda")
+    config.write_text(config.read_text().replace(
+        "threads = [1]", 'threads = [1]\nproviders = ["CUDAExecutionProvider"]'))  # fmt: skip
+    collector, endpoint = start_collector(tmp_path / "cuda.sqlite")
+    agent = start_agent(endpoint, "cpu-only", tmp_path)
+    try:
+        collector.seen(r"agent cpu-only registered", 60)
+        proc = subprocess.run([sys.executable, "-m", "collector", "campaign", "run", str(config),
+                               "--collector", endpoint], capture_output=True, text=True,
+                              timeout=60, cwd=REPO)  # fmt: skip
+    finally:
+        agent.stop()
+        collector.stop()
+    assert proc.returncode == 2
+    assert "CUDAExecutionProvider" in proc.stderr and "cpu-only" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    store = Store(tmp_path / "cuda.sqlite")
+    try:
+        assert store.campaigns() == [] and store.jobs() == []  # nothing was queued
+    finally:
+        store.close()

@@ -1,0 +1,153 @@
+"""Collector ingest: results per second and raw latency samples per second from 8 simulated
+agents on loopback into the durable store, against raw pyzmq PUSH/PULL of the same bytes in
+the same run (targets: >= 0.5 of raw; >= 1,000,000 samples/s).
+
+The simulated agents speak the real protocol in one process (8 threads, one DEALER each):
+they register, answer every Job at once with a Result carrying a real result document and
+10,000 latencies, and count acks. The collector is a real `flopgap serve` subprocess that
+validates, commits (WAL, synchronous=FULL) and acknowledges each result before the next job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from agent.measure import MeasureSettings, measure
+from agent.timing import StopRule
+from bench.figure import Figure
+from bench.fleet_helpers import collector, tiny_model
+from collector.client import Client
+from shared import protocol
+
+AGENTS = 8
+JOBS_PER_AGENT = 60
+SAMPLES = 10_000
+
+
+def _document(model: Path) -> dict[str, Any]:
+    settings = MeasureSettings(warmup_runs=1, warmup_seconds=0, stop=StopRule(64, 0.0, 5.0))
+    return measure(model, settings).document
+
+
+def _sim_agent(
+    endpoint: str,
+    name: str,
+    doc: dict[str, Any],
+    lat: np.ndarray,
+    done: threading.Event,
+    counts: dict[str, int],
+) -> None:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    sock.send_multipart(
+        protocol.encode(
+            protocol.Register(
+                name, "sim", {"device_id": name, "providers": ["CPUExecutionProvider"]}, {}, ""
+            )
+        )
+    )
+    acks = 0
+    while not done.is_set() and sock.poll(5000):
+        msg = protocol.decode(sock.recv_multipart())
+        if isinstance(msg, protocol.Job):
+            sock.send_multipart(protocol.encode(
+                protocol.Result(msg.job_id, uuid.uuid4().hex, doc, lat)))  # fmt: skip
+        elif isinstance(msg, protocol.Ack):
+            acks += 1
+    counts[name] = acks
+    sock.close()
+
+
+def _payload(sha: str, settings: dict[str, Any]) -> dict[str, Any]:
+    jobs = [{"model": "tiny", "sha256": sha, "settings": settings, "repeat": r}
+            for r in range(JOBS_PER_AGENT)]  # fmt: skip
+    return {"name": "ingest", "targets": {"agents": ["sim-*"], "tags": {}}, "jobs": jobs,
+            "timeout_s": 60.0, "retries": 0, "spec": {}}  # fmt: skip
+
+
+def _collector_rate(folder: Path, doc: dict[str, Any], lat: np.ndarray) -> tuple[float, int]:
+    model = tiny_model(folder)
+    data = model.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    server, endpoint = collector(folder / "ingest.sqlite")
+    done, counts = threading.Event(), {}
+    threads = [
+        threading.Thread(target=_sim_agent, args=(endpoint, f"sim-{i}", doc, lat, done, counts))
+        for i in range(AGENTS)
+    ]
+    try:
+        for t in threads:
+            t.start()
+        for i in range(AGENTS):
+            server.seen(rf"agent sim-{i} registered", 30)
+        with Client(endpoint) as client:
+            client.send(protocol.ModelData(sha, data))
+            t0 = time.perf_counter()
+            client.request(
+                protocol.SubmitCampaign(_payload(sha, doc["settings"])), protocol.CampaignAccepted
+            )
+            server.seen(r"campaign \w+ finished", 600)
+            wall = time.perf_counter() - t0
+    finally:
+        done.set()
+        for t in threads:
+            t.join(timeout=10)
+        server.stop()
+    total = AGENTS * JOBS_PER_AGENT
+    return total / wall, sum(counts.values())
+
+
+def _raw_rate(frames: list[bytes], n: int) -> float:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    pull = ctx.socket(zmq.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+
+    def push() -> None:
+        sock = ctx.socket(zmq.PUSH)
+        sock.connect(f"tcp://127.0.0.1:{port}")
+        for _ in range(n // AGENTS):
+            sock.send_multipart(frames)
+        sock.close(linger=5000)
+
+    threads = [threading.Thread(target=push) for _ in range(AGENTS)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for _ in range(n // AGENTS * AGENTS):
+        pull.recv_multipart()
+    wall = time.perf_counter() - t0
+    pull.close()
+    return n / wall
+
+
+def run() -> list[Figure]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        doc = _document(tiny_model(folder))
+        lat = np.random.default_rng(0).integers(50_000, 60_000, SAMPLES).astype(np.int64)
+        rate, acks = _collector_rate(folder, doc, lat)
+    frames = protocol.encode(protocol.Result("j" * 32, "r" * 32, doc, lat))
+    raw = _raw_rate(frames, AGENTS * JOBS_PER_AGENT)
+    size = sum(map(len, frames))
+    detail = (
+        f"{AGENTS} simulated agents x {JOBS_PER_AGENT} results of {size / 1e3:.0f} kB "
+        f"({SAMPLES} samples each), {acks} acks; collector {rate:.0f} results/s, raw "
+        f"PUSH/PULL {raw:.0f} msgs/s"
+    )
+    return [
+        Figure("ingest: collector results/s over raw PUSH/PULL", rate / raw, 0.5, False, detail),
+        Figure(
+            "ingest: raw latency samples/s into the store", rate * SAMPLES, 1_000_000, False, detail
+        ),
+    ]
