@@ -101,7 +101,11 @@ ROW_COLUMNS = (
     "model_sha256",
 )
 LATE_COLUMNS = ("campaign_id", "repeat")
-COLUMNS: tuple[str, ...] = ROW_COLUMNS + tuple(DOCUMENT_COLUMNS) + COST_COLUMNS + LATE_COLUMNS
+POWER_COLUMNS = ("power_source", "energy_j_per_inference", "net_energy_j_per_inference",
+                 "idle_w", "j_per_gflop")  # fmt: skip
+COLUMNS: tuple[str, ...] = (
+    ROW_COLUMNS + tuple(DOCUMENT_COLUMNS) + COST_COLUMNS + LATE_COLUMNS + POWER_COLUMNS
+)
 
 # Units of the columns whose names do not carry them; written to the sidecar.
 UNITS = {
@@ -113,6 +117,10 @@ UNITS = {
     "intensity": "flops / bytes (FLOP/byte)",
     "achieved_gflops": "flops / p50 latency, in 1e9 FLOP/s",
     "cv": "std / mean of steady-state latency",
+    "energy_j_per_inference": "J per inference over the steady-state window, gross",
+    "net_energy_j_per_inference": "J per inference, net of the idle baseline power",
+    "idle_w": "W before the model loaded",
+    "j_per_gflop": "energy_j_per_inference / (flops / 1e9)",
 }
 
 
@@ -125,6 +133,7 @@ def rows(store: Store, campaign_id: str | None = None) -> Iterable[dict[str, Any
             row[column] = getter(doc) if doc is not None else None
         if doc is not None:
             row.update(cost_columns(store, r["model_sha256"], shapes_key(doc), row["p50_ms"]))
+            row.update(power_columns(doc.get("power"), row.get("flops")))
         if doc is None and r["descriptor_json"]:
             device = json.loads(r["descriptor_json"])
             row.update(
@@ -134,6 +143,20 @@ def rows(store: Store, campaign_id: str | None = None) -> Iterable[dict[str, Any
                 board=device.get("board"),
             )
         yield row
+
+
+def power_columns(power: dict[str, Any] | None, flops: int | None) -> dict[str, Any]:
+    """Energy per inference (gross and net of idle) and per GFLOP; empty without a sensor."""
+    if not power:
+        return dict.fromkeys(POWER_COLUMNS)
+    per_inference = power.get("energy_j_per_inference")
+    return {
+        "power_source": power.get("source"),
+        "energy_j_per_inference": per_inference,
+        "net_energy_j_per_inference": power.get("net_energy_j_per_inference"),
+        "idle_w": power.get("idle_w"),
+        "j_per_gflop": per_inference / (flops / 1e9) if per_inference and flops else None,
+    }
 
 
 def write_csv(store: Store, path: Path, campaign_id: str | None = None) -> int:

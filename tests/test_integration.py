@@ -84,3 +84,15 @@ def test_non_loopback_bind_without_keys_is_refused(collector_cli: Runner, tmp_pa
 def test_export_of_missing_db_says_so(collector_cli: Runner, tmp_path: Path) -> None:
     proc = collector_cli("export", "--db", tmp_path / "none.sqlite", "--csv", tmp_path / "o.csv")
     assert proc.returncode == 2 and "no database" in proc.stderr
+
+
+def test_power_columns_give_joules_per_inference_and_per_gflop() -> None:
+    from collector.export import POWER_COLUMNS, power_columns
+
+    power = {"source": "rapl", "energy_j_per_inference": 0.002,
+             "net_energy_j_per_inference": 0.0015, "idle_w": 3.0}  # fmt: skip
+    row = power_columns(power, flops=4_000_000_000)
+    assert row["j_per_gflop"] == pytest.approx(0.0005)
+    assert row["power_source"] == "rapl" and row["idle_w"] == 3.0
+    assert power_columns(None, 10) == dict.fromkeys(POWER_COLUMNS)  # missing, never 0
+    assert power_columns(power, None)["j_per_gflop"] is None
