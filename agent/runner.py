@@ -112,7 +112,7 @@ class Agent:
     def _send(self, msg: protocol.Message) -> None:
         self.sock.send_multipart(protocol.encode(msg))
 
-    def _connection_event(self, event: dict[str, Any]) -> None:
+    def _connection_event(self, event: Any) -> None:
         if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             log.info("connected to the collector")
             self._register()

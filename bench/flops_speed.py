@@ -12,6 +12,7 @@ import gc
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import onnx
@@ -35,7 +36,7 @@ def _best(fn: Callable[[], object], runs: int = 5) -> float:
 
 def _onnx_tool_seconds(path: Path) -> float | None:
     try:
-        import onnx_tool  # type: ignore[import-not-found]
+        import onnx_tool
     except ImportError:
         return None
 
@@ -60,8 +61,8 @@ def run() -> list[Figure]:
             onnx.save(model, path)
             del model
             count_model(path)  # warm-up: onnx loads its op schemas once
-            load = _best(lambda p=path: onnx.load(p))
-            count = _best(lambda p=path: count_model(p))
+            load = _best(partial(onnx.load, path))
+            count = _best(partial(count_model, path))
             tool = _onnx_tool_seconds(path)
             tool_text = f"onnx-tool {tool * 1e3:.0f} ms" if tool else "onnx-tool not installed"
             detail = (

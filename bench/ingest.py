@@ -81,7 +81,7 @@ def _collector_rate(folder: Path, doc: dict[str, Any], lat: np.ndarray) -> tuple
     data = model.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
     server, endpoint = collector(folder / "ingest.sqlite")
-    done, counts = threading.Event(), {}
+    done, counts = threading.Event(), dict[str, int]()
     threads = [
         threading.Thread(target=_sim_agent, args=(endpoint, f"sim-{i}", doc, lat, done, counts))
         for i in range(AGENTS)

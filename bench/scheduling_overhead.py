@@ -51,14 +51,18 @@ def run() -> list[Figure]:
             server.stop()
         store = Store(db)
         docs = [json.loads(r["document_json"]) for r in store.result_rows()]
+        campaign = store.campaigns()[0]
         store.close()
+    # The collector's own clock, from accepting the campaign to its last stored result: the
+    # client's status polling (every 0.5 s) is not the scheduler's cost.
+    stored_wall = campaign["finished"] - campaign["created"]
     measured = sum(
         (d["load_ms"] + d["first_inference_ms"] + d["warmup"]["ms"]) / 1e3 + d["steady_seconds"]
         for d in docs
     )
-    per_job_ms = (wall - measured) / max(1, len(docs)) * 1e3
+    per_job_ms = (stored_wall - measured) / max(1, len(docs)) * 1e3
     detail = (
-        f"{len(docs)} jobs (exit {code}) in {wall:.2f} s, of which measuring "
-        f"{measured:.2f} s; includes the client's 0.5 s status polling at the end"
+        f"{len(docs)} jobs (exit {code}): accepted to last result stored {stored_wall:.2f} s, "
+        f"of which measuring {measured:.2f} s; client wall {wall:.2f} s"
     )
     return [Figure("scheduling overhead per job, ms (loopback)", per_job_ms, 50.0, True, detail)]

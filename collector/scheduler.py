@@ -49,9 +49,7 @@ def check_payload(payload: Mapping[str, Any]) -> None:
         )
 
 
-def expand_for_agent(
-    store: Store, campaign: Mapping[str, Any], agent_id: str, tags: Mapping[str, str]
-) -> int:
+def expand_for_agent(store: Store, campaign: Any, agent_id: str, tags: Mapping[str, str]) -> int:
     """Queue the campaign's jobs for one agent unless it has them already; returns how many."""
     payload = json.loads(campaign["spec_json"])
     if not targets_match(payload["targets"], agent_id, tags):
