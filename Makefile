@@ -27,6 +27,7 @@ lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP) ## Run every benchmark in bench/ and write bench/RESULTS.md
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all,bench]'
 	$(PY) -m bench
 
 clean: ## Remove the virtualenv and generated results
