@@ -89,6 +89,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="address-space cap of each job's child process (RLIMIT_AS)",
     )
     run.add_argument(
+        "--keys",
+        type=Path,
+        metavar="FILE",
+        help="this agent's CURVE secret key file (NAME.key_secret from `flopgap keys agent "
+        "NAME` on the collector; mode 0600); needs --collector-key",
+    )
+    run.add_argument(
+        "--collector-key",
+        type=Path,
+        metavar="FILE",
+        help="the collector's public key file (collector.key), pinned: no other server is accepted",
+    )
+    run.add_argument(
+        "--max-message-mb",
+        type=int,
+        metavar="MB",
+        help="drop the connection on any received frame larger than this (default: the "
+        "protocol's model limit plus headroom)",
+    )
+    run.add_argument(
         "--insecure",
         action="store_true",
         help="allow a non-loopback collector without CURVE keys (trusted networks)",
@@ -142,7 +162,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.runner import parse_tags, run_agent
+    from shared.errors import UsageError
+    from shared.keys import load_peer_keys
 
+    if (args.keys is None) != (args.collector_key is None):
+        raise UsageError(
+            "--keys and --collector-key go together",
+            hint="pass this agent's NAME.key_secret and the collector's collector.key",
+        )
+    keys = load_peer_keys(args.keys, args.collector_key) if args.keys else None
+    max_bytes = args.max_message_mb * 1024 * 1024 if args.max_message_mb else None
     home = Path.home()
     spool = args.spool or home / ".local" / "state" / "flopgap" / args.name / "spool"
     cache = args.cache or home / ".cache" / "flopgap" / "models"
@@ -156,6 +185,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.cache_max_mb * 1024 * 1024,
         limit,
         args.insecure,
+        keys,
+        max_bytes,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ class MeasureSettings:
     power: bool = True
     power_rate_hz: float = 100.0
     idle_seconds: float = 1.0
+    profile_ops: bool = False
+    calibrate: bool = False
     root: str = field(default_factory=default_root)
 
     def as_dict(self) -> dict[str, Any]:
@@ -60,6 +63,8 @@ class MeasureSettings:
             power=self.power,
             power_rate_hz=self.power_rate_hz,
             idle_seconds=self.idle_seconds,
+            profile_ops=self.profile_ops,
+            calibrate=self.calibrate,
             **asdict(self.stop),
             **asdict(self.limits),
         )
@@ -153,7 +158,31 @@ def measure(
         },
     )
     doc["started_at"] = started_at
+    _extra_passes(doc, model_path, settings, shapes)
     return Measurement(doc, phases["steady"].latencies_ns)
+
+
+def _extra_passes(
+    doc: dict[str, Any],
+    model_path: Path,
+    settings: MeasureSettings,
+    shapes: Mapping[str, tuple[int, ...]],
+) -> None:
+    """Separate passes after the timed runs, so their overhead never touches the statistics:
+    ORT's per-op profiler (`op_profile`; the optimized graph ORT ran is kept in a folder the
+    caller removes, named by `op_profile.optimized_model_file`) and device calibration."""
+    if settings.profile_ops:
+        from agent.profile_ops import profile_ops
+
+        work = Path(tempfile.mkdtemp(prefix="flopgap-profile-"))
+        profile = profile_ops(model_path, settings.session, shapes, work, seed=settings.seed)
+        doc["op_profile"] = profile.document
+        doc["op_profile"]["optimized_model_file"] = str(profile.optimized_model)
+        profile.profile_file.unlink(missing_ok=True)
+    if settings.calibrate:
+        from agent.calibrate import calibrate
+
+        doc["calibration"] = calibrate(settings.session.threads)
 
 
 def _open_power(settings: MeasureSettings) -> tuple[PowerSampler | None, str | None]:

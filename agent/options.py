@@ -21,7 +21,7 @@ SETTING_KEYS = {
     "provider", "threads", "inter_threads", "opt_level", "input_shapes", "seed",
     "warmup_runs", "warmup_seconds", "min_iterations", "min_seconds", "max_seconds",
     "sample_interval_ms", "max_cv", "max_foreign_cpu_cores", "power", "power_rate_hz",
-    "idle_seconds",
+    "idle_seconds", "profile_ops", "calibrate",
 }  # fmt: skip
 
 
@@ -84,6 +84,17 @@ def add_measure_flags(parser: argparse.ArgumentParser) -> None:
         default=d.limits.max_foreign_cpu_cores,
         help="CPU cores other processes may use before a result is invalid",
     )
+    g = parser.add_argument_group("separate passes after the timed runs")
+    g.add_argument(
+        "--profile-ops",
+        action="store_true",
+        help="run ORT's per-op profiler in a separate pass (never in the statistics)",
+    )
+    g.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="measure this device's peak GFLOP/s and memory bandwidth too",
+    )
     g = parser.add_argument_group("power")
     g.add_argument(
         "--no-power",
@@ -135,6 +146,8 @@ def settings_from_args(
             "power": args.power,
             "power_rate_hz": args.power_rate_hz,
             "idle_seconds": args.idle_seconds,
+            "profile_ops": args.profile_ops,
+            "calibrate": args.calibrate,
         },
         root=args.sysfs_root,
     )
@@ -179,6 +192,8 @@ def settings_from_dict(raw: Mapping[str, Any], root: str | None = None) -> Measu
             power=bool(get("power", d.power)),
             power_rate_hz=float(get("power_rate_hz", d.power_rate_hz)),
             idle_seconds=float(get("idle_seconds", d.idle_seconds)),
+            profile_ops=bool(get("profile_ops", d.profile_ops)),
+            calibrate=bool(get("calibrate", d.calibrate)),
             root=root or d.root,
         )
     except (TypeError, ValueError) as exc:

@@ -6,14 +6,22 @@ Register (naming the job in flight) and a resend of every unacknowledged result 
 on-disk spool, so a collector restart costs nothing. Jobs run in child processes
 (agent.worker); this loop only waits with bounded polls, never sleeps, and stops cleanly on
 SIGTERM or SIGINT.
+
+With keys (`--keys` secret file, `--collector-key` pinned public key) the connection is
+CURVE-encrypted and the collector knows this agent by its key, not by --name. A collector that
+refuses the key ends the agent with exit code 2 and a hint, since libzmq does not retry an
+authentication failure. Sends never block: a message the socket cannot queue is dropped
+(heartbeats are periodic, results stay in the spool and are resent on reconnect).
 """
 
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import os
 import queue
+import shutil
 import threading
 import time
 import uuid
@@ -29,13 +37,21 @@ from agent.spool import Spool, SpoolError
 from agent.worker import JobOutcome, run_job, start_server, stop_server
 from shared import protocol
 from shared.errors import FlopgapError, ProtocolError
+from shared.keys import PeerKeys
+from shared.transport import configure_client
 
 log = logging.getLogger("flopgap.agent")
 
 POLL_MS = 100
 RECONNECT_MIN_MS = 100
 RECONNECT_MAX_MS = 5000
-_MONITOR_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+_MONITOR_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 class Agent:
@@ -49,6 +65,8 @@ class Agent:
         spool: Spool,
         cache: ModelCache,
         memory_limit_bytes: int | None = None,
+        keys: PeerKeys | None = None,
+        max_message_bytes: int | None = None,
     ) -> None:
         self.endpoint, self.name, self.tags = endpoint, name, tags
         self.spool, self.cache = spool, cache
@@ -72,6 +90,9 @@ class Agent:
         self.sock.setsockopt(zmq.LINGER, 0)  # unacked results are in the spool, not the socket
         self.sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MIN_MS)
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
+        configure_client(self.sock, keys, max_message_bytes)  # before connect (in serve)
+        self.keyed = keys is not None
+        self._handshake_warned = False
         self.monitor = self.sock.get_monitor_socket(_MONITOR_EVENTS)
 
     def serve(self) -> int:
@@ -110,14 +131,46 @@ class Agent:
     # --- connection ------------------------------------------------------------------------
 
     def _send(self, msg: protocol.Message) -> None:
-        self.sock.send_multipart(protocol.encode(msg))
+        self._send_frames(protocol.encode(msg))
+
+    def _send_frames(self, frames: list[bytes]) -> None:
+        """Queue frames without blocking; with the queue full (no collector for a long time)
+        the message is dropped, never the loop: heartbeats recur, results are spooled."""
+        try:
+            self.sock.send_multipart(frames, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            log.debug("send queue full: dropped a message")
 
     def _connection_event(self, event: Any) -> None:
-        if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+        kind = event["event"]
+        if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self._handshake_warned = False
             log.info("connected to the collector")
             self._register()
-        else:
+        elif kind in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
+            self._fatal_handshake(kind)
+        elif kind == zmq.EVENT_DISCONNECTED:
             log.warning("lost the collector; reconnecting (results stay in the spool)")
+        elif not self._handshake_warned:  # repeats at every reconnect: say it once
+            self._handshake_warned = True
+            log.warning("secure handshake with the collector failed: check --collector-key")
+
+    def _fatal_handshake(self, kind: int) -> None:
+        """libzmq never retries these two failures: say what to fix and stop (exit code 2)."""
+        if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            log.error(
+                "the collector refused this agent's key; on the collector run "
+                "`flopgap keys agent NAME` and copy NAME.key_secret here (--keys), with its "
+                "collector.key (--collector-key)"
+            )
+        else:
+            log.error(
+                "the collector %s; agent and collector must both use keys, or both not",
+                "does not use keys" if self.keyed else "requires CURVE keys (--keys, "
+                "--collector-key)",
+            )  # fmt: skip
+        self.exit_code = 2
+        self.stop.set()
 
     def _current_job(self) -> str:
         """The job this agent holds: running, or next in line (e.g. waiting for its model)."""
@@ -133,7 +186,7 @@ class Agent:
         self._requested.clear()
         for result_id, frames in [*self.spool.pending(), *self._unspooled.items()]:
             log.info("resending unacknowledged result %s", result_id[:8])
-            self.sock.send_multipart(frames)
+            self._send_frames(frames)
 
     def _heartbeat(self) -> None:
         job = self._current_job()
@@ -230,9 +283,25 @@ class Agent:
             else:
                 self._finish(*payload)
 
+    def _upload_optimized_graph(self, document: dict[str, Any]) -> None:
+        """Send the graph ORT actually ran (from the profiling pass) so the collector can join
+        per-node times to its FLOPs; the local copy is removed and its path left out."""
+        profile = document.get("op_profile")
+        if not profile or not profile.get("optimized_model_file"):
+            return
+        path = Path(profile.pop("optimized_model_file"))
+        try:
+            data = path.read_bytes()
+            self._send(protocol.ModelData(hashlib.sha256(data).hexdigest(), data))
+        except (OSError, ProtocolError) as exc:
+            log.warning("could not send the optimized graph: %s", exc)
+        shutil.rmtree(path.parent, ignore_errors=True)
+
     def _finish(self, job: protocol.Job, outcome: JobOutcome) -> None:
         result_id = uuid.uuid4().hex
         msg: protocol.Message
+        if outcome.document is not None:
+            self._upload_optimized_graph(outcome.document)
         if outcome.ok and outcome.document is not None and outcome.latencies_ns is not None:
             msg = protocol.Result(job.job_id, result_id, outcome.document, outcome.latencies_ns)
         else:
@@ -250,7 +319,7 @@ class Agent:
             self._unspooled[result_id] = frames
         self._running = None
         log.info("job %s: %s", job.job_id[:8], "done" if outcome.ok else outcome.error_kind)
-        self.sock.send_multipart(frames)
+        self._send_frames(frames)
 
 
 def _drain_pipe(fd: int) -> None:
@@ -291,6 +360,8 @@ def run_agent(
     cache_max_bytes: int,
     memory_limit_bytes: int | None,
     insecure: bool,
+    keys: PeerKeys | None = None,
+    max_message_bytes: int | None = None,
 ) -> int:
     """Entry point of `flopgap-agent run`."""
     import signal
@@ -298,9 +369,9 @@ def run_agent(
     from shared.transport import require_safe
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
-    require_safe(endpoint, insecure, "connect to")
+    require_safe(endpoint, insecure, "connect to", keys=keys is not None)
     agent = Agent(endpoint, name, tags, Spool(spool_dir), ModelCache(cache_dir, cache_max_bytes),
-                  memory_limit_bytes)  # fmt: skip
+                  memory_limit_bytes, keys, max_message_bytes)  # fmt: skip
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)

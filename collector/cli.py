@@ -37,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_demo(sub)
     from collector.flops import cli as flops_cli
+    from collector.report import cli as report_cli
 
     flops_cli.add_parser(sub)
+    report_cli.add_parser(sub)
     return parser
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from collector.campaign_run import run_campaign
 from collector.export import rows, write_csv
 from collector.procs import Child
+from collector.report import build_report, render_text, write_html
 from collector.store import Store
 from collector.zoo import write_zoo
 
@@ -29,6 +30,7 @@ agents = ["demo-agent"]
 min_iterations = 64
 min_seconds = {min_seconds}
 repeats = 1
+profile_ops = true
 """
 
 
@@ -66,9 +68,16 @@ def run_demo(out: Path, min_seconds: float = 2.0, threads: int = 1) -> int:
         count = write_csv(store, csv_path)
         print()
         print(format_table(list(rows(store))))
+        report = build_report(store)
+        print()
+        print(render_text(report))
+        write_html(report, out / "report.html")
     finally:
         store.close()
-    print(f"\nwrote {count} results to {csv_path} ({time.monotonic() - t0:.0f} s)")
+    print(
+        f"\nwrote {count} results to {csv_path} and the report to {out / 'report.html'} "
+        f"({time.monotonic() - t0:.0f} s)"
+    )
     return 0 if code == 0 and count == len(zoo) else 1
 
 

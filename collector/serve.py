@@ -1,4 +1,11 @@
-"""`flopgap serve`: bind the collector's socket, open the store and run the loop."""
+"""`flopgap serve`: bind the collector's socket, open the store and run the loop.
+
+With `--keys DIR` the order is pyzmq's ironhouse one: start the ZAP authenticator (its CURVE
+credentials callback is DIR's allowlist, re-read when key files change), then make the
+ROUTER a CURVE server with the collector's key pair, then bind. Each authenticated peer's
+ZAP User-Id is "role:NAME" from the allowlisted file name, so the collector knows an agent by
+its key, whatever name it claims.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +14,52 @@ import signal
 from pathlib import Path
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from collector.model_store import ModelStore
 from collector.server import HEARTBEAT_S, Collector
 from collector.store import Store
 from shared.errors import UsageError
-from shared.transport import require_safe
+from shared.keys import Allowlist, KeyPair, load_collector
+from shared.transport import configure_server, require_safe
 
 log = logging.getLogger("flopgap.collector")
 
 
-def bind_router(endpoint: str) -> tuple[zmq.Socket[bytes], str]:
-    """A bound ROUTER socket and the endpoint it really got (port 0 or * picks a free one)."""
+class _KeyAuthenticator(ThreadAuthenticator):
+    """pyzmq's ZAP thread, with User-Id = the allowlisted "role:NAME" instead of the z85 key."""
+
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], allowlist: Allowlist) -> None:
+        super().__init__(context, log=logging.getLogger("flopgap.auth"))
+        self.allowlist = allowlist
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        """Called only after the callback accepted the key, so the lookup succeeds."""
+        z85_key = z85.encode(client_public_key)
+        return self.allowlist.identity(z85_key) or "unknown:"
+
+
+def start_authenticator(allowlist: Allowlist) -> ThreadAuthenticator:
+    """Start ZAP on the shared context; CURVE clients must be in `allowlist`."""
+    auth = _KeyAuthenticator(zmq.Context.instance(), allowlist)
+    auth.start()
+    auth.configure_curve_callback("*", credentials_provider=allowlist)
+    return auth
+
+
+def bind_router(
+    endpoint: str, keys: KeyPair | None = None, max_message_bytes: int | None = None
+) -> tuple[zmq.Socket[bytes], str]:
+    """A bound ROUTER socket and the endpoint it really got (port 0 or * picks a free one).
+
+    With `keys`, the socket is a CURVE server; start the authenticator first.
+    """
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 1000)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable reply raises, never vanishes
+    configure_server(sock, keys, max_message_bytes)  # before bind, or it would not apply
     if endpoint.endswith(":0"):
         endpoint = endpoint[:-2] + ":*"
     try:
@@ -41,15 +78,33 @@ def models_folder(db: Path) -> Path:
     return db.with_suffix(".models")
 
 
-def serve(bind: str, db: Path, insecure: bool, heartbeat_s: float = HEARTBEAT_S) -> int:
-    """Run the collector until SIGTERM/SIGINT."""
+def serve(
+    bind: str,
+    db: Path,
+    insecure: bool,
+    heartbeat_s: float = HEARTBEAT_S,
+    keys_dir: Path | None = None,
+    max_message_bytes: int | None = None,
+) -> int:
+    """Run the collector until SIGTERM/SIGINT; with `keys_dir`, only allowlisted keys connect."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s collector %(levelname)s %(message)s"
     )
-    require_safe(bind, insecure, "bind")
+    require_safe(bind, insecure, "bind", keys=keys_dir is not None)
+    keys = load_collector(keys_dir) if keys_dir is not None else None  # before anything binds
+    allowlist = Allowlist(keys_dir) if keys_dir is not None else None
+    auth = start_authenticator(allowlist) if allowlist is not None else None
     store = Store(db)
-    sock, endpoint = bind_router(bind)
-    collector = Collector(sock, store, ModelStore(models_folder(db)), heartbeat_s)
+    try:
+        sock, endpoint = bind_router(bind, keys, max_message_bytes)
+    except BaseException:
+        store.close()
+        if auth is not None:
+            auth.stop()
+        raise
+    collector = Collector(
+        sock, store, ModelStore(models_folder(db)), heartbeat_s, allowlist=allowlist
+    )
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)
@@ -57,9 +112,15 @@ def serve(bind: str, db: Path, insecure: bool, heartbeat_s: float = HEARTBEAT_S)
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if allowlist is not None:
+        names = allowlist.identities()
+        log.info("CURVE on: %d allowlisted keys in %s (%s)", len(names), keys_dir,
+                 ", ".join(names) or "none yet: add some with flopgap keys agent NAME")  # fmt: skip
     print(f"flopgap collector listening on {endpoint} (db {db})", flush=True)
     try:
         return collector.serve()
     finally:
         sock.close()
         store.close()
+        if auth is not None:
+            auth.stop()

@@ -4,6 +4,11 @@ stores results before acknowledging them.
 Every frame is decoded and validated (shared.protocol) before it has any effect; a bad frame
 gets a Reject and the loop serves on. State lives in the store, so a restarted collector
 resumes: jobs left running are requeued, and agents re-register with what they are running.
+
+With CURVE keys (an `Allowlist`), a peer is who its key says: the ZAP User-Id ("agent:NAME" or
+"client:NAME") of each message, never the name a Register claims. Agents may only act as
+agents and clients only submit, upload and ask for status. Each peer is rate limited
+(collector.ratelimit), and replies never block the loop on a peer that does not read them.
 """
 
 from __future__ import annotations
@@ -12,18 +17,21 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import zmq
 
 from collector import scheduler
-from collector.costs import ensure_cost, shapes_key
+from collector.enrich import enrich, needs_calibration
 from collector.model_store import ModelStore
+from collector.ratelimit import RateLimiter
 from collector.registry import AgentRecord, Registry
 from collector.status import status_document
 from collector.store import Failure, Store
 from shared import protocol
 from shared.errors import FlopgapError, ProtocolError, UsageError
+from shared.keys import Allowlist
 from shared.result import check_document
 
 log = logging.getLogger("flopgap.collector")
@@ -40,6 +48,8 @@ class Refused(ProtocolError):
 POLL_MS = 100
 HEARTBEAT_S = 1.0
 MISSING_AFTER_BEATS = 5
+REJECT_LOGS_PER_MINUTE = 10  # per peer; a flood of bad messages must not flood the log
+_CLIENT_MESSAGES = (protocol.SubmitCampaign, protocol.ModelData, protocol.StatusRequest)
 
 
 class Collector:
@@ -51,14 +61,22 @@ class Collector:
         store: Store,
         models: ModelStore,
         heartbeat_s: float = HEARTBEAT_S,
+        allowlist: Allowlist | None = None,
+        limiter: RateLimiter | None = None,
+        calibrate: bool = True,
     ) -> None:
         self.sock = socket
+        self.allowlist = allowlist  # None: loopback dev mode, claimed names are trusted
+        self.limiter = limiter or RateLimiter()
+        self._reject_logs = RateLimiter(REJECT_LOGS_PER_MINUTE / 60, REJECT_LOGS_PER_MINUTE)
         self.store = store
         self.models = models
         self.heartbeat_s = heartbeat_s
+        self.calibrate = calibrate  # ask each agent to calibrate once per threads setting
         self.registry = Registry(missing_after_s=heartbeat_s * MISSING_AFTER_BEATS)
         self.stop = threading.Event()
-        self.counters = {"rejected": 0, "results": 0, "duplicates": 0}
+        self.counters = {"rejected": 0, "results": 0, "duplicates": 0, "dropped": 0,
+                         "unsent": 0, "auth_denied": 0, "name_mismatch": 0}  # fmt: skip
         self.progress: dict[str, dict[str, Any]] = {}
         requeued = store.requeue_running()
         if requeued:
@@ -67,21 +85,59 @@ class Collector:
     def serve(self) -> int:
         while not self.stop.is_set():
             if self.sock.poll(POLL_MS):
-                routing_id, *frames = self.sock.recv_multipart()
-                self._handle(routing_id, frames)
+                self._receive()
             self._check_liveness()
+            if self.allowlist is not None:
+                self.counters["auth_denied"] = self.allowlist.denied
         return 0
 
+    def _receive(self) -> None:
+        """One message: find who sent it, drop it if that peer is over its rate, else handle."""
+        parts = self.sock.recv_multipart(copy=False)
+        routing_id = parts[0].bytes
+        identity: str | None = None
+        if self.allowlist is not None:
+            identity = str(parts[0].get("User-Id"))  # set by ZAP from the CURVE key
+            if not self.allowlist.allows(identity):  # key removed since its handshake
+                self.counters["dropped"] += 1
+                return
+        peer = identity or routing_id
+        if not self.limiter.allow(peer):
+            self._drop(routing_id, peer)
+            return
+        self._handle(routing_id, [part.buffer for part in parts[1:]], identity)
+
+    def _drop(self, routing_id: bytes, peer: bytes | str) -> None:
+        """Count a message over the peer's rate; once a minute, log it and tell the peer."""
+        self.counters["dropped"] += 1
+        dropped = self.limiter.report(peer)
+        if dropped:
+            rate = self.limiter.rate
+            log.warning("peer %s is over %g messages/s: dropped %d messages", _peer(peer), rate,
+                        dropped)  # fmt: skip
+            reason = f"over {rate:g} messages/s: {dropped} messages dropped"
+            reject = protocol.Reject(reason, "send fewer messages a second",
+                                     protocol.PROTOCOL_VERSION, "busy")  # fmt: skip
+            self._send(routing_id, reject)
+
     def _send(self, routing_id: bytes, msg: protocol.Message) -> None:
+        """Send without blocking: a peer that does not read its replies loses them, and the
+        loop keeps serving everyone else (ROUTER_MANDATORY would block on a full queue)."""
         try:
-            self.sock.send_multipart([routing_id, *protocol.encode(msg)])
+            self.sock.send_multipart([routing_id, *protocol.encode(msg)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.counters["unsent"] += 1
         except zmq.ZMQError as exc:  # the peer went away (ROUTER_MANDATORY): it will retry
             log.info("could not reach a peer: %s", exc)
 
     def _reject(self, routing_id: bytes, exc: FlopgapError, code: str) -> None:
         """Tell the sender why its message was refused, in words meant for the sender."""
         self.counters["rejected"] += 1
-        log.warning("rejected a message: %s", exc)
+        if self._reject_logs.allow(routing_id):
+            log.warning("rejected a message: %s", exc)
+        elif self._reject_logs.report(routing_id):
+            log.warning("peer %s keeps sending refused messages: logging a few a minute",
+                        routing_id.hex())  # fmt: skip
         reason, hint = exc.message, exc.hint or "check that both sides run the same flopgap"
         if isinstance(exc, protocol.VersionMismatch):
             mine, code = protocol.PROTOCOL_VERSION, "version"
@@ -90,22 +146,40 @@ class Collector:
                     else "upgrade this agent: pip install -U flopgap")  # fmt: skip
         self._send(routing_id, protocol.Reject(reason, hint, protocol.PROTOCOL_VERSION, code))
 
-    def _handle(self, routing_id: bytes, frames: list[bytes]) -> None:
+    def _handle(
+        self, routing_id: bytes, frames: Sequence[bytes | memoryview], identity: str | None = None
+    ) -> None:
         try:
             msg = protocol.decode(frames)
         except ProtocolError as exc:
             self._reject(routing_id, exc, "malformed")
             return
         try:
-            self._dispatch_message(routing_id, msg)
+            self._check_role(msg, identity)
+            self._dispatch_message(routing_id, msg, identity)
         except Refused as exc:
             self._reject(routing_id, exc, exc.code)
         except (ProtocolError, UsageError) as exc:
             self._reject(routing_id, exc, "refused")
 
-    def _dispatch_message(self, routing_id: bytes, msg: protocol.Message) -> None:
+    def _check_role(self, msg: protocol.Message, identity: str | None) -> None:
+        """With keys, clients only submit, upload and ask; agents only do an agent's work."""
+        if identity is None:
+            return
+        role = identity.partition(":")[0]
+        wanted = "client" if isinstance(msg, _CLIENT_MESSAGES) else "agent"
+        if role != wanted:
+            raise Refused(
+                f"{type(msg).__name__} needs a {wanted} key, and {identity} is not one",
+                "refused",
+                hint=f"create a {wanted} key on the collector: flopgap keys {wanted} NAME",
+            )
+
+    def _dispatch_message(
+        self, routing_id: bytes, msg: protocol.Message, identity: str | None
+    ) -> None:
         if isinstance(msg, protocol.Register):
-            self._register(routing_id, msg)
+            self._register(routing_id, msg, identity)
         elif isinstance(msg, protocol.SubmitCampaign):
             self._submit(routing_id, msg)
         elif isinstance(msg, protocol.ModelData):
@@ -114,7 +188,7 @@ class Collector:
             self._send(routing_id, protocol.Status(status_document(self, msg.campaign)))
         else:
             agent = self.registry.by_route(routing_id)
-            if agent is None:
+            if agent is None or (identity is not None and identity != f"agent:{agent.agent_id}"):
                 raise Refused(
                     "message from an unregistered agent", "unregistered", hint="send Register first"
                 )
@@ -139,10 +213,22 @@ class Collector:
             raise ProtocolError(f"unexpected {type(msg).__name__} from an agent")
         self._dispatch(agent)
 
-    def _register(self, routing_id: bytes, msg: protocol.Register) -> None:
-        previous = self.registry.get(msg.agent_name)
+    def _agent_name(self, msg: protocol.Register, identity: str | None) -> str:
+        """Who is registering: the key's name with keys, else the name the agent claims."""
+        if identity is None:
+            return msg.agent_name
+        name = identity.partition(":")[2]
+        if msg.agent_name != name:
+            self.counters["name_mismatch"] += 1
+            log.warning("agent key %s claimed the name %r: registered as %s (its key's name)",
+                        name, msg.agent_name[:64], name)  # fmt: skip
+        return name
+
+    def _register(self, routing_id: bytes, msg: protocol.Register, identity: str | None) -> None:
+        name = self._agent_name(msg, identity)
+        previous = self.registry.get(name)
         agent = self.registry.register(AgentRecord(
-            msg.agent_name, routing_id, str(msg.device.get("device_id", "")), dict(msg.tags),
+            name, routing_id, str(msg.device.get("device_id", "")), dict(msg.tags),
             dict(msg.device)))  # fmt: skip
         self.store.upsert_agent(agent.agent_id, msg.device, msg.tags)
         if previous is not None and previous.running and previous.running != msg.running_job_id:
@@ -183,9 +269,14 @@ class Collector:
             return
         self.store.start_job(job["job_id"])
         agent.running = job["job_id"]
+        settings = json.loads(job["settings_json"])
+        if self.calibrate and needs_calibration(
+            self.store, agent.agent_id, settings, agent.descriptor.get("onnxruntime")
+        ):
+            settings["calibrate"] = True  # once per agent, threads and onnxruntime version
         self._send(agent.routing_id, protocol.Job(
-            job["job_id"], job["model_name"], job["model_sha256"],
-            json.loads(job["settings_json"]), float(job["timeout_s"])))  # fmt: skip
+            job["job_id"], job["model_name"], job["model_sha256"], settings,
+            float(job["timeout_s"])))  # fmt: skip
         log.info("job %s: %s -> %s", job["job_id"][:8], job["model_name"], agent.agent_id)
 
     def _complete(self, agent: AgentRecord, msg: protocol.Result | protocol.JobFailed) -> None:
@@ -211,8 +302,9 @@ class Collector:
         else:
             self._fail(agent, msg.job_id, msg.kind, msg.error, msg.result_id)
         self._send(agent.routing_id, protocol.Ack(msg.result_id))  # after the durable write
-        if isinstance(msg, protocol.Result):  # after the ack: counting never delays a result
-            self._count(job["model_sha256"], msg.document)
+        if isinstance(msg, protocol.Result):  # after the ack: enriching never delays a result
+            enrich(self.store, self.models, agent.agent_id, msg.result_id, job["model_sha256"],
+                   msg.document)  # fmt: skip
         self._campaign_progress(job["campaign_id"])
 
     def _fail(
@@ -225,11 +317,6 @@ class Collector:
         log.warning("job %s %s on %s (%s: %s)", job_id[:8],
                     "failed for good" if state == "failed" else "will be retried",
                     agent.agent_id, kind, error[:200])  # fmt: skip
-
-    def _count(self, sha256: str, document: dict[str, Any]) -> None:
-        model = self.store.model(sha256)
-        if model is not None:
-            ensure_cost(self.store, sha256, self.models.path(sha256), shapes_key(document))
 
     def _campaign_progress(self, campaign_id: str) -> None:
         if self.store.finish_campaign_if_done(campaign_id):
@@ -281,3 +368,8 @@ class Collector:
         self._send(routing_id, protocol.CampaignAccepted(campaign_id, total))
         for agent in self.registry.all():
             self._dispatch(agent)
+
+
+def _peer(peer: bytes | str) -> str:
+    """A peer for a log line: its identity, or its routing id in hex."""
+    return peer if isinstance(peer, str) else peer.hex()

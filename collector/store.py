@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS latencies (
 CREATE TABLE IF NOT EXISTS model_costs (
     sha256 TEXT NOT NULL, input_shapes TEXT NOT NULL, convention TEXT, cost_json TEXT,
     error TEXT, PRIMARY KEY (sha256, input_shapes));
+CREATE TABLE IF NOT EXISTS op_times (
+    result_id TEXT NOT NULL, node_name TEXT NOT NULL, op_type TEXT NOT NULL, provider TEXT,
+    kernel_time_us REAL NOT NULL, flops INTEGER, macs INTEGER, bytes INTEGER, fused_from TEXT,
+    depthwise INTEGER, PRIMARY KEY (result_id, node_name));
+CREATE TABLE IF NOT EXISTS calibrations (
+    agent_id TEXT NOT NULL, threads INTEGER NOT NULL, peak_gflops REAL, bandwidth_gbs REAL,
+    measured_at REAL NOT NULL, detail_json TEXT NOT NULL, PRIMARY KEY (agent_id, threads));
 CREATE INDEX IF NOT EXISTS jobs_by_agent_state ON jobs(agent_id, state);
 CREATE INDEX IF NOT EXISTS jobs_by_campaign ON jobs(campaign_id, state);
 """
@@ -314,6 +321,37 @@ class Store:
                 args,
             )
         )
+
+    # --- per-op times and device calibration -------------------------------------------------
+
+    def put_op_times(self, result_id: str, rows: list[dict[str, Any]]) -> None:
+        """Per-node kernel times of a profiled result, joined to theory (None where unknown)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO op_times VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(result_id, r["node_name"], r["op_type"], r.get("provider"),
+                  float(r["kernel_time_us"]), r.get("flops"), r.get("macs"), r.get("bytes"),
+                  ";".join(r.get("fused_from") or []), r.get("depthwise")) for r in rows],
+            )  # fmt: skip
+
+    def op_time_rows(self, campaign_id: str | None = None) -> list[sqlite3.Row]:
+        if campaign_id is None:
+            return list(self.db.execute("SELECT * FROM op_times"))
+        return list(self.db.execute(
+            "SELECT o.* FROM op_times o JOIN results r USING (result_id) WHERE r.campaign_id=?",
+            (campaign_id,)))  # fmt: skip
+
+    def put_calibration(self, agent_id: str, calibration: dict[str, Any]) -> None:
+        """The device's measured peak FLOP/s and bandwidth at a thread count (latest wins)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO calibrations VALUES (?, ?, ?, ?, ?, ?)",
+                (agent_id, int(calibration["threads"]), calibration.get("peak_gflops"),
+                 calibration.get("bandwidth_gbs"), time.time(), json.dumps(calibration)),
+            )  # fmt: skip
+
+    def calibration_rows(self) -> list[sqlite3.Row]:
+        return list(self.db.execute("SELECT * FROM calibrations"))
 
     # --- theoretical costs ------------------------------------------------------------------
 

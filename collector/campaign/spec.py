@@ -64,6 +64,8 @@ class CampaignSpec:
         base: dict[str, Any] = {**self.measure, "seed": self.seed}
         if self.target_ci is not None and "target_ci" in SETTING_KEYS:
             base["target_ci"] = self.target_ci  # only once agents understand it
+        if self.profile_ops:
+            base["profile_ops"] = True  # a separate per-op pass after the timed runs
         return [{**base, **combo} for combo in self.matrix.combos()]
 
     def job_settings(

@@ -1,0 +1,81 @@
+"""``flopgap report``: print where FLOPs mispredict latency, and write HTML, PNG, CSV or JSON.
+
+The lead's ``collector/cli.py`` registers ``add_parser`` (like ``collector.flops.cli``) and
+calls ``run``; errors are FlopgapError subclasses, which that CLI maps to an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from collector.report import build_report, render_text, write_csv_dir, write_html, write_png_dir
+from collector.report.fits import DEFAULT_THRESHOLD
+from shared.errors import UsageError
+
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Register the ``report`` subcommand on an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "report",
+        help="where FLOPs mispredict latency, per device, model and op type",
+        description="Analyse stored results: FLOPs vs latency per device (rank correlation, "
+        "log-log fit, residuals), the roofline from calibration, op-type time vs FLOP shares, "
+        "and cross-device ratios. Prints text; --html writes one self-contained file.",
+    )
+    p.add_argument("--db", type=Path, required=True, help="the collector's database")
+    p.add_argument("--campaign", help="only this campaign (name or id)")
+    p.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="AGENT_OR_HOST",
+        help="only these devices (repeatable); the first is the reference",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help="flag models this many times off their device's fit (default %(default)s)",
+    )
+    p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report")
+    p.add_argument("--png-dir", type=Path, metavar="DIR", help="write every figure as PNG")
+    p.add_argument("--csv-dir", type=Path, metavar="DIR", help="write one CSV per table")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Build the report from ``args.db``, print it, write what was asked; returns 0."""
+    from collector.store import Store
+
+    stream = out if out is not None else sys.stdout
+    if not args.db.exists():
+        raise UsageError(
+            f"no database at {args.db}", hint="pass the --db that `flopgap serve` used"
+        )
+    if args.threshold <= 1.0:
+        raise UsageError(f"--threshold {args.threshold} must be above 1", hint="e.g. 1.5")
+    store = Store(args.db)
+    try:
+        report = build_report(store, args.campaign, args.device or None, args.threshold)
+    finally:
+        store.close()
+    stream.write(render_text(report))
+    if args.html is not None:
+        stream.write(f"wrote {write_html(report, args.html)}\n")
+    if args.png_dir is not None:
+        stream.write(f"wrote {len(write_png_dir(report, args.png_dir))} files to {args.png_dir}\n")
+    if args.csv_dir is not None:
+        stream.write(f"wrote {len(write_csv_dir(report, args.csv_dir))} files to {args.csv_dir}\n")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        stream.write(f"wrote {args.json}\n")
+    return 0

@@ -1,0 +1,109 @@
+"""Which figures the report can draw, and PNG bytes for each; a figure the data cannot
+support is skipped with a note saying why (no calibration means no roofline, never a guessed
+one). matplotlib is imported here only when drawing, and draws with Agg."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from collector.report.report import Report
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One figure: PNG bytes, or None with the reason it was skipped."""
+
+    name: str  # file stem, safe on any filesystem
+    title: str
+    png: bytes | None
+    note: str = ""
+    group: str = "fleet"  # "fleet", or the device key the figure belongs to
+
+
+def safe_name(text: str) -> str:
+    """A file stem from a device or model key ("rpi5/t4/CPU/all" -> "rpi5_t4_CPU_all")."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "plot"
+
+
+def _png(draw: Callable[[], Any]) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = draw()
+    FigureCanvasAgg(figure)  # Agg for this figure only; no global backend switch
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _device_plots(report: Report, device: str) -> list[Plot]:
+    from collector.report import figures
+
+    models = report.models[report.models["device"] == device]
+    fit = report.fits[report.fits["device"] == device].to_dict(orient="records")
+    ops = report.op_types[report.op_types["device"] == device]
+    stem = safe_name(device)
+    plots = []
+    placed = models.dropna(subset=["flops", "p50_ms"])
+    title = f"{device}: FLOPs vs latency"
+    if placed.empty:
+        plots.append(Plot(f"scatter_{stem}", title, None, "no model has both FLOPs and p50"))
+    else:
+        png = _png(lambda: figures.scatter_fit(device, placed, fit[0] if fit else {}))
+        plots.append(Plot(f"scatter_{stem}", title, png))
+    title = f"{device}: roofline"
+    if models["peak_gflops"].dropna().empty or models["bandwidth_gbs"].dropna().empty:
+        note = "no calibration (peak GFLOP/s and bandwidth) for this device: no roofline"
+        plots.append(Plot(f"roofline_{stem}", title, None, note))
+    else:
+        plots.append(
+            Plot(
+                f"roofline_{stem}", title, _png(lambda: figures.roofline_plot(device, models, ops))
+            )
+        )
+    title = f"{device}: time share vs FLOP share"
+    if ops.empty:
+        plots.append(Plot(f"op_shares_{stem}", title, None, "no per-op times for this device"))
+    else:
+        plots.append(
+            Plot(f"op_shares_{stem}", title, _png(lambda: figures.share_bars(device, ops)))
+        )
+    return plots
+
+
+def make_plots(report: Report) -> list[Plot]:
+    """Every figure of the report, in display order: the fleet heatmap, then per device."""
+    from collector.report import figures
+
+    title = "achieved GFLOP/s, device × model"
+    if report.models.empty or report.models["achieved_gflops"].dropna().empty:
+        plots = [Plot("heatmap_gflops", title, None, "no result with both FLOPs and latency")]
+    else:
+        plots = [Plot("heatmap_gflops", title, _png(lambda: figures.heatmap(report.models)))]
+    for device in sorted(set(report.models["device"])):
+        plots += [replace(p, group=device) for p in _device_plots(report, device)]
+    return plots
+
+
+def write_png_dir(report: Report, directory: Path | str) -> list[Path]:
+    """One PNG per figure, plus skipped.txt listing the figures that could not be drawn and
+    why; returns the paths written."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written, skipped = [], []
+    for plot in make_plots(report):
+        if plot.png is None:
+            skipped.append(f"{plot.name}: {plot.note}")
+            continue
+        path = out / f"{plot.name}.png"
+        path.write_bytes(plot.png)
+        written.append(path)
+    if skipped:
+        path = out / "skipped.txt"
+        path.write_text("\n".join(skipped) + "\n", encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,153 @@
+"""The report as fixed-width terminal text: one model table per device, then op types,
+cross-device ratios, findings and what was missing. A missing number prints as "n/a"."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from collector.report.frames import short_provider
+from collector.report.report import Report
+from collector.report.roofline import number
+
+Formatter = Callable[[Any], str]
+Column = tuple[str, str, Formatter]  # header, frame column, formatter
+NA = "n/a"
+WIDTH = 100  # wrap prose to this many columns; tables are as wide as their columns
+
+
+def fixed(digits: int, scale: float = 1.0) -> Formatter:
+    """A number with `digits` decimals after multiplying by `scale`, or n/a."""
+
+    def fmt(value: Any) -> str:
+        v = number(value)
+        return NA if v is None else f"{v * scale:.{digits}f}"
+
+    return fmt
+
+
+def factor(value: Any) -> str:
+    """A ratio such as "3.10×"."""
+    v = number(value)
+    return NA if v is None else f"{v:.2f}×"
+
+
+def signed(value: Any) -> str:
+    """A correlation such as "+0.83"."""
+    v = number(value)
+    return NA if v is None else f"{v:+.2f}"
+
+
+def text(value: Any) -> str:
+    return NA if value is None or value != value else str(value)
+
+
+def percent(value: Any) -> str:
+    v = number(value)
+    return NA if v is None else f"{v:.1%}"
+
+
+def table(frame: pd.DataFrame, columns: Sequence[Column]) -> list[str]:
+    """Aligned lines: text columns left, numbers right, a rule under the header."""
+    cells = [[fmt(row[col]) for _, col, fmt in columns] for _, row in frame.iterrows()]
+    heads = [head for head, _, _ in columns]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(heads)]
+    left = [fmt is text for _, _, fmt in columns]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.ljust(w) if lt else v.rjust(w) for v, w, lt in zip(values, widths, left, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return [line(heads), line(["-" * w for w in widths])] + [line(r) for r in cells]
+
+
+MODEL_COLUMNS: list[Column] = [
+    ("model", "model", text),
+    ("GFLOPs", "flops", fixed(3, 1e-9)),
+    ("FLOP/B", "intensity", fixed(1)),
+    ("p50 ms", "p50_ms", fixed(3)),
+    ("GFLOP/s", "achieved_gflops", fixed(2)),
+    ("eff", "efficiency", percent),
+    ("bound", "bound", text),
+    ("vs roof", "slowdown", factor),
+    ("vs fit", "residual", factor),
+    ("flag", "flag", text),
+]
+OP_COLUMNS: list[Column] = [
+    ("#", "rank", fixed(0)),
+    ("op type", "op_type", text),
+    ("nodes", "nodes", fixed(1)),
+    ("time", "time_share", percent),
+    ("FLOPs", "flop_share", percent),
+    ("excess", "excess_share", percent),
+    ("GFLOP/s", "gflops", fixed(2)),
+    ("MB", "bytes", fixed(2, 1e-6)),
+    ("FLOP/B", "intensity", fixed(1)),
+    ("fused", "fused_nodes", fixed(0)),
+]
+CROSS_COLUMNS: list[Column] = [
+    ("model", "model", text),
+    ("device", "device", text),
+    ("vs", "reference", text),
+    ("latency", "latency_ratio", factor),
+    ("peak", "peak_ratio", factor),
+    ("roofline", "roofline_ratio", factor),
+    ("gap", "gap", factor),
+]
+
+
+def _device_header(fit: Any, models: pd.DataFrame) -> list[str]:
+    head = models.iloc[0]
+    setting = f"{short_provider(head['provider'])}, {text(head['threads'])} threads, "
+    setting += f"opt {text(head['opt_level'])}"
+    lines = [f"== {fit['device']}: {fit['host']} [{setting}] =="]
+    if number(fit["spearman"]) is not None:
+        lines.append(
+            f"FLOPs vs p50 over {fit['models']} models: Spearman {signed(fit['spearman'])}, "
+            f"Kendall tau-b {signed(fit['kendall_tau_b'])}"
+        )
+    if number(fit["fit_b"]) is not None:
+        r2 = fixed(3)(fit["r2"])
+        lines.append(
+            f"fit: ln(p50 ms) = {fit['fit_a']:.3f} + {fit['fit_b']:.3f}·ln(FLOPs), R² = {r2}"
+        )
+    else:
+        lines.append(str(fit["note"]))
+    return lines
+
+
+def _section(title: str, items: Sequence[str]) -> list[str]:
+    """A titled bullet list, each item wrapped to WIDTH with a hanging indent."""
+    if not items:
+        return []
+    lines = ["", f"== {title} =="]
+    for item in items:
+        lines += textwrap.wrap(item, WIDTH, initial_indent="- ", subsequent_indent="  ")
+    return lines
+
+
+def render_text(report: Report) -> str:
+    """The whole report as text for a terminal (about 100 columns wide)."""
+    title = f"campaign {report.campaign}" if report.campaign else "all results"
+    lines = [f"flopgap report: {title}"]
+    lines += textwrap.wrap(f"FLOPs convention: {report.convention}", WIDTH, subsequent_indent="  ")
+    for fit in report.fits.to_dict(orient="records"):
+        models = report.models[report.models["device"] == fit["device"]]
+        models = models.sort_values("flops", na_position="last", kind="stable")
+        lines += ["", *_device_header(fit, models), *table(models, MODEL_COLUMNS)]
+    for device, ops in report.op_types.groupby("device", sort=True):
+        lines += ["", f"== op types on {device}: time share vs FLOP share =="]
+        lines += table(ops, OP_COLUMNS)
+    if not report.cross_device.empty:
+        lines += ["", "== across devices: latency ratio vs peak FLOP/s ratio =="]
+        lines += table(report.cross_device, CROSS_COLUMNS)
+    threshold = f"beyond {report.threshold:g}× of the fit"
+    lines += _section(f"findings ({threshold})", report.findings())
+    lines += _section("missing", report.missing)
+    lines += _section("notes", report.notes)
+    return "\n".join(lines) + "\n"

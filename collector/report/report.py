@@ -1,0 +1,122 @@
+"""The Report: every table of the analysis, what was missing, and the FLOPs convention.
+
+Tables stay pandas frames for rendering; ``to_json`` and ``write_csv_dir`` turn them into plain
+values where a missing number is null or an empty cell, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from collector.report.fits import describe_residual
+
+REPORT_FORMAT = "flopgap-report/1"
+UNITS = {
+    "flops": "floating-point operations per inference (see flops_convention)",
+    "bytes": "bytes read + written per inference, summed over nodes",
+    "intensity": "FLOP/byte",
+    "p50_ms": "median latency, ms",
+    "achieved_gflops": "flops / p50, 1e9 FLOP/s",
+    "peak_gflops": "calibrated peak, 1e9 FLOP/s",
+    "bandwidth_gbs": "calibrated memory bandwidth, 1e9 byte/s",
+    "efficiency": "achieved / peak FLOP/s",
+    "attainable_ms": "flops / min(peak, intensity x bandwidth)",
+    "slowdown": "p50 / attainable_ms",
+    "residual": "p50 / latency predicted by the device's log-log FLOPs fit",
+    "time_share": "op type's share of summed kernel time",
+    "flop_share": "op type's share of counted FLOPs",
+    "excess_share": "time_share - flop_share",
+    "gap": "latency_ratio / peak_ratio",
+}
+
+
+@dataclass
+class Report:
+    """The analysis of one campaign (or all results) over a set of devices."""
+
+    campaign: str | None
+    convention: str
+    threshold: float
+    models: pd.DataFrame
+    fits: pd.DataFrame
+    op_types: pd.DataFrame
+    cross_device: pd.DataFrame
+    calibration: pd.DataFrame
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table by the file stem it is written under."""
+        return {
+            "models": self.models,
+            "fits": self.fits,
+            "op_types": self.op_types,
+            "cross_device": self.cross_device,
+            "calibration": self.calibration,
+        }
+
+    def findings(self) -> list[str]:
+        """One sentence per flagged model, worst first."""
+        if "flag" not in self.models or self.models.empty:
+            return []
+        flagged = self.models[self.models["flag"] != ""]
+        worst = flagged.assign(size=flagged["residual"].map(lambda f: abs(math.log(f))))
+        worst = worst.sort_values("size", ascending=False, kind="stable")
+        return [describe_residual(r.model, r.device, r.residual) for r in worst.itertuples()]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (dicts, lists, str, float, int, bool, None) with the convention."""
+        return {
+            "format": REPORT_FORMAT,
+            "campaign": self.campaign,
+            "flops_convention": self.convention,
+            "threshold": self.threshold,
+            "units": UNITS,
+            "findings": self.findings(),
+            "missing": list(self.missing),
+            "notes": list(self.notes),
+            "tables": {name: records(table) for name, table in self.tables.items()},
+        }
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready scalar: numpy numbers unwrapped, NaN/NaT/inf as None."""
+    if value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NaT or (not isinstance(value, (str, bool, int, float)) and pd.isna(value)):
+        return None
+    return value
+
+
+def records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table as a list of plain dicts."""
+    return [{k: plain(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+
+
+def write_csv_dir(report: Report, directory: Path | str) -> list[Path]:
+    """One CSV per table (missing numbers are empty cells), plus missing.txt and a README
+    naming the FLOPs convention and units; returns the paths written."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in report.tables.items():
+        path = out / f"{name}.csv"
+        table.to_csv(path, index=False)
+        written.append(path)
+    lines = [f"flops_convention: {report.convention}", ""]
+    lines += [f"{k}: {v}" for k, v in UNITS.items()]
+    lines += ["", "missing:"] + ([f"- {m}" for m in report.missing] or ["- nothing"])
+    readme = out / "README.txt"
+    readme.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    written.append(readme)
+    return written

@@ -1,0 +1,72 @@
+"""The roofline model for one measurement: what the device could attain, and how far off it was.
+
+attainable = min(peak, intensity x bandwidth). Left of the ridge (peak / bandwidth FLOP/byte)
+a kernel is bound by memory, so its FLOPs say little about its time; that is the report's point.
+Units: GFLOP/s = 1e9 FLOP/s, GB/s = 1e9 byte/s, times in ms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RooflinePoint:
+    """One measurement placed on a device's roofline."""
+
+    intensity: float  # FLOP/byte
+    attainable_gflops: float
+    bound: str  # "memory" or "compute"
+    attainable_ms: float  # the fastest the roofline allows
+    slowdown: float  # measured p50 / attainable_ms (>= 1 unless calibration is low)
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None for None/NaN/inf/non-numbers (missing stays missing)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def achieved_gflops(flops: Any, time_ms: Any) -> float | None:
+    """FLOPs per second of a measurement, in GFLOP/s; None when either side is missing."""
+    f, t = number(flops), number(time_ms)
+    return f / (t * 1e6) if f is not None and t is not None and t > 0 else None
+
+
+def efficiency(achieved: float | None, peak_gflops: Any) -> float | None:
+    """Achieved over calibrated peak FLOP/s (0..1); None without a calibration."""
+    peak = number(peak_gflops)
+    return achieved / peak if achieved is not None and peak else None
+
+
+def ridge(peak_gflops: Any, bandwidth_gbs: Any) -> float | None:
+    """The intensity (FLOP/byte) where memory stops being the limit."""
+    peak, bw = number(peak_gflops), number(bandwidth_gbs)
+    return peak / bw if peak and bw else None
+
+
+def place(
+    flops: Any, nbytes: Any, time_ms: Any, peak_gflops: Any, bandwidth_gbs: Any
+) -> RooflinePoint | None:
+    """Place a measurement of `flops` moving `nbytes` in `time_ms` on the roofline, or None
+    when any input is missing or zero (no calibration, uncounted model, no bytes)."""
+    f, b, t = number(flops), number(nbytes), number(time_ms)
+    peak, bw = number(peak_gflops), number(bandwidth_gbs)
+    if not (f and b and t and peak and bw) or min(f, b, t, peak, bw) < 0:
+        return None
+    intensity = f / b
+    memory_roof = intensity * bw
+    attainable = min(peak, memory_roof)
+    attainable_ms = f / (attainable * 1e6)
+    return RooflinePoint(
+        intensity=intensity,
+        attainable_gflops=attainable,
+        bound="memory" if memory_roof < peak else "compute",
+        attainable_ms=attainable_ms,
+        slowdown=t / attainable_ms,
+    )

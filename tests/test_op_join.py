@@ -1,0 +1,178 @@
+"""collector.op_join: profiled nodes joined to the cost of the graph ORT actually ran.
+
+Real onnxruntime runs at "extended" (portable: FusedConv, FusedGemm) and "all" (NCHWc on x86),
+the committed sample, and hand-made graph pairs that pin the attribution rules down.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from agent.profile_ops import parse_profile, profile_ops, read_events
+from agent.session import SessionSettings
+from collector import op_join
+from collector.flops import count_model
+from collector.op_join import join_ops
+from shared.errors import ModelError
+from tests.conftest import save_model
+from tests.test_profile_ops import CONVNET_SHAPE, SAMPLES, convnet_model
+
+DW_MACS = 16 * 32 * 32 * 9  # depthwise 3x3 over 16 channels of 32x32
+
+
+def _held(row: dict[str, Any]) -> set[str]:
+    return {row["node_name"], *row["fused_from"]}
+
+
+def _flops_without_bn(original: Path) -> int:
+    """The original model's FLOPs minus its BatchNormalization, which ORT folds into the conv."""
+    report = count_model(original, CONVNET_SHAPE)
+    return report.total.flops - sum(
+        n.flops for n in report.nodes if n.op_type == "BatchNormalization"
+    )
+
+
+@pytest.mark.parametrize("level", ["extended", "all"])
+def test_real_run_joins_every_profiled_node_and_finds_the_fusions(
+    tmp_path: Path, level: str
+) -> None:
+    model = convnet_model(tmp_path / "convnet.onnx")
+    settings = SessionSettings(threads=1, opt_level=level)
+    prof = profile_ops(model, settings, {}, tmp_path / "work", runs=3, warmup_runs=1)
+    joined = join_ops(prof.document, prof.optimized_model, model, CONVNET_SHAPE)
+    assert joined.unmatched == [] and joined.not_profiled == []
+    assert len(joined.rows) == len(prof.document["nodes"])
+    assert all(row["kernel_time_us"] >= 0 and row["calls"] == 3 for row in joined.rows)
+    assert {"bn1", "relu1", "add", "sig"} <= set(joined.fused_away)
+    conv = next(row for row in joined.rows if "bn1" in _held(row))
+    assert {"conv1", "bn1", "relu1"} <= _held(conv) and conv["kernel_time_us"] > 0
+    gemm = next(row for row in joined.rows if "mm" in _held(row))
+    assert {"mm", "add"} <= _held(gemm)
+    depthwise = next(row for row in joined.rows if "dw" in _held(row))
+    assert depthwise["macs"] == DW_MACS and depthwise["flops"] == 2 * DW_MACS
+    assert depthwise["depthwise"] is True and conv["depthwise"] is False
+    assert sum(row["flops"] for row in joined.rows) == _flops_without_bn(model)
+    assert any(row["op_type"] == "Softmax" for row in joined.rows)  # unnamed, found by index
+    json.dumps(joined.to_json())
+
+
+def test_committed_sample_joins_the_same_way() -> None:
+    profile = {"nodes": parse_profile(read_events(SAMPLES / "convnet.extended.profile.json"), 1)}
+    optimized = SAMPLES / "convnet.extended.optimized.onnx"
+    joined = join_ops(profile, optimized, SAMPLES / "convnet.onnx", CONVNET_SHAPE)
+    rows = {row["node_name"]: row for row in joined.rows}
+    assert rows["conv1"]["op_type"] == "com.microsoft.FusedConv"
+    assert rows["conv1"]["fused_from"] == ["bn1", "relu1"]
+    assert rows["conv1"]["cost_source"] == "optimized graph"
+    fused = rows["fused mm/MatMulAddFusion"]  # ORT's FusedGemm: MatMul+Add+Sigmoid
+    assert fused["op_type"] == "com.microsoft.FusedGemm"
+    assert fused["fused_from"] == ["mm", "add", "sig"]
+    assert fused["cost_source"] == "original nodes: mm, add, sig"
+    assert fused["macs"] == 16 * 10 and fused["flops"] == 2 * 160 + 10 + 10
+    assert joined.uncounted == ["com.microsoft.FusedGemm"]
+    assert rows["Softmax#5"]["flops"] == 40
+    assert joined.fused_away == ["bn1", "relu1", "mm", "add", "sig"]
+    assert joined.unattributed == [] and joined.constant_folded == []
+
+
+def test_unmatched_profile_nodes_are_listed_with_no_numbers() -> None:
+    nodes = parse_profile(read_events(SAMPLES / "convnet.extended.profile.json"), 1)
+    ghost = {"name": "ghost", "op_type": "Conv", "kernel_time_us": 9.0, "calls": 3}
+    unnamed = {"name": "", "op_type": "Relu", "kernel_time_us": 1.0, "calls": 3}
+    joined = join_ops(
+        {"nodes": [*nodes, ghost, unnamed]},
+        SAMPLES / "convnet.extended.optimized.onnx",
+        SAMPLES / "convnet.onnx",
+        CONVNET_SHAPE,
+    )
+    assert joined.unmatched == [ghost, unnamed]
+    assert "ghost" not in {row["node_name"] for row in joined.rows}
+
+
+def test_uncountable_optimized_graph_falls_back_to_original_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = op_join.count_model
+
+    def refuse_optimized(path: Path, shapes: Any) -> Any:
+        if "optimized" in Path(path).name:
+            raise ModelError("contradictory shapes")
+        return real(path, shapes)
+
+    monkeypatch.setattr(op_join, "count_model", refuse_optimized)
+    nodes = parse_profile(read_events(SAMPLES / "convnet.extended.profile.json"), 1)
+    joined = join_ops(
+        {"nodes": nodes},
+        SAMPLES / "convnet.extended.optimized.onnx",
+        SAMPLES / "convnet.onnx",
+        CONVNET_SHAPE,
+    )
+    rows = {row["node_name"]: row for row in joined.rows}
+    assert any("optimized graph not counted" in note for note in joined.notes)
+    assert rows["conv1"]["cost_source"] == "original nodes: conv1, relu1"  # BN folded: free
+    assert rows["conv1"]["bytes"] is None
+    assert rows["dw"]["macs"] == DW_MACS
+
+
+def _conv(name: str, x: str, w: str, out: str) -> onnx.NodeProto:
+    return helper.make_node("Conv", [x, w], [out], name=name, pads=[1, 1, 1, 1])
+
+
+def _pair(tmp_path: Path) -> tuple[Path, Path]:
+    """A residual block and the graph ORT's NCHWc pass makes of it, with its naming: each
+    conv is named <output tensor>_nchwc and the Add+Relu disappear into the second conv."""
+    w = numpy_helper.from_array(np.ones((4, 4, 3, 3), np.float32), "w")
+    io = (
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+    )
+    original = helper.make_graph(
+        [
+            _conv("a", "x", "w", "ta"),
+            helper.make_node("Relu", ["ta"], ["tr"], name="ra"),
+            _conv("b", "tr", "w", "tb"),
+            helper.make_node("Add", ["tb", "tr"], ["ts"], name="res"),
+            helper.make_node("Relu", ["ts"], ["tq"], name="rb"),
+            helper.make_node("Shape", ["x"], ["shape"], name="shape_of_x"),
+            helper.make_node("Reshape", ["tq", "shape"], ["y"], name="reshape"),
+        ],
+        "block",
+        *io,
+        [w],
+    )
+    shape = numpy_helper.from_array(np.array([1, 4, 8, 8], np.int64), "shape")
+    optimized = helper.make_graph(
+        [
+            _conv("tr_nchwc", "x", "w", "o1"),
+            _conv("tb_nchwc", "o1", "w", "o2"),
+            helper.make_node("Reshape", ["o2", "shape"], ["y"], name="reshape"),
+        ],
+        "block_optimized",
+        *io,
+        [w, shape],
+    )
+    return save_model(original, tmp_path / "o.onnx"), save_model(optimized, tmp_path / "p.onnx")
+
+
+def test_nchwc_names_residual_adds_and_folded_shapes(tmp_path: Path) -> None:
+    original, optimized = _pair(tmp_path)
+    profile = {
+        "nodes": [
+            {"name": n, "calls": 1, "kernel_time_us": 1.0}
+            for n in ("tr_nchwc", "tb_nchwc", "reshape")
+        ]
+    }
+    joined = join_ops(profile, optimized, original, {"x": [1, 4, 8, 8]})
+    rows = {row["node_name"]: row for row in joined.rows}
+    assert rows["tr_nchwc"]["fused_from"] == ["a", "ra"]
+    assert rows["tb_nchwc"]["fused_from"] == ["b", "res", "rb"]  # not the skip input's conv
+    assert rows["reshape"]["fused_from"] == []
+    assert joined.constant_folded == ["shape_of_x"]
+    assert joined.fused_away == ["a", "ra", "b", "res", "rb", "shape_of_x"]

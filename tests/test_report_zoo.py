@@ -1,0 +1,53 @@
+"""The discrepancy report on the built-in zoo measured here, through the real fleet path.
+
+These are properties of real hardware, asserted with margins, not fixed numbers: a
+depthwise-separable net achieves fewer GFLOP/s than dense GEMMs, and elementwise or
+normalization ops take a larger share of time than of FLOPs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collector.report import build_report, write_html
+from collector.store import Store
+from collector.zoo import write_zoo
+from tests.conftest import Runner
+from tests.fleet_helpers import start_agent, start_collector, write_campaign
+
+pytestmark = pytest.mark.integration
+
+ELEMENTWISE = {"Add", "Mul", "Relu", "Clip", "Erf", "Div", "Sub", "Sigmoid",
+               "BatchNormalization", "LayerNormalization", "Softmax"}  # fmt: skip
+
+
+def test_zoo_report_shows_where_flops_lie(tmp_path: Path, collector_cli: Runner) -> None:
+    zoo = write_zoo(tmp_path / "zoo", names=["mlp", "dwsep", "transformer"])
+    config = write_campaign(tmp_path, [f"zoo/{p.name}" for p in zoo.values()], threads=[1],
+                            name="zoo", extra="profile_ops = true\n")  # fmt: skip
+    config.write_text(config.read_text().replace("min_seconds = 0.2", "min_seconds = 1.0"))
+    db = tmp_path / "zoo.sqlite"
+    collector, endpoint = start_collector(db)
+    agent = start_agent(endpoint, "zoo-agent", tmp_path)
+    try:
+        collector.seen(r"agent zoo-agent registered", 60)
+        proc = collector_cli("campaign", "run", config, "--collector", endpoint, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        agent.stop()
+        collector.stop()
+    store = Store(db)
+    try:
+        report = build_report(store)
+        write_html(report, tmp_path / "report.html")
+    finally:
+        store.close()
+    gflops = dict(zip(report.models["model"], report.models["achieved_gflops"], strict=True))
+    assert gflops["dwsep"] < 0.8 * gflops["mlp"], gflops
+    ops = report.op_types
+    assert not ops.empty, report.missing
+    excess = ops[ops["op_type"].isin(ELEMENTWISE)]
+    assert (excess["time_share"] > excess["flop_share"]).any(), excess.to_string()
+    assert (tmp_path / "report.html").stat().st_size > 10_000
