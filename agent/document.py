@@ -62,6 +62,7 @@ def build(
         "first_inference_ms": phases["first_ns"] / 1e6,
         "warmup": {"n": int(warm.size), "ms": float(warm.sum()) / 1e6},
         "steady_seconds": (steady.end_ns - steady.start_ns) / 1e9,
+        "stop_reason": steady.stop_reason,
         "latency_ms": stats,
         "percentile_definition": PERCENTILE_DEFINITION,
         "memory": memory,

@@ -21,7 +21,7 @@ SETTING_KEYS = {
     "provider", "threads", "inter_threads", "opt_level", "input_shapes", "seed",
     "warmup_runs", "warmup_seconds", "min_iterations", "min_seconds", "max_seconds",
     "sample_interval_ms", "max_cv", "max_foreign_cpu_cores", "power", "power_rate_hz",
-    "idle_seconds", "profile_ops", "calibrate",
+    "idle_seconds", "profile_ops", "calibrate", "target_ci",
 }  # fmt: skip
 
 
@@ -64,6 +64,13 @@ def add_measure_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=d.stop.max_seconds,
         help=f"steady-state cap in seconds (default {d.stop.max_seconds:g})",
+    )
+    g.add_argument(
+        "--target-ci",
+        type=float,
+        metavar="FRACTION",
+        help="adaptive stopping: after --min-iterations, stop once the 95%% CI of "
+        "the median is within +-FRACTION of it (e.g. 0.01), or at --max-seconds",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of the synthesized inputs")
     g.add_argument(
@@ -147,6 +154,7 @@ def settings_from_args(
             "power_rate_hz": args.power_rate_hz,
             "idle_seconds": args.idle_seconds,
             "profile_ops": args.profile_ops,
+            "target_ci": args.target_ci,
             "calibrate": args.calibrate,
         },
         root=args.sysfs_root,
@@ -181,6 +189,7 @@ def settings_from_dict(raw: Mapping[str, Any], root: str | None = None) -> Measu
                 min_iterations=int(get("min_iterations", d.stop.min_iterations)),
                 min_seconds=float(get("min_seconds", d.stop.min_seconds)),
                 max_seconds=float(get("max_seconds", d.stop.max_seconds)),
+                target_ci=None if get("target_ci") is None else float(get("target_ci")),
             ),
             sample_interval_s=float(get("sample_interval_ms", d.sample_interval_s * 1000)) / 1000,
             limits=Limits(
@@ -212,6 +221,8 @@ def _check_ranges(s: MeasureSettings) -> None:
         problems.append("--min-seconds must be >= 0 and --max-seconds > 0")
     if s.power_rate_hz <= 0 or s.idle_seconds < 0:
         problems.append("--power-rate-hz must be > 0 and --idle-seconds >= 0")
+    if s.stop.target_ci is not None and not 0 < s.stop.target_ci < 1:
+        problems.append("--target-ci must be a fraction between 0 and 1, e.g. 0.01")
     if s.sample_interval_s <= 0:
         problems.append("--sample-interval-ms must be > 0")
     if problems:

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from shared.stats import median_ci_ranks
+
 # A run function: called as run(output_names, feeds); returns ORT's outputs, which are dropped.
 RunFn = Callable[[Any, Any], Any]
 # Called between iterations (never between an iteration's timestamps) about once a second, as
@@ -27,13 +29,22 @@ ProgressFn = Callable[[str, int, int, "Sequence[int] | None"], None]
 _PROGRESS_EVERY_NS = 1_000_000_000
 
 
+_CI_CHECK_EVERY_NS = 200_000_000
+
+
 @dataclass(frozen=True)
 class StopRule:
-    """When the steady state ends: both minimums met, or the cap reached."""
+    """When the steady state ends: both minimums met, or the cap reached.
+
+    With `target_ci` (a fraction, e.g. 0.01), adaptive stopping: after `min_iterations`, stop
+    as soon as the 95 % confidence interval of the median lies within +-target_ci of it
+    (checked every 0.2 s, between iterations), or at the cap; `min_seconds` is then ignored.
+    """
 
     min_iterations: int = 64
     min_seconds: float = 2.0
     max_seconds: float = 60.0
+    target_ci: float | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class SteadyState:
     start_ns: int
     end_ns: int
     capped: bool
+    stop_reason: str = "minimums met"
 
 
 @contextmanager
@@ -96,23 +108,46 @@ def steady_state(
     samples = array.array("q")
     append = samples.append
     min_n = rule.min_iterations
+    adaptive = rule.target_ci is not None
     start = perf()
-    min_deadline = start + int(rule.min_seconds * 1e9)
+    min_deadline = start + (0 if adaptive else int(rule.min_seconds * 1e9))
     max_deadline = start + int(rule.max_seconds * 1e9)
     next_progress = start + _PROGRESS_EVERY_NS
+    next_check = start
+    reason = "minimums met"
     while True:
         t0 = perf()
         run(outputs, feeds)
         t1 = perf()
         append(t1 - t0)
         if t1 >= min_deadline and len(samples) >= min_n:
-            capped = False
-            break
+            if not adaptive:
+                break
+            if t1 >= next_check:  # between iterations: the check is never timed
+                if median_ci_within(samples, rule.target_ci or 0.0):
+                    reason = f"median 95% CI within +-{rule.target_ci:g}"
+                    break
+                next_check = perf() + _CI_CHECK_EVERY_NS
         if t1 >= max_deadline:
-            capped = True
+            reason = "max seconds"
             break
         if on_progress is not None and t1 >= next_progress:
             on_progress("steady", len(samples), t1 - start, samples)
             next_progress = t1 + _PROGRESS_EVERY_NS
     latencies = np.frombuffer(samples, dtype=np.int64).copy()
-    return SteadyState(latencies, start, t1, capped)
+    capped = reason == "max seconds" and (adaptive or len(samples) < min_n or t1 < min_deadline)
+    return SteadyState(latencies, start, t1, capped, reason)
+
+
+def median_ci_within(samples: Sequence[int], fraction: float) -> bool:
+    """True when the 95 % CI of the median is within +-fraction of the median (O(n))."""
+    values = np.asarray(samples, dtype=np.int64)
+    ranks = median_ci_ranks(values.size)
+    if ranks is None:
+        return False
+    mid = values.size // 2
+    part = np.partition(values, [ranks[0], mid, ranks[1]])
+    median = float(part[mid])
+    return median > 0 and max(median - part[ranks[0]], part[ranks[1]] - median) <= (
+        fraction * median
+    )

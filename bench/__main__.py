@@ -16,6 +16,8 @@ MODULES = (
     "bench.sampler_interference",
     "bench.flops_speed",
     "bench.worker_startup",
+    "bench.agent_footprint",
+    "bench.adaptive_stopping",
     "bench.scheduling_overhead",
     "bench.ingest",
 )

@@ -216,17 +216,17 @@ def test_full_config_reads_every_key(tmp_path: Path) -> None:
         ("CPUExecutionProvider", "all", 1),
     ]
     assert all(s["inter_threads"] == 1 and s["seed"] == 7 for s in grid)
-    assert "target_ci" not in grid[0]  # the agent has no such setting yet
+    assert all(s["target_ci"] == 0.05 for s in grid)  # adaptive stopping on the agent
     assert len(spec.jobs()) == 3 * 8 * 2 * 2
     assert_agent_accepts(spec)
 
 
-def test_target_ci_becomes_a_setting_once_agents_know_it(
+def test_target_ci_is_left_out_for_agents_without_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = load_campaign(fixture(tmp_path, "full.toml"))
-    monkeypatch.setattr(spec_module, "SETTING_KEYS", SETTING_KEYS | {"target_ci"})
-    assert all(s["target_ci"] == 0.05 for s in spec.settings_grid())
+    monkeypatch.setattr(spec_module, "SETTING_KEYS", SETTING_KEYS - {"target_ci"})
+    assert all("target_ci" not in s for s in spec.settings_grid())
 
 
 def test_without_matrix_or_measure_one_job_per_model_with_agent_defaults(tmp_path: Path) -> None:

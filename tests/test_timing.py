@@ -64,3 +64,35 @@ def test_gc_is_paused_inside_and_restored_after() -> None:
     with gc_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_adaptive_stopping_ends_once_the_median_is_pinned_down() -> None:
+    run = CountingRun()
+    rule = StopRule(min_iterations=200, min_seconds=100.0, max_seconds=30.0, target_ci=0.5)
+    steady = steady_state(run, None, {}, rule)
+    assert steady.stop_reason.startswith("median 95% CI within")
+    assert steady.latencies_ns.size >= 200 and not steady.capped
+    assert steady.end_ns - steady.start_ns < 30e9  # min_seconds is ignored when adaptive
+
+
+def test_adaptive_stopping_gives_up_at_the_cap() -> None:
+    calls = [0]
+
+    def uneven(outputs: Any, feeds: Any) -> None:  # alternately short and ~100x longer runs
+        calls[0] += 1
+        sum(range(10 if calls[0] % 2 else 5000))
+
+    rule = StopRule(min_iterations=10, max_seconds=0.3, target_ci=0.01)
+    steady = steady_state(uneven, None, {}, rule)
+    assert steady.stop_reason == "max seconds" and steady.capped
+
+
+def test_median_ci_within_by_hand() -> None:
+    from agent.timing import median_ci_within
+
+    assert median_ci_within([100] * 50, 0.01)
+    # n=50: median (0-based rank 25) = 200; the 95 % CI spans 0-based ranks 17..32, i.e.
+    # 100..200: half-width 100 = 50 % of the median.
+    assert not median_ci_within([100, 200] * 25, 0.4)
+    assert median_ci_within([100, 200] * 25, 0.5)
+    assert not median_ci_within([100] * 5, 0.5)  # too few runs for any 95 % interval
