@@ -16,6 +16,7 @@ from typing import Any
 
 from collector.client import Client
 from shared import protocol
+from shared.keys import PeerKeys
 
 POLL_S = 0.5
 
@@ -55,12 +56,13 @@ def run_campaign(
     insecure: bool = False,
     stop: threading.Event | None = None,
     out: Any = None,
+    keys: PeerKeys | None = None,
 ) -> int:
     """Submit `config` and follow it; 0 when every job produced a result, 1 if any failed."""
     out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="flopgap-campaign-") as tmp:
         payload, blobs = payload_for(config, Path(tmp))
-    with Client(endpoint, insecure=insecure) as client:
+    with Client(endpoint, insecure=insecure, keys=keys) as client:
         for sha, data in blobs.items():
             client.send(protocol.ModelData(sha, data))
         accepted = client.request(protocol.SubmitCampaign(payload), protocol.CampaignAccepted)
@@ -145,10 +147,12 @@ class ProgressView:
         )
 
 
-def print_status(endpoint: str, insecure: bool = False, out: Any = None) -> int:
+def print_status(
+    endpoint: str, insecure: bool = False, out: Any = None, keys: PeerKeys | None = None
+) -> int:
     """`flopgap status`: agents and campaigns, as a table."""
     out = out or sys.stdout
-    with Client(endpoint, insecure=insecure) as client:
+    with Client(endpoint, insecure=insecure, keys=keys) as client:
         reply = client.request(protocol.StatusRequest(""), protocol.Status)
     assert isinstance(reply, protocol.Status)
     status = reply.status
@@ -169,5 +173,6 @@ def print_status(endpoint: str, insecure: bool = False, out: Any = None) -> int:
             f"{j['failed']:>5} {j['queued']:>5}",
             file=out,
         )
-    print(f"\nrejected messages: {status['counters']['rejected']}", file=out)
+    counters = ", ".join(f"{k} {v}" for k, v in sorted(status["counters"].items()))
+    print(f"\nmessages: {counters}", file=out)
     return 0

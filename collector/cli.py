@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent import __version__
+from collector import keys_cli
 from shared.cli_errors import run_guarded
 
 PROG = "flopgap"
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     flops_cli.add_parser(sub)
     report_cli.add_parser(sub)
+    keys_cli.add_parser(sub)
     return parser
 
 
@@ -75,6 +77,13 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="allow a non-loopback bind without CURVE keys (trusted networks)",
     )
+    p.add_argument(
+        "--no-calibrate",
+        dest="calibrate",
+        action="store_false",
+        help="do not ask agents to measure their peak GFLOP/s and memory bandwidth",
+    )
+    keys_cli.add_serve_flags(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -91,6 +100,7 @@ def _add_campaign(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--collector", default=DEFAULT_COLLECTOR, metavar="ADDR")
     p.add_argument("--detach", action="store_true", help="return as soon as it is queued")
     p.add_argument("--insecure", action="store_true")
+    keys_cli.add_client_flags(p)
     p.set_defaults(func=cmd_campaign_run)
 
 
@@ -98,6 +108,7 @@ def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser("status", help="agents and campaigns of a running collector")
     p.add_argument("--collector", default=DEFAULT_COLLECTOR, metavar="ADDR")
     p.add_argument("--insecure", action="store_true")
+    keys_cli.add_client_flags(p)
     p.set_defaults(func=cmd_status)
 
 
@@ -140,19 +151,28 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from collector.serve import serve
 
-    return serve(args.bind, args.db, args.insecure, args.heartbeat)
+    return serve(
+        args.bind,
+        args.db,
+        args.insecure,
+        args.heartbeat,
+        keys_dir=args.keys,
+        calibrate=args.calibrate,
+    )
 
 
 def cmd_campaign_run(args: argparse.Namespace) -> int:
     from collector.campaign_run import run_campaign
 
-    return run_campaign(args.config, args.collector, args.detach, args.insecure)
+    return run_campaign(
+        args.config, args.collector, args.detach, args.insecure, keys=keys_cli.client_keys(args)
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from collector.campaign_run import print_status
 
-    return print_status(args.collector, args.insecure)
+    return print_status(args.collector, args.insecure, keys=keys_cli.client_keys(args))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -85,6 +85,7 @@ def serve(
     heartbeat_s: float = HEARTBEAT_S,
     keys_dir: Path | None = None,
     max_message_bytes: int | None = None,
+    calibrate: bool = True,
 ) -> int:
     """Run the collector until SIGTERM/SIGINT; with `keys_dir`, only allowlisted keys connect."""
     logging.basicConfig(

@@ -24,7 +24,7 @@ def test_agent_measures_jobs_and_collector_exports_csv(
     config = write_campaign(tmp_path, ["tiny.onnx", "runtime_fail.onnx"], threads=[1],
                             name="it", extra="")  # fmt: skip
     config.write_text(config.read_text().replace('name = "it"', 'name = "it"\nretries = 0'))
-    collector, endpoint = start_collector(db)
+    collector, endpoint = start_collector(db, calibrate=True)
     agent = start_agent(endpoint, "it-agent", tmp_path)
     try:
         collector.expect(r"agent it-agent registered", 30)

@@ -29,7 +29,7 @@ def test_zoo_report_shows_where_flops_lie(tmp_path: Path, collector_cli: Runner)
                             name="zoo", extra="profile_ops = true\n")  # fmt: skip
     config.write_text(config.read_text().replace("min_seconds = 0.2", "min_seconds = 1.0"))
     db = tmp_path / "zoo.sqlite"
-    collector, endpoint = start_collector(db)
+    collector, endpoint = start_collector(db, calibrate=True)
     agent = start_agent(endpoint, "zoo-agent", tmp_path)
     try:
         collector.seen(r"agent zoo-agent registered", 60)

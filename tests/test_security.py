@@ -29,13 +29,10 @@ _POLL = threading.Event()  # never set: wait(t) is a bounded polling period
 
 
 def start_keyed_collector(db: Path, key_dir: Path, heartbeat: float = 0.5) -> tuple[Child, str]:
-    """`flopgap serve --keys DIR` on a free loopback port, through collector.serve.serve."""
-    code = (
-        "import sys; from pathlib import Path; from collector.serve import serve; "
-        f"sys.exit(serve('tcp://127.0.0.1:0', Path({str(db)!r}), False, {heartbeat}, "
-        f"keys_dir=Path({str(key_dir)!r})))"
-    )
-    child = Child([sys.executable, "-c", code], "collector")
+    """`flopgap serve --keys DIR` on a free loopback port."""
+    child = Child([sys.executable, "-m", "collector", "serve", "--bind", "tcp://127.0.0.1:0",
+                   "--db", str(db), "--heartbeat", str(heartbeat), "--keys", str(key_dir),
+                   "--no-calibrate"], "collector")  # fmt: skip
     return child, child.expect(r"listening on (tcp://\S+)", 30).group(1)
 
 
