@@ -87,3 +87,21 @@ def test_model_sha256_matches_hashlib(tmp_path: Path) -> None:
     path = tmp_path / "m.onnx"
     onnx.save(_weighted(), path)
     assert model_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_gzipped_models_are_read_as_they_come(tmp_path: Path) -> None:
+    import gzip
+
+    from onnx import TensorProto, helper
+
+    from collector.flops import count_model
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "relu.onnx.gz"
+    path.write_bytes(gzip.compress(model.SerializeToString()))
+    assert count_model(path).total.flops == 6

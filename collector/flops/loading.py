@@ -6,6 +6,7 @@ their presence is still checked, because a model with missing weights cannot be 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 from dataclasses import dataclass
@@ -49,8 +50,12 @@ def _load_file(path: Path) -> LoadedModel:
     if not path.is_file():
         raise UsageError(f"not a file: {path}", hint="pass the path of an .onnx file")
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, RuntimeError, ValueError) as exc:
+        if path.suffix == ".gz":  # model zoos ship gzipped exports; read them as they come
+            with gzip.open(path, "rb") as handle:
+                proto = onnx.load_from_string(handle.read())
+        else:
+            proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeError, ValueError, OSError, EOFError) as exc:
         raise ModelError(
             f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})",
             hint="the file may be truncated or not ONNX; re-export or re-download it",
