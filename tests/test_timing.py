@@ -96,3 +96,11 @@ def test_median_ci_within_by_hand() -> None:
     assert not median_ci_within([100, 200] * 25, 0.4)
     assert median_ci_within([100, 200] * 25, 0.5)
     assert not median_ci_within([100] * 5, 0.5)  # too few runs for any 95 % interval
+
+
+def test_adaptive_stopping_refuses_a_drifting_run() -> None:
+    from agent.timing import median_ci_within
+
+    steady = [100] * 500 + [103] * 500  # tight within each half, 3 % apart between them
+    assert not median_ci_within(steady, 0.01)
+    assert median_ci_within(steady, 0.05)
