@@ -22,9 +22,10 @@ demo: $(STAMP) ## Benchmark the built-in model zoo over loopback; print the repo
 test: $(STAMP) ## Run the test suite
 	$(PY) -m pytest
 
-lint: $(STAMP) ## ruff lint + format check
+lint: $(STAMP) ## ruff lint + format check + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy agent shared collector bench
 
 bench: $(STAMP) ## Run every benchmark in bench/ and write bench/RESULTS.md
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all,bench]'

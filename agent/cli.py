@@ -2,13 +2,13 @@
 
 flopgap-agent bench MODEL.onnx   one local measurement, no network
 flopgap-agent run --collector tcp://HOST:PORT   serve jobs from a collector
+flopgap-agent enroll BUNDLE | doctor | service install   set a board up (deploy/README.md)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,12 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
         "back. Results wait in --spool until the collector acknowledges them; models are cached "
         "by content hash in --cache. Reconnects forever.",
     )
-    run.add_argument("--collector", required=True, metavar="tcp://HOST:PORT")
     run.add_argument(
-        "--name",
-        default=socket.gethostname(),
-        help="agent name shown in the collector (default: hostname)",
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (TOML or INI; default $FLOPGAP_AGENT_CONFIG or "
+        "~/.config/flopgap/agent/agent.toml when it exists); flags override it",
     )
+    run.add_argument(
+        "--collector", metavar="tcp://HOST:PORT", help="required here or in the config file"
+    )
+    run.add_argument("--name", help="agent name shown in the collector (default: hostname)")
     run.add_argument(
         "--tag",
         action="append",
@@ -81,8 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="unacknowledged results (default ~/.local/state/flopgap/NAME/spool)",
     )
+    run.add_argument(
+        "--spool-max-mb",
+        type=int,
+        metavar="MB",
+        help="cap on unacknowledged results on disk; beyond it results wait in memory "
+        "(default: no cap; 0 keeps every result in memory only)",
+    )
     run.add_argument("--cache", type=Path, help="model cache (default ~/.cache/flopgap/models)")
-    run.add_argument("--cache-max-mb", type=int, default=2048, help="model cache size cap")
+    run.add_argument("--cache-max-mb", type=int, help="model cache size cap (default 2048)")
     run.add_argument(
         "--memory-limit-mb",
         type=int,
@@ -131,7 +143,150 @@ def build_parser() -> argparse.ArgumentParser:
         help="capture from DIR instead of / (e.g. to re-capture a tree)",
     )
     cap.set_defaults(func=cmd_capture)
+    _add_deploy_commands(sub)
     return parser
+
+
+def _add_deploy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`doctor`, `enroll` and `service`: getting a board ready (deploy/README.md)."""
+    doc = sub.add_parser(
+        "doctor",
+        help="check that this board is ready to measure, and say what to fix",
+        description="Checks onnxruntime, power/thermal/frequency sensors, the CPU governor, "
+        "throttling, free memory and disk, clock sync and the collector (a real round trip "
+        "with the keys). Exit code 0 when nothing fails; warnings still allow measuring.",
+    )
+    doc.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="agent config to take the collector, keys and cache from "
+        "(default: the enrolled one, if any)",
+    )
+    doc.add_argument("--collector", metavar="tcp://HOST:PORT")
+    doc.add_argument("--keys", type=Path, metavar="FILE", help="this agent's secret key file")
+    doc.add_argument(
+        "--collector-key", type=Path, metavar="FILE", help="the collector's public key file"
+    )
+    doc.add_argument(
+        "--sysfs-root",
+        type=Path,
+        default=Path("/"),
+        metavar="DIR",
+        help="check a captured tree instead of this machine",
+    )
+    doc.add_argument("--cache", type=Path, help="model cache folder whose disk is checked")
+    doc.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="wait this long for the collector (default %(default)s)",
+    )
+    doc.set_defaults(func=cmd_doctor)
+    enr = sub.add_parser(
+        "enroll",
+        help="install an enrolment bundle from `flopgap keys agent NAME --bundle FILE`",
+        description="Check the bundle, install its keys (0600 in a 0700 folder) and write the "
+        "agent config that `run`, `doctor` and `service install` read.",
+    )
+    enr.add_argument("bundle", type=Path, metavar="FILE")
+    enr.add_argument(
+        "--dir",
+        type=Path,
+        metavar="DIR",
+        help="where keys and agent.toml go (default ~/.config/flopgap/agent)",
+    )
+    enr.add_argument("--spool", type=Path, help="results spool folder to write in the config")
+    enr.add_argument("--cache", type=Path, help="model cache folder to write in the config")
+    enr.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="tags to write in the config, replacing its tags (repeatable)",
+    )
+    enr.set_defaults(func=cmd_enroll)
+    svc = sub.add_parser("service", help="install or remove the systemd unit that runs `run`")
+    actions = svc.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action in ("install", "uninstall"):
+        p = actions.add_parser(action, help=f"{action} {PROG}.service")
+        p.add_argument(
+            "--user",
+            action="store_true",
+            help="a per-user unit (systemctl --user) instead of a system one",
+        )
+        p.add_argument(
+            "--unit-dir",
+            type=Path,
+            metavar="DIR",
+            help="write the unit here instead of systemd's folder",
+        )
+        if action == "install":
+            p.add_argument(
+                "--config",
+                type=Path,
+                metavar="FILE",
+                help="agent config the service runs with (default: the enrolled one)",
+            )
+            p.add_argument(
+                "--run-as",
+                metavar="USER",
+                help="User= of a system unit (default: the config file's owner)",
+            )
+        p.set_defaults(func=cmd_service)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from agent import config
+    from agent.doctor import FAIL, render, run_checks
+    from shared.errors import UsageError
+    from shared.keys import load_peer_keys
+
+    path = args.config or (config.default_path() if config.default_path().is_file() else None)
+    settings = config.load(path) if path is not None else {}
+    collector = args.collector or settings.get("collector")
+    secret = args.keys or settings.get("keys")
+    server = args.collector_key or settings.get("collector_key")
+    if (secret is None) != (server is None):
+        raise UsageError("--keys and --collector-key go together")
+    keys = load_peer_keys(secret, server) if secret is not None and server is not None else None
+    name = settings.get("name") or "agent"
+    cache = args.cache or settings.get("cache") or config.default_dirs(name)["cache"]
+    checks = run_checks(args.sysfs_root, cache, collector, keys, args.timeout)
+    print(render(checks))
+    return 1 if any(c.status == FAIL for c in checks) else 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from agent import config
+    from agent.enroll import enroll
+    from agent.runner import parse_tags
+
+    folder = args.dir or config.DEFAULT_DIR
+    tags = parse_tags(args.tag) if args.tag else None
+    cfg, changed = enroll(args.bundle, folder, args.spool, args.cache, tags)
+    print(f"enrolled: {cfg}" if changed else f"unchanged: {cfg} already holds this enrolment")
+    flag = "" if cfg == config.default_path() else f" --config {cfg}"
+    print(f"next: {PROG} doctor{flag} && {PROG} service install{flag}")
+    return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from agent import config, service
+
+    if args.action == "uninstall":
+        removed = service.uninstall(args.unit_dir, args.user)
+        print(f"removed {removed}" if removed else "no unit installed")
+        if removed:
+            print(service.next_steps(removed, args.user, installed=False))
+        return 0
+    path, changed = service.install(
+        args.config or config.default_path(), args.unit_dir, args.user, args.run_as
+    )
+    print(f"{'wrote' if changed else 'unchanged'}: {path}")
+    print(service.next_steps(path, args.user, installed=True))
+    return 0
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
@@ -161,10 +316,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from agent.config import merge_run_settings
     from agent.runner import parse_tags, run_agent
     from shared.errors import UsageError
     from shared.keys import load_peer_keys
 
+    args = merge_run_settings(args)
+    args.tag = [f"{k}={v}" for k, v in args.config_tags.items()] + args.tag
     if (args.keys is None) != (args.collector_key is None):
         raise UsageError(
             "--keys and --collector-key go together",
@@ -187,6 +345,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.insecure,
         keys,
         max_bytes,
+        None if args.spool_max_mb is None else args.spool_max_mb * 1024 * 1024,
     )
 
 

@@ -189,7 +189,7 @@ def settings_from_dict(raw: Mapping[str, Any], root: str | None = None) -> Measu
                 min_iterations=int(get("min_iterations", d.stop.min_iterations)),
                 min_seconds=float(get("min_seconds", d.stop.min_seconds)),
                 max_seconds=float(get("max_seconds", d.stop.max_seconds)),
-                target_ci=None if get("target_ci") is None else float(get("target_ci")),
+                target_ci=_optional_float(get("target_ci")),
             ),
             sample_interval_s=float(get("sample_interval_ms", d.sample_interval_s * 1000)) / 1000,
             limits=Limits(
@@ -209,6 +209,10 @@ def settings_from_dict(raw: Mapping[str, Any], root: str | None = None) -> Measu
         raise UsageError(f"bad measurement setting: {exc}") from exc
     _check_ranges(settings)
     return settings
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _check_ranges(s: MeasureSettings) -> None:

@@ -362,15 +362,17 @@ def run_agent(
     insecure: bool,
     keys: PeerKeys | None = None,
     max_message_bytes: int | None = None,
+    spool_max_bytes: int | None = None,
 ) -> int:
-    """Entry point of `flopgap-agent run`."""
+    """Entry point of `flopgap-agent run`; `spool_max_bytes` caps the on-disk outbox."""
     import signal
 
     from shared.transport import require_safe
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
     require_safe(endpoint, insecure, "connect to", keys=keys is not None)
-    agent = Agent(endpoint, name, tags, Spool(spool_dir), ModelCache(cache_dir, cache_max_bytes),
+    spool = Spool(spool_dir, spool_max_bytes)
+    agent = Agent(endpoint, name, tags, spool, ModelCache(cache_dir, cache_max_bytes),
                   memory_limit_bytes, keys, max_message_bytes)  # fmt: skip
 
     def _stop(signum: int, _frame: object) -> None:

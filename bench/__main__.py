@@ -20,6 +20,7 @@ MODULES = (
     "bench.adaptive_stopping",
     "bench.scheduling_overhead",
     "bench.ingest",
+    "bench.load_agents",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -2,6 +2,7 @@
 
 flopgap keys init [DIR]            the collector's key pair and empty allowlists (DIR 0700)
 flopgap keys agent NAME [--dir D]  an agent key pair: public key allowlisted as NAME
+flopgap keys agent NAME --bundle FILE --collector tcp://HOST:PORT   one enrolment file instead
 flopgap keys client NAME [--dir D] a key pair for `campaign run` / `status`
 flopgap keys list [--dir D]        who is allowlisted
 
@@ -12,6 +13,7 @@ Also the flags other commands use for keys (`add_serve_flags`, `add_client_flags
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from shared import keys
@@ -42,6 +44,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             help=f"where the secret key goes (default DIR/{keys.ISSUED}/NAME"
             f"{keys.SECRET_SUFFIX}); move it to the {role}, then delete it here",
         )  # fmt: skip
+        if role == "agent":
+            p.add_argument(
+                "--bundle", type=Path, metavar="FILE",
+                help="write ONE enrolment file (0600) instead: the agent's key pair, the "
+                "collector's public key and --collector; on the board run "
+                "`flopgap-agent enroll FILE`",
+            )  # fmt: skip
+            p.add_argument(
+                "--collector", metavar="tcp://HOST:PORT",
+                help="the address agents reach the collector at (needed with --bundle)",
+            )  # fmt: skip
         p.set_defaults(func=cmd_issue, role=role)
     listing = sub.add_parser("list", help="allowlisted agents and clients")
     _add_dir(listing)
@@ -115,6 +128,9 @@ def cmd_issue(args: argparse.Namespace) -> int:
             f"{role} {name} already has a key ({allowlisted})",
             hint=f"delete {allowlisted} to revoke it, then run this again",
         )
+    bundle = getattr(args, "bundle", None)
+    if bundle is not None:
+        return _issue_bundle(args, folder, name, allowlisted, server_key)
     keys.create_pair(allowlisted, secret)
     print(f"{role} {name}: public key allowlisted as {allowlisted}")
     print(f"secret key: {secret} (0600): copy it and {server_key} to the {role} over a "
@@ -125,6 +141,37 @@ def cmd_issue(args: argparse.Namespace) -> int:
     else:
         print(f"then: flopgap status --collector tcp://HOST:PORT --keys {secret.name} "
               f"--collector-key {server_key.name}")  # fmt: skip
+    return 0
+
+
+def _issue_bundle(
+    args: argparse.Namespace, folder: Path, name: str, allowlisted: Path, server_key: Path
+) -> int:
+    """`keys agent NAME --bundle FILE`: allowlist a new key and write one enrolment file."""
+    from agent.enroll import bundle_text
+    from shared.transport import parse_tcp
+
+    bundle: Path = args.bundle
+    if not args.collector:
+        raise UsageError(
+            "--bundle needs --collector tcp://HOST:PORT",
+            hint="the address this agent will reach the collector at",
+        )
+    parse_tcp(args.collector)
+    if bundle.exists():
+        raise UsageError(f"{bundle} already exists", hint="delete it or choose another FILE")
+    staging = keys.private_dir(folder / keys.ISSUED) / f"{name}{keys.SECRET_SUFFIX}"
+    pair = keys.create_pair(allowlisted, staging)
+    staging.unlink()  # the bundle is the only copy of the secret key
+    text = bundle_text(name, args.collector, keys.load_public(server_key), pair)
+    fd = os.open(bundle, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(text)
+    os.chmod(bundle, 0o600)
+    print(f"agent {name}: public key allowlisted as {allowlisted}")
+    print(f"bundle: {bundle} (0600, holds the secret key): copy it to the board over a secure "
+          "channel (scp), then delete it here")  # fmt: skip
+    print(f"on the board: flopgap-agent enroll {bundle.name} && flopgap-agent doctor")
     return 0
 
 

@@ -104,7 +104,12 @@ def serve(
             auth.stop()
         raise
     collector = Collector(
-        sock, store, ModelStore(models_folder(db)), heartbeat_s, allowlist=allowlist
+        sock,
+        store,
+        ModelStore(models_folder(db)),
+        heartbeat_s,
+        allowlist=allowlist,
+        calibrate=calibrate,
     )
 
     def _stop(signum: int, _frame: object) -> None:

@@ -162,6 +162,7 @@ def test_late_agent_picks_up_work_and_a_frozen_agent_is_requeued(tmp_path: Path)
     store = Store(db)
     try:
         assert len(store.result_rows()) == len(store.jobs()) == 4
+        assert store.calibration_rows() == []  # --no-calibrate (the test default) holds
         errors = [json.loads(j["errors_json"]) for j in store.jobs(agent_id="early")]
         assert any("agent_missing" in e for errs in errors for e in errs)
     finally:

@@ -46,6 +46,8 @@ def test_agent_measures_jobs_and_collector_exports_csv(
         latencies = store.latencies(ok["result_id"])
         assert latencies.dtype == np.int64 and latencies.size >= 64 and (latencies > 0).all()
         assert {j["state"] for j in store.jobs(agent_id="it-agent")} == {"done", "failed"}
+        calibration = store.calibration_rows()  # asked for once: one agent, one thread count
+        assert len(calibration) == 1 and calibration[0]["peak_gflops"] > 0
     finally:
         store.close()
 

@@ -174,15 +174,13 @@ def test_clients_need_an_allowlisted_client_key(tmp_path: Path, key_dir: Path) -
         agent_pair = keys.load_secret(agent_secret)
         with pytest.raises(UsageError, match="needs a client key"):  # an agent's key
             status(endpoint, keys.load_peer_keys(agent_secret, server_key))
-        started = time.monotonic()
+        # The refusals name their cause (not "no answer within ..."): they are reported from
+        # the handshake itself, not after a timeout.
         with pytest.raises(UsageError, match="refused this client's key"):  # unknown key
             status(endpoint, keys.load_peer_keys(stranger, server_key))
-        assert time.monotonic() - started < 5  # reported at once, not as a timeout
-        started = time.monotonic()
         with pytest.raises(UsageError, match="requires CURVE keys"):  # no keys at all
-            with Client(endpoint, timeout_s=10) as client:
+            with Client(endpoint, timeout_s=30) as client:
                 client.request(protocol.StatusRequest(""), protocol.Status)
-        assert time.monotonic() - started < 5
         with pytest.raises(CollectorUnreachable, match="wrong --collector-key"):
             wrong = keys.PeerKeys(keys.load_secret(client_secret), agent_pair.public)
             with Client(endpoint, timeout_s=2, keys=wrong) as client:
