@@ -48,6 +48,7 @@ class Refused(ProtocolError):
 POLL_MS = 100
 HEARTBEAT_S = 1.0
 MISSING_AFTER_BEATS = 5
+BATCH_MAX = 256  # messages handled per store transaction (group commit)
 REJECT_LOGS_PER_MINUTE = 10  # per peer; a flood of bad messages must not flood the log
 _CLIENT_MESSAGES = (protocol.SubmitCampaign, protocol.ModelData, protocol.StatusRequest)
 
@@ -78,6 +79,7 @@ class Collector:
         self.counters = {"rejected": 0, "results": 0, "duplicates": 0, "dropped": 0,
                          "unsent": 0, "auth_denied": 0, "name_mismatch": 0}  # fmt: skip
         self.progress: dict[str, dict[str, Any]] = {}
+        self._deferred: list[tuple[bytes, protocol.Message]] | None = None
         requeued = store.requeue_running()
         if requeued:
             log.info("resuming: %d jobs left running by the previous collector requeued", requeued)
@@ -85,11 +87,26 @@ class Collector:
     def serve(self) -> int:
         while not self.stop.is_set():
             if self.sock.poll(POLL_MS):
-                self._receive()
+                self._receive_batch()
             self._check_liveness()
             if self.allowlist is not None:
                 self.counters["auth_denied"] = self.allowlist.denied
         return 0
+
+    def _receive_batch(self) -> None:
+        """Handle the messages waiting (up to BATCH_MAX) in one store transaction, then send
+        the replies: one durable commit for many results, and no ack before its commit."""
+        self._deferred = []
+        try:
+            with self.store.batch():
+                for _ in range(BATCH_MAX):
+                    self._receive()
+                    if not self.sock.poll(0):
+                        break
+        finally:
+            deferred, self._deferred = self._deferred, None
+        for routing_id, msg in deferred:
+            self._send(routing_id, msg)
 
     def _receive(self) -> None:
         """One message: find who sent it, drop it if that peer is over its rate, else handle."""
@@ -122,7 +139,11 @@ class Collector:
 
     def _send(self, routing_id: bytes, msg: protocol.Message) -> None:
         """Send without blocking: a peer that does not read its replies loses them, and the
-        loop keeps serving everyone else (ROUTER_MANDATORY would block on a full queue)."""
+        loop keeps serving everyone else (ROUTER_MANDATORY would block on a full queue).
+        Inside a batch, replies wait until the batch has committed."""
+        if self._deferred is not None:
+            self._deferred.append((routing_id, msg))
+            return
         try:
             self.sock.send_multipart([routing_id, *protocol.encode(msg)], flags=zmq.NOBLOCK)
         except zmq.Again:

@@ -74,6 +74,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(self.path), isolation_level=None)
             self.db.row_factory = sqlite3.Row
+            self._in_batch = False
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
@@ -100,13 +101,41 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; inside a batch, a savepoint
+        (rolled back alone on error) whose changes commit with the batch."""
+        if self._in_batch:
+            self.db.execute("SAVEPOINT change")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK TO change")
+                self.db.execute("RELEASE change")
+                raise
+            self.db.execute("RELEASE change")
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        self.db.execute("COMMIT")
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every change inside commits (one fsync) when the block ends.
+
+        The caller must not acknowledge anything done inside before the block has exited.
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        self._in_batch = True
+        try:
+            yield
+        except BaseException:
+            self._in_batch = False
+            self.db.execute("ROLLBACK")
+            raise
+        self._in_batch = False
         self.db.execute("COMMIT")
 
     def integrity_ok(self) -> bool:
