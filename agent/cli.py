@@ -299,11 +299,11 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from agent.inputs import parse_input_spec
+    from agent.inputs import parse_input_specs
     from agent.measure import measure
     from agent.table import render
 
-    shapes = dict(parse_input_spec(text) for text in args.input)
+    shapes = parse_input_specs(args.input)
     settings = settings_from_args(args, shapes)
     result = measure(args.model, settings)
     if args.raw:

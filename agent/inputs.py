@@ -76,7 +76,7 @@ def parse_input_spec(text: str) -> tuple[str, Shape]:
             f"--input {text!r} gives no shape",
             "a scalar (rank-0) input needs no --input; otherwise " + _SPEC_HINT,
         )
-    parts = dims.lower().split("x")
+    parts = dims.lower().replace(",", "x").split("x")  # 1x3x224x224 or 1,3,224,224
     if not all(part.isascii() and part.isdigit() for part in parts):
         raise UsageError(f"--input {text!r}: dimensions must be positive integers", _SPEC_HINT)
     shape = tuple(int(part) for part in parts)
@@ -86,6 +86,18 @@ def parse_input_spec(text: str) -> tuple[str, Shape]:
             _SPEC_HINT,
         )
     return name, shape
+
+
+def parse_input_specs(texts: Sequence[str]) -> dict[str, Shape]:
+    """Every ``--input`` flag of one command; naming an input twice is a mistake, not an
+    override (`bench`, `flopgap flops` and campaigns all read shapes this way)."""
+    shapes: dict[str, Shape] = {}
+    for text in texts:
+        name, shape = parse_input_spec(text)
+        if name in shapes:
+            raise UsageError(f"input '{name}' given twice", hint="pass each --input once")
+        shapes[name] = shape
+    return shapes
 
 
 def resolve_shapes(

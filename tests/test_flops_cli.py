@@ -39,11 +39,11 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_parse_input_spec() -> None:
-    assert cli.parse_input_spec("images=1x3x640x640") == ("images", [1, 3, 640, 640])
-    assert cli.parse_input_spec("a=b=2,3") == ("a=b", [2, 3])
+    assert cli.parse_input_specs(["images=1x3x640x640"]) == {"images": [1, 3, 640, 640]}
+    assert cli.parse_input_specs(["a=b=2,3"]) == {"a=b": [2, 3]}
     for bad in ("images", "=1x3", "x=1xx3", "x=1x-3", "x=", "x=0x3"):
         with pytest.raises(UsageError) as info:
-            cli.parse_input_spec(bad)
+            cli.parse_input_specs([bad])
         assert info.value.hint
     with pytest.raises(UsageError, match="twice"):
         cli.parse_input_specs(["x=1", "x=2"])

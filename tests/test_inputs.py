@@ -76,6 +76,7 @@ def synthesize(session: ort.InferenceSession, seed: int = 0, **kwargs: bool) -> 
         ("input:0=2X8", ("input:0", (2, 8))),
         (" ids = 128 ", ("ids", (128,))),
         ("a=b=4x4", ("a=b", (4, 4))),
+        ("x=1,3,8", ("x", (1, 3, 8))),
     ],
 )
 def test_parse_input_spec_accepts(text: str, expected: tuple[str, tuple[int, ...]]) -> None:
@@ -90,6 +91,14 @@ def test_parse_input_spec_rejects(text: str) -> None:
     with pytest.raises(UsageError) as err:
         parse_input_spec(text)
     assert err.value.hint and "--input" in err.value.hint
+
+
+def test_an_input_given_twice_is_refused() -> None:
+    from agent.inputs import parse_input_specs
+
+    assert parse_input_specs(["a=1x2", "b=3"]) == {"a": (1, 2), "b": (3,)}
+    with pytest.raises(UsageError, match="twice"):
+        parse_input_specs(["x=1", "x=2"])
 
 
 # --- resolve_shapes ------------------------------------------------------------------------------

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from agent.inputs import parse_input_spec
 from collector.campaign.models import Dims, ModelInput, ModelRef
 from collector.campaign.tables import Table, show, toml_key, usage
+from shared.errors import UsageError
 
 Shapes = dict[str, list[int]]
 _EXAMPLE = 'write a shape as "1x3x224x224" or [1, 3, 224, 224]'
@@ -90,8 +92,11 @@ def _read_own(sub: Table, model: ModelRef, batching: bool) -> Shapes:
 def _shape(sub: Table, name: str) -> list[int]:
     """One shape, written ``"1x3x224x224"`` (like ``--input``) or as a list of integers."""
     value = sub.raw[name]
-    if isinstance(value, str):
-        parts = [int(p) if p.isascii() and p.isdigit() else 0 for p in value.lower().split("x")]
+    if isinstance(value, str):  # the same syntax as --input, read by the same parser
+        try:
+            parts = list(parse_input_spec(f"{name}={value}")[1])
+        except UsageError:
+            parts = [0]
     elif isinstance(value, list):
         parts = [p if isinstance(p, int) and not isinstance(p, bool) else 0 for p in value]
     else:

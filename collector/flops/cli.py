@@ -12,35 +12,14 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
+from agent import inputs as agent_inputs
 from collector.flops.counter import count_model
 from collector.flops.report import CostReport
-from shared.errors import UsageError
-
-
-def parse_input_spec(spec: str) -> tuple[str, list[int]]:
-    """Parse ``NAME=1x3x224x224`` (or ``NAME=1,3,224,224``) into a name and positive dims."""
-    name, sep, dims_text = spec.rpartition("=")
-    parts = dims_text.replace(",", "x").split("x") if dims_text else []
-    if not sep or not name or not parts or not all(p.strip().isdigit() for p in parts):
-        raise UsageError(
-            f"cannot read input shape {spec!r}",
-            hint="write it as NAME=DIMS, e.g. images=1x3x640x640",
-        )
-    dims = [int(p) for p in parts]
-    if 0 in dims:
-        raise UsageError(f"input shape {spec!r} has a zero dim", hint="every dim must be >= 1")
-    return name, dims
 
 
 def parse_input_specs(specs: Iterable[str]) -> dict[str, list[int]]:
-    """Parse every ``--input`` value; naming an input twice is a mistake."""
-    shapes: dict[str, list[int]] = {}
-    for spec in specs:
-        name, dims = parse_input_spec(spec)
-        if name in shapes:
-            raise UsageError(f"input '{name}' given twice", hint="pass each --input once")
-        shapes[name] = dims
-    return shapes
+    """The ``--input`` flags, read by the agent's own parser so both CLIs take one syntax."""
+    return {name: list(dims) for name, dims in agent_inputs.parse_input_specs(list(specs)).items()}
 
 
 def add_parser(
