@@ -404,6 +404,12 @@ def _check_int(name: str, value: object) -> int:
     return value
 
 
+def _is_dict(name: str, value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _wrong_type(name, "a JSON object (dict)", value)
+    return value
+
+
 _CHECKERS: dict[str, Any] = {
     "str": _check_str,
     "int": _check_int,
@@ -413,14 +419,21 @@ _CHECKERS: dict[str, Any] = {
     "bytes": _check_bytes,
     "int64": _check_int64,
 }
+_DECODED_CHECKERS: dict[str, Any] = {**_CHECKERS, "json": _is_dict}
+# Canonical ASCII JSON spends at most 6 bytes ("\u0001") on one byte of received UTF-8.
+_SMALL_HEADER_BYTES = MAX_JSON_FIELD_BYTES // 6
 
 
-def _build(cls: type[Message], values: dict[str, Any]) -> Message:
+def _build(cls: type[Message], values: dict[str, Any], from_small_json: bool = False) -> Message:
     """Check every field, then build the message and check its cross-field rules.
 
-    The one validation path, shared by encode and decode.
+    The one validation path, shared by encode and decode. `from_small_json`: the JSON fields
+    were just parsed from a header too small for any of them to canonicalise over the field
+    limit, so the JSON round trip would prove nothing (a dict json.loads made survives
+    json.dumps unchanged); it is skipped, which is most of decoding a Result.
     """
-    checked = {name: _CHECKERS[kind](name, values[name]) for name, kind in _SCHEMA[cls]}
+    checkers = _DECODED_CHECKERS if from_small_json else _CHECKERS
+    checked = {name: checkers[kind](name, values[name]) for name, kind in _SCHEMA[cls]}
     msg = cls(**checked)
     msg._check()
     return msg
@@ -501,7 +514,8 @@ def _decode(frames: Sequence[bytes | bytearray | memoryview]) -> Message:
         raise _wrong_type("body", "a JSON object", body)
     bulk = [(f, k) for f, k in _SCHEMA[cls] if k in _BULK_DTYPES]
     _exact_keys(f"{cls.__name__} body", body.keys(), _FIELDS[cls] - {f for f, _ in bulk})
-    return _build(cls, {**body, **_read_bulk(cls.__name__, bulk, declared, parts[1:])})
+    values = {**body, **_read_bulk(cls.__name__, bulk, declared, parts[1:])}
+    return _build(cls, values, from_small_json=len(parts[0]) <= _SMALL_HEADER_BYTES)
 
 
 def _frame_list(frames: object) -> list[bytes | memoryview]:
@@ -533,6 +547,13 @@ def _reject_constant(token: str) -> None:
     raise ValueError(f"{token} is not JSON")
 
 
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):  # 1e999 parses to inf, which JSON cannot carry back
+        raise ValueError(f"{token[:40]} overflows a float")
+    return value
+
+
 def _parse_header(frame: bytes | memoryview) -> dict[str, Any]:
     """Frame 0 as a JSON object: bounded size, strict UTF-8, no NaN, no duplicate keys."""
     if len(frame) > MAX_HEADER_BYTES:
@@ -542,6 +563,7 @@ def _parse_header(frame: bytes | memoryview) -> dict[str, Any]:
             bytes(frame).decode("utf-8"),
             object_pairs_hook=_reject_duplicates,
             parse_constant=_reject_constant,
+            parse_float=_finite_float,
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"header frame is not UTF-8 JSON: {_short(str(exc))}") from None

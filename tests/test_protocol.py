@@ -193,6 +193,11 @@ GOOD = encode(GOLDEN["result"])
         ([b"[" * 100_000], ["not UTF-8 JSON"]),
         ([b'{"proto": 1, "proto": 1}'], ["duplicate key"]),
         ([b'{"proto": NaN}'], ["NaN is not JSON"]),
+        ([GOOD[0].replace(b'"p50":1.2', b'"p50":1e999'), GOOD[1]], ["overflows a float"]),
+        (
+            [GOOD[0].replace(b'"p50":1.2', b'"p50":' + b"9" * 400 + b".0"), GOOD[1]],
+            ["overflows a float"],
+        ),
         ([b" " * (protocol.MAX_HEADER_BYTES + 1)], ["over 1048576"]),
         (["text frame", b""], ["frame 0 is str"]),
         ([GOOD[0], 42], ["frame 1 is int"]),
