@@ -2,8 +2,8 @@
 
 A result is acknowledged to the agent only after its transaction commits with
 synchronous=FULL, so an acknowledged result survives a crash of the collector or the machine.
-Raw steady-state latencies are kept whole, as little-endian int64 blobs. Every job's state
-lives here too, so a restarted collector resumes every unfinished campaign.
+Raw steady-state latencies are kept whole, packed losslessly (collector/latency_blob.py). Every
+job's state lives here too, so a restarted collector resumes every unfinished campaign.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from collector import latency_blob
 from shared.errors import StoreError
 
-STORE_SCHEMA_VERSION = 2
+STORE_SCHEMA_VERSION = 3  # 3: latencies packed (base, width); 2 reads as width 8
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +47,7 @@ CREATE TABLE IF NOT EXISTS results (
     received_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS latencies (
     result_id TEXT PRIMARY KEY REFERENCES results(result_id), n INTEGER NOT NULL,
-    ns BLOB NOT NULL);
+    ns BLOB NOT NULL, base INTEGER NOT NULL DEFAULT 0, width INTEGER NOT NULL DEFAULT 8);
 CREATE TABLE IF NOT EXISTS model_costs (
     sha256 TEXT NOT NULL, input_shapes TEXT NOT NULL, convention TEXT, cost_json TEXT,
     error TEXT, PRIMARY KEY (sha256, input_shapes));
@@ -57,8 +58,10 @@ CREATE TABLE IF NOT EXISTS op_times (
 CREATE TABLE IF NOT EXISTS calibrations (
     agent_id TEXT NOT NULL, threads INTEGER NOT NULL, peak_gflops REAL, bandwidth_gbs REAL,
     measured_at REAL NOT NULL, detail_json TEXT NOT NULL, PRIMARY KEY (agent_id, threads));
-CREATE INDEX IF NOT EXISTS jobs_by_agent_state ON jobs(agent_id, state);
+DROP INDEX IF EXISTS jobs_by_agent_state;
 CREATE INDEX IF NOT EXISTS jobs_by_campaign ON jobs(campaign_id, state);
+CREATE INDEX IF NOT EXISTS jobs_in_order ON jobs(agent_id, state, campaign_id, created, job_id);
+-- jobs_in_order also serves every (agent_id, state) lookup; schema 2's narrower index goes
 """
 
 JOB_STATES = ("queued", "running", "done", "failed")
@@ -90,6 +93,11 @@ class Store:
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(STORE_SCHEMA_VERSION),))
+        elif int(row[0]) == 2:  # add the packing columns; old rows are width 8, base 0
+            with self.transaction() as db:
+                db.execute("ALTER TABLE latencies ADD COLUMN base INTEGER NOT NULL DEFAULT 0")
+                db.execute("ALTER TABLE latencies ADD COLUMN width INTEGER NOT NULL DEFAULT 8")
+                db.execute("UPDATE meta SET value='3' WHERE key='schema'")
         elif int(row[0]) != STORE_SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has store schema {row[0]}, this flopgap reads {STORE_SCHEMA_VERSION}",
@@ -190,11 +198,11 @@ class Store:
 
     def finish_campaign_if_done(self, campaign_id: str) -> bool:
         """Mark a campaign done once every job is terminal; True when it just finished."""
-        open_jobs = self.db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE campaign_id=? AND state NOT IN ('done', 'failed')",
+        open_job = self.db.execute(  # an index seek: called once per result, so no COUNT(*)
+            "SELECT 1 FROM jobs WHERE campaign_id=? AND state IN ('queued', 'running') LIMIT 1",
             (campaign_id,),
-        ).fetchone()[0]
-        if open_jobs:
+        ).fetchone()
+        if open_job is not None:
             return False
         with self.transaction() as db:
             cur = db.execute(
@@ -229,12 +237,22 @@ class Store:
         )
 
     def next_queued_job(self, agent_id: str) -> sqlite3.Row | None:
-        return self.db.execute(
-            "SELECT j.* FROM jobs j JOIN campaigns c USING (campaign_id) WHERE j.agent_id=? "
-            "AND j.state='queued' AND c.state='running' ORDER BY c.created, j.created, j.job_id "
-            "LIMIT 1",
-            (agent_id,),
-        ).fetchone()
+        """The agent's oldest queued job of the oldest running campaign that has one.
+
+        One index seek per running campaign (jobs_in_order), not a sort of every queued job:
+        this runs after each result, and a campaign may queue thousands per agent."""
+        running = self.db.execute(
+            "SELECT campaign_id FROM campaigns WHERE state='running' ORDER BY created"
+        ).fetchall()
+        for (campaign_id,) in running:
+            job = self.db.execute(
+                "SELECT * FROM jobs WHERE agent_id=? AND state='queued' AND campaign_id=? "
+                "ORDER BY created, job_id LIMIT 1",
+                (agent_id, campaign_id),
+            ).fetchone()
+            if job is not None:
+                return job
+        return None
 
     def start_job(self, job_id: str) -> None:
         now = time.time()
@@ -302,13 +320,15 @@ class Store:
         device_id: str,
         document: dict[str, Any],
         latencies_ns: np.ndarray,
+        job: sqlite3.Row | None = None,
     ) -> bool:
         """Store a result and mark its job done, atomically. False (and nothing written) when
-        this result id is already stored or the job already has a result."""
-        job = self.job(job_id)
+        this result id is already stored or the job already has a result. `job`: its row, when
+        the caller has just read it."""
+        job = job if job is not None else self.job(job_id)
         if job is None:
             raise StoreError(f"no job {job_id}")
-        blob = np.ascontiguousarray(latencies_ns, dtype="<i8").tobytes()
+        packed = latency_blob.pack(latencies_ns)
         try:
             with self.transaction() as db:
                 db.execute(
@@ -317,8 +337,8 @@ class Store:
                      job["model_sha256"], json.dumps(document), time.time()),
                 )  # fmt: skip
                 db.execute(
-                    "INSERT INTO latencies VALUES (?, ?, ?)",
-                    (result_id, int(latencies_ns.size), blob),
+                    "INSERT INTO latencies VALUES (?, ?, ?, ?, ?)",
+                    (result_id, int(latencies_ns.size), packed.data, packed.base, packed.width),
                 )
                 db.execute(
                     "UPDATE jobs SET state='done', updated=? WHERE job_id=?", (time.time(), job_id)
@@ -329,14 +349,14 @@ class Store:
 
     def latencies(self, result_id: str) -> np.ndarray:
         row = self.db.execute(
-            "SELECT n, ns FROM latencies WHERE result_id=?", (result_id,)
+            "SELECT n, base, width, ns FROM latencies WHERE result_id=?", (result_id,)
         ).fetchone()
         if row is None:
             raise StoreError(f"no latencies stored for result {result_id}")
-        values = np.frombuffer(row[1], dtype="<i8")
-        if values.size != row[0]:
-            raise StoreError(f"latency blob of result {result_id} is damaged")
-        return values.astype(np.int64)
+        try:
+            return latency_blob.unpack(row[0], row[1], row[2], row[3])
+        except StoreError as exc:
+            raise StoreError(f"result {result_id}: {exc.message}", hint=exc.hint) from None
 
     def result_rows(self, campaign_id: str | None = None) -> list[sqlite3.Row]:
         """Results joined with their job, model and agent, oldest first."""

@@ -1,0 +1,105 @@
+"""The store's latency packing, its schema-2 upgrade and its job order, on real SQLite files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from collector import latency_blob
+from collector.store import STORE_SCHEMA_VERSION, Store
+from shared.errors import StoreError
+
+INT64_MAX = np.iinfo(np.int64).max
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays(np.int64, st.integers(0, 300), elements=st.integers(0, INT64_MAX)))
+def test_packing_gives_back_every_value(values: np.ndarray) -> None:
+    packed = latency_blob.pack(values)
+    back = latency_blob.unpack(values.size, packed.base, packed.width, packed.data)
+    assert back.dtype == np.int64
+    np.testing.assert_array_equal(back, values)
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "width"),
+    [(5, 6, 1), (50_000, 60_000, 2), (10**6, 17 * 10**6, 3), (0, 2**32, 4), (0, 2**40, 5)],
+)
+def test_packing_uses_the_fewest_whole_bytes(low: int, high: int, width: int) -> None:
+    values = np.random.default_rng(1).integers(low, high, 1000, dtype=np.int64)
+    values[0], values[1] = low, high - 1  # the span decides the width
+    packed = latency_blob.pack(values)
+    assert (packed.base, packed.width, len(packed.data)) == (low, width, 1000 * width)
+
+
+def test_a_blob_of_the_wrong_size_is_reported_as_damage() -> None:
+    packed = latency_blob.pack(np.arange(100, dtype=np.int64))
+    with pytest.raises(StoreError, match="cannot hold 100 values"):
+        latency_blob.unpack(100, packed.base, packed.width, packed.data[:-1])
+
+
+def _job(job_id: str, campaign: str) -> tuple[object, ...]:
+    return (job_id, campaign, "a1", "f" * 64, "tiny", {"threads": 1}, 0, 1, 60.0)
+
+
+def test_results_round_trip_packed_and_smaller(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.add_campaign("c1", "c", {})
+    store.add_jobs([_job("j1", "c1")])
+    lat = np.random.default_rng(0).integers(50_000, 60_000, 10_000, dtype=np.int64)
+    assert store.record_result("j1", "r1", "d", {"valid": True}, lat)
+    np.testing.assert_array_equal(store.latencies("r1"), lat)
+    size = store.db.execute("SELECT length(ns) FROM latencies").fetchone()[0]
+    assert size == 2 * lat.size  # a 10 us spread: two bytes per value, not eight
+
+
+def test_a_schema_2_database_is_upgraded_and_reads_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    store = Store(path)
+    store.add_campaign("c1", "c", {})
+    store.add_jobs([_job("j1", "c1")])
+    lat = np.arange(1000, 2000, dtype=np.int64)
+    store.record_result("j1", "r1", "d", {"valid": True}, lat)
+    store.close()
+    # Rewrite it as schema 2 wrote it: no packing columns, raw little-endian int64.
+    db = sqlite3.connect(path)
+    db.executescript(
+        "ALTER TABLE latencies DROP COLUMN base; ALTER TABLE latencies DROP COLUMN width;"
+        "UPDATE meta SET value='2' WHERE key='schema';"
+    )
+    db.execute("UPDATE latencies SET ns=?", (lat.astype("<i8").tobytes(),))
+    db.commit()
+    db.close()
+    store = Store(path)
+    np.testing.assert_array_equal(store.latencies("r1"), lat)
+    assert store.db.execute("SELECT value FROM meta").fetchone()[0] == str(STORE_SCHEMA_VERSION)
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path / "s.sqlite").close()
+    db = sqlite3.connect(tmp_path / "s.sqlite")
+    db.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="store schema 99"):
+        Store(tmp_path / "s.sqlite")
+
+
+def test_next_job_is_the_oldest_campaigns_oldest_job(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.add_campaign("first", "first", {})
+    store.add_campaign("second", "second", {})
+    store.add_jobs([_job("s1", "second")])
+    store.add_jobs([_job("f1", "first"), _job("f0", "first")])  # same created: by job id
+    order = []
+    while (job := store.next_queued_job("a1")) is not None:
+        order.append(job["job_id"])
+        store.start_job(job["job_id"])
+    assert order == ["f0", "f1", "s1"]
+    assert store.next_queued_job("another agent") is None
