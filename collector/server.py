@@ -77,7 +77,8 @@ class Collector:
         self.registry = Registry(missing_after_s=heartbeat_s * MISSING_AFTER_BEATS)
         self.stop = threading.Event()
         self.counters = {"rejected": 0, "results": 0, "duplicates": 0, "dropped": 0,
-                         "unsent": 0, "auth_denied": 0, "name_mismatch": 0}  # fmt: skip
+                         "unsent": 0, "auth_denied": 0, "name_mismatch": 0,
+                         "commits": 0}  # fmt: skip
         self.progress: dict[str, dict[str, Any]] = {}
         self._deferred: list[tuple[bytes, protocol.Message]] | None = None
         requeued = store.requeue_running()
@@ -103,6 +104,7 @@ class Collector:
                     self._receive()
                     if not self.sock.poll(0):
                         break
+            self.counters["commits"] += 1  # results / commits: the group commit's batch size
         finally:
             deferred, self._deferred = self._deferred, None
         for routing_id, msg in deferred:
@@ -298,7 +300,7 @@ class Collector:
         self._send(agent.routing_id, protocol.Job(
             job["job_id"], job["model_name"], job["model_sha256"], settings,
             float(job["timeout_s"])))  # fmt: skip
-        log.info("job %s: %s -> %s", job["job_id"][:8], job["model_name"], agent.agent_id)
+        log.debug("job %s: %s -> %s", job["job_id"][:8], job["model_name"], agent.agent_id)
 
     def _complete(self, agent: AgentRecord, msg: protocol.Result | protocol.JobFailed) -> None:
         job = self.store.job(msg.job_id)
@@ -312,7 +314,7 @@ class Collector:
         if isinstance(msg, protocol.Result):
             check_document(msg.document)
             stored = self.store.record_result(
-                msg.job_id, msg.result_id, agent.device_id, msg.document, msg.latencies_ns
+                msg.job_id, msg.result_id, agent.device_id, msg.document, msg.latencies_ns, job
             )
             self.counters["results" if stored else "duplicates"] += 1
             lat = msg.document["latency_ms"]
