@@ -16,15 +16,17 @@ from collections.abc import Mapping, Sequence
 import onnx
 
 from collector.flops.folding import fold_shapes
+from collector.flops.formulas import OpCost
+from collector.flops.graphview import GraphView
 from collector.flops.inputs import resolve_inputs
 from collector.flops.loading import load
 from collector.flops.ort_shapes import fill_unresolved
-from collector.flops.registry import CONTROL_FLOW, op_key
+from collector.flops.registry import CONTROL_FLOW
 from collector.flops.report import CONVENTION, CostReport, summarize
 from collector.flops.shapes import check_and_infer, inferred_table, light_models, unresolved
 from collector.flops.subgraphs import body_table, loop_trips, scan_trips, subgraphs
 from collector.flops.tally import Tally
-from collector.flops.tensors import FLOAT_TYPES, TensorInfo, constant_tensor
+from collector.flops.tensors import TensorInfo, constant_tensor
 from collector.flops.walk import NodeContext, node_cost
 
 ModelLike = str | os.PathLike[str] | onnx.ModelProto
@@ -36,19 +38,20 @@ def count_model(
     """Count ``model`` (a path or ModelProto) at ``input_shapes`` ({input name: dims})."""
     loaded = load(model)
     proto = loaded.proto
+    view = GraphView.read(proto.graph)
     resolved = resolve_inputs(proto.graph, input_shapes)
-    light = light_models(proto, resolved)
+    light = light_models(proto, resolved, view)
     inferred, strict_error = check_and_infer(light, loaded.label)
-    table = inferred_table(inferred, proto)
-    missing = unresolved(proto.graph, table)
+    table = inferred_table(inferred, view)
+    missing = unresolved(view, table)
     if missing:
-        table = fold_shapes(proto, resolved, table)
-        missing = unresolved(proto.graph, table)
+        table = fold_shapes(proto, resolved, table, view)
+        missing = unresolved(view, table)
     assumptions: list[str] = []
     hint = fill_unresolved(loaded, resolved, table, missing, assumptions)
     walker = _Walker(proto, hint, strict_error)
     tally = Tally()
-    walker.walk(proto.graph, table, _float_inits(proto.graph, {}), "", tally)
+    walker.walk(view, table, view.float_init_sizes(), "", tally)
     assumptions.extend(tally.assumptions)
     if tally.unknown_bytes:
         names = list(tally.unknown_bytes)
@@ -69,18 +72,6 @@ def count_model(
     )
 
 
-def _float_inits(graph: onnx.GraphProto, outer: Mapping[str, int]) -> Mapping[str, int]:
-    """Element counts of the float initializers visible in ``graph`` (its own over outer)."""
-    own = {}
-    for t in graph.initializer:
-        if t.data_type in FLOAT_TYPES:
-            count = 1
-            for d in t.dims:
-                count *= d
-            own[t.name] = count
-    return ChainMap(own, outer) if outer else own  # type: ignore[arg-type]
-
-
 class _Walker:
     """Walks the main graph and, recursively, control-flow bodies."""
 
@@ -90,11 +81,12 @@ class _Walker:
         self.strict_error = strict_error
         self.const_floats: dict[str, int] = {}
         self.producers: dict[str, str] = {}
+        self.memo: dict[tuple[object, ...], OpCost] = {}  # formula costs by op type and shapes
         self._consts: dict[str, onnx.TensorProto] | None = None
 
     def walk(
         self,
-        graph: onnx.GraphProto,
+        graph: GraphView,
         table: Mapping[str, TensorInfo],
         float_inits: Mapping[str, int],
         prefix: str,
@@ -102,17 +94,20 @@ class _Walker:
     ) -> None:
         """Append the cost of every node of ``graph`` to ``tally``."""
         ctx = NodeContext(
-            table, float_inits, self.const_floats, self.producers, self.hint, self.strict_error
+            table,
+            float_inits,
+            self.const_floats,
+            self.producers,
+            self.hint,
+            self.strict_error,
+            self.memo,
         )
         append = tally.nodes.append
-        for i, node in enumerate(graph.node):
-            domain, key = node.domain, node.op_type
-            if domain and domain != "ai.onnx":  # inlined op_key(): this loop runs per node
-                key = op_key(domain, key)
-            label = prefix + (node.name or f"{key}#{i}")
-            append(node_cost(node, key, label, ctx, tally))
-            if key in CONTROL_FLOW:
-                self._control(node, key, label, table, float_inits, tally)
+        for i, node in enumerate(graph.nodes):
+            label = prefix + (node.name or f"{node.key}#{i}")
+            append(node_cost(node, label, ctx, tally))
+            if node.key in CONTROL_FLOW:
+                self._control(node.proto, node.key, label, table, float_inits, tally)
 
     def _body(
         self,
@@ -125,7 +120,10 @@ class _Walker:
         """Walk one body with its own inferred shapes layered over the enclosing ones."""
         local = ChainMap(body_table(node, body, table, self.proto), table)  # type: ignore[arg-type]
         sub = Tally()
-        self.walk(body, local, _float_inits(body, float_inits), prefix, sub)
+        view = GraphView.read(body)
+        own = view.float_init_sizes()
+        inits = ChainMap(own, float_inits) if float_inits else own  # type: ignore[arg-type]
+        self.walk(view, local, inits, prefix, sub)
         return sub
 
     def _control(

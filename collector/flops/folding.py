@@ -17,8 +17,9 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import onnx
 
+from collector.flops.graphview import GraphView
 from collector.flops.ort_shapes import make_session
-from collector.flops.shapes import infer, inferred_table, keeps_data, light_models
+from collector.flops.shapes import infer, inferred_table, light_models
 from collector.flops.tensors import TensorInfo
 
 MAX_ROUNDS = 8
@@ -79,7 +80,7 @@ def _resolved(node: onnx.NodeProto, table: Mapping[str, TensorInfo]) -> bool:
 
 
 def _plan(
-    graph: onnx.GraphProto, table: Mapping[str, TensorInfo], replaced: Replaced
+    graph: onnx.GraphProto, view: GraphView, table: Mapping[str, TensorInfo], replaced: Replaced
 ) -> tuple[dict[str, int], list[str]]:
     """Producer index of every foldable tensor, and the targets worth folding now.
 
@@ -87,7 +88,7 @@ def _plan(
     itself or is read by a node that cannot be folded and still has an output of unknown
     shape: a Reshape target, a Slice end, a Split size.
     """
-    values = {t.name for t in graph.initializer if keeps_data(t)}
+    values = {t.name for t in view.inits if t.keeps_data}
     producer: dict[str, int] = {}
     targets: dict[str, None] = {}
     for i, node in enumerate(graph.node):
@@ -146,11 +147,12 @@ def fold_shapes(
     proto: onnx.ModelProto,
     resolved: Mapping[str, list[int | str] | None],
     table: dict[str, TensorInfo],
+    view: GraphView,
 ) -> dict[str, TensorInfo]:
     """Fold shape chains round by round until nothing more resolves; returns the new table."""
     replaced: Replaced = {}
     for _ in range(MAX_ROUNDS):
-        producer, targets = _plan(proto.graph, table, replaced)
+        producer, targets = _plan(proto.graph, view, table, replaced)
         if not targets:
             break
         try:
@@ -162,5 +164,5 @@ def fold_shapes(
             tensor = onnx.numpy_helper.from_array(np.asarray(arr), f"{name}:folded")
             node = onnx.helper.make_node("Constant", [], [name], value=tensor)
             replaced.setdefault(producer[name], []).append(node)
-        table = inferred_table(infer(light_models(proto, resolved, replaced)[1]), proto)
+        table = inferred_table(infer(light_models(proto, resolved, view, replaced)[1]), view)
     return table

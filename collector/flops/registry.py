@@ -90,6 +90,14 @@ FORMULAS: dict[str, Formula] = {
 
 KNOWN_OP_TYPES: frozenset[str] = frozenset(FORMULAS) | DATA_MOVEMENT | CONTROL_FLOW
 
+# Op types whose formula reads shapes only, never attributes: the walk does not parse their
+# attributes and computes their cost once per distinct shapes (most nodes of a model repeat).
+SHAPE_ONLY: frozenset[str] = frozenset(
+    (*UNARY, *BINARY, *REDUCE, *NORMALIZATION, "BatchNormalization", "Softmax", "LogSoftmax",
+     "GlobalAveragePool", "ReduceMean", "MatMul", "QLinearMatMul", "MatMulInteger",
+     f"{MS}.SkipLayerNormalization")
+)  # fmt: skip
+
 # Input slots that hold configuration, never parameters, even when they are float initializers.
 CONTROL_SLOTS: dict[str, tuple[int, ...]] = {
     "Clip": (1, 2), "Dropout": (1, 2), "Pad": (1, 2, 3), "Range": (0, 1, 2),

@@ -8,37 +8,30 @@ counter near the cost of ``onnx.load`` itself.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from functools import lru_cache
 
 import onnx
 from onnx.checker import ValidationError
 from onnx.shape_inference import InferenceError
 
+from collector.flops import wire
+from collector.flops.graphview import GraphView
 from collector.flops.tensors import (
     FLOAT_TYPES,
     Dims,
     TensorInfo,
     add_initializers,
     add_value_infos,
+    typed_value_info,
 )
 from shared.errors import ModelError
-
-# Initializers at most this many elements keep their data in the light copy, so that data
-# propagation can read shape tensors, Resize scales and the like.
-SMALL_FLOAT = 64
-SMALL_OTHER = 1 << 16
-
-
-def keeps_data(t: onnx.TensorProto) -> bool:
-    """Whether an initializer is small (and inline) enough to keep its data in light copies."""
-    limit = SMALL_FLOAT if t.data_type in FLOAT_TYPES else SMALL_OTHER
-    return math.prod(t.dims) <= limit and t.data_location != onnx.TensorProto.EXTERNAL
 
 
 def light_models(
     proto: onnx.ModelProto,
     resolved: Mapping[str, list[int | str] | None],
+    view: GraphView,
     replaced: Mapping[int, list[onnx.NodeProto]] | None = None,
 ) -> tuple[bytes, bytes]:
     """Serialized copies without large weight data, for the checker and for inference.
@@ -47,8 +40,9 @@ def light_models(
     typed graph inputs (it insists that initializers hold data); for inference, large float
     ones are initializers with dims but no data, because ONNX data propagation slows down
     with every extra graph input. The common part is serialized once: two serialized protos
-    concatenated parse as their merge, so each variant only appends its own small patch.
-    ``replaced`` swaps main-graph nodes (by index) for others, e.g. folded Constants.
+    concatenated parse as their merge, so each variant only appends its own patch, built
+    from cached byte pieces (``wire``). ``replaced`` swaps main-graph nodes (by index) for
+    others, e.g. folded Constants.
     """
     light = onnx.ModelProto(ir_version=proto.ir_version)
     light.opset_import.extend(proto.opset_import)
@@ -59,7 +53,7 @@ def light_models(
     dst.output.extend(src.output)
     # Exporters' value_info may describe other input sizes than the user's; ONNX re-infers
     # standard ops itself, so keep annotations only for custom ops, which it cannot infer.
-    custom = {o for n in src.node if n.domain not in ("", "ai.onnx") for o in n.output}
+    custom = view.custom_outputs()
     if custom:
         dst.value_info.extend(v for v in src.value_info if v.name in custom)
     dst.sparse_initializer.extend(src.sparse_initializer)
@@ -70,21 +64,45 @@ def light_models(
             continue
         dst.input.append(typed_value_info(vi.name, vi.type.tensor_type.elem_type, tuple(dims)))
     listed = {vi.name for vi in src.input}
-    for_check, for_infer = onnx.ModelProto(), onnx.ModelProto()
-    for t in src.initializer:
-        if keeps_data(t):
-            dst.initializer.append(t)
+    check_inputs, infer_inputs, stubs = [], [], []
+    for t in view.inits:
+        if t.keeps_data:
+            dst.initializer.append(t.proto)
             continue
         if t.name not in listed:
-            for_check.graph.input.append(typed_value_info(t.name, t.data_type, tuple(t.dims)))
+            check_inputs.append(_value_info(t.name, t.data_type, t.dims))
         if t.data_type in FLOAT_TYPES:
-            stub = for_infer.graph.initializer.add()
-            stub.name, stub.data_type = t.name, t.data_type
-            stub.dims.extend(t.dims)
+            stubs.append(_stub_tensor(t.name, t.data_type, t.dims))
         elif t.name not in listed:
-            for_infer.graph.input.append(typed_value_info(t.name, t.data_type, tuple(t.dims)))
+            infer_inputs.append(_value_info(t.name, t.data_type, t.dims))
     common = light.SerializeToString()
-    return common + for_check.SerializeToString(), common + for_infer.SerializeToString()
+    return common + wire.graph_patch(check_inputs, []), common + wire.graph_patch(
+        infer_inputs, stubs
+    )
+
+
+@lru_cache(maxsize=4096)
+def _type_bytes(elem_type: int, dims: Dims) -> bytes:
+    """Serialized ValueInfoProto fields other than the name, for a tensor type."""
+    vi = typed_value_info("", elem_type, dims)
+    vi.ClearField("name")  # proto2: a name set to "" would still be written
+    return vi.SerializeToString()
+
+
+@lru_cache(maxsize=4096)
+def _stub_bytes(elem_type: int, dims: tuple[int, ...]) -> bytes:
+    """Serialized TensorProto fields of a data-less tensor: element type and dims."""
+    return onnx.TensorProto(data_type=elem_type, dims=dims).SerializeToString()
+
+
+def _value_info(name: str, elem_type: int, dims: Dims) -> bytes:
+    """A serialized tensor ValueInfoProto, the same bytes as ``typed_value_info`` gives."""
+    return wire.field(wire.VALUE_INFO_NAME, name.encode()) + _type_bytes(elem_type, dims)
+
+
+def _stub_tensor(name: str, elem_type: int, dims: tuple[int, ...]) -> bytes:
+    """A serialized TensorProto with a name, type and dims but no data."""
+    return _stub_bytes(elem_type, dims) + wire.field(wire.TENSOR_NAME, name.encode())
 
 
 def _copy_nodes(
@@ -137,39 +155,25 @@ def check_and_infer(light: tuple[bytes, bytes], label: str) -> tuple[onnx.ModelP
     return lenient, strict_error
 
 
-def inferred_table(inferred: onnx.ModelProto, proto: onnx.ModelProto) -> dict[str, TensorInfo]:
+def inferred_table(inferred: onnx.ModelProto, view: GraphView) -> dict[str, TensorInfo]:
     """Type and shape of every main-graph tensor known after inference."""
     table: dict[str, TensorInfo] = {}
-    add_initializers(table, proto.graph.initializer)
+    add_initializers(table, ((t.name, t.data_type, t.dims) for t in view.inits))
     graph = inferred.graph
     for infos in (graph.input, graph.value_info, graph.output):
         add_value_infos(table, infos)
     return table
 
 
-def typed_value_info(name: str, elem_type: int, dims: Dims) -> onnx.ValueInfoProto:
-    """A tensor ValueInfo whose unknown dims (``"?"``) stay anonymous, not a shared symbol."""
-    vi = onnx.ValueInfoProto(name=name)
-    tensor_type = vi.type.tensor_type
-    tensor_type.elem_type = elem_type
-    tensor_type.shape.SetInParent()
-    for d in dims:
-        dim = tensor_type.shape.dim.add()
-        if isinstance(d, int):
-            dim.dim_value = d
-        elif d != "?":
-            dim.dim_param = d
-    return vi
-
-
-def unresolved(graph: onnx.GraphProto, table: Mapping[str, TensorInfo]) -> list[str]:
+def unresolved(view: GraphView, table: Mapping[str, TensorInfo]) -> list[str]:
     """Main-graph node outputs whose shape is not fully known.
 
     Node inputs need no check: they are graph inputs, initializers or other nodes' outputs.
     """
+    get = table.get
     return [
         name
-        for node in graph.node
-        for name in node.output
-        if name and not (name in table and table[name].static)
+        for node in view.nodes
+        for name in node.outputs
+        if name and not getattr(get(name), "static", False)
     ]

@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping
 
 import onnx
 
-from collector.flops.shapes import typed_value_info
 from collector.flops.tensors import (
     Dims,
     TensorInfo,
     add_initializers,
     add_value_infos,
     dims_of,
+    typed_value_info,
 )
 
 ConstLookup = Callable[[str], "onnx.TensorProto | None"]
@@ -94,7 +94,7 @@ def body_table(
             g.input.append(onnx.helper.make_tensor_value_info(name, info.elem_type, None))
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     table: dict[str, TensorInfo] = {}
-    add_initializers(table, body.initializer)
+    add_initializers(table, ((t.name, t.data_type, tuple(t.dims)) for t in body.initializer))
     for infos in (inferred.graph.input, inferred.graph.value_info, inferred.graph.output):
         add_value_infos(table, infos)
     return table

@@ -8,25 +8,30 @@ If can keep only its larger branch and a Loop can be multiplied by its trip coun
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import onnx
 
-from collector.flops.formulas import FormulaError, OpCost
+from collector.flops.formulas import Formula, FormulaError, OpCost
+from collector.flops.graphview import NodeRecord
 from collector.flops.registry import (
     CONTROL_FLOW,
     CONTROL_SLOTS,
     DATA_MOVEMENT,
     FORMULAS,
+    SHAPE_ONLY,
     WEIGHT_SLOTS,
 )
 from collector.flops.report import NodeCost
 from collector.flops.tally import Tally
 from collector.flops.tensors import FLOAT_TYPES, TensorInfo
+from collector.flops.uncountable import uncountable
 from shared.errors import ModelError
 
 UNKNOWN = TensorInfo.make(0, None)
 _NO_COST = OpCost()
+_NO_ATTRS: Mapping[str, object] = MappingProxyType({})
 _FOLDABLE_AFTER = frozenset({"Conv", "ConvTranspose"})
 _SIMPLE_ATTRS = {
     onnx.AttributeProto.INT: lambda a: a.i,
@@ -73,22 +78,6 @@ def _moved(
     return infos, total, static
 
 
-def unknown_dim_error(
-    label: str, key: str, names: list[str], infos: list[TensorInfo | None], hint: str
-) -> ModelError:
-    """The error for a FLOP-bearing node with an unknown dim, naming node, tensor and dim."""
-    for name, info in zip(names, infos, strict=True):
-        if info is None or info.static:
-            continue
-        if info.shape is None:
-            what = "has an unknown shape"
-        else:
-            dim = next(j for j, d in enumerate(info.shape) if type(d) is not int)
-            what = f"has unknown dim {dim} ('{info.shape[dim]}') in shape {list(info.shape)}"
-        return ModelError(f"cannot count node '{label}' ({key}): tensor '{name}' {what}", hint)
-    return ModelError(f"cannot count node '{label}' ({key})", hint)
-
-
 @dataclass
 class NodeContext:
     """What a node's cost depends on besides its own tensors."""
@@ -99,39 +88,27 @@ class NodeContext:
     producers: dict[str, str]  # outputs of Conv/ConvTranspose only
     unresolved_hint: str
     strict_error: str | None = None
+    memo: dict[tuple[object, ...], OpCost] = field(default_factory=dict)  # see _formula_cost
 
 
-def node_cost(
-    node: onnx.NodeProto, key: str, label: str, ctx: NodeContext, tally: Tally
-) -> NodeCost:
+def node_cost(node: NodeRecord, label: str, ctx: NodeContext, tally: Tally) -> NodeCost:
     """Cost of one node (a control-flow node's own bytes only); ModelError if uncountable."""
-    get = ctx.table.get
-    in_names, out_names = list(node.input), list(node.output)
-    ins, read, static_in = _moved(in_names, get, tally)
-    outs, written, static_out = _moved(out_names, get, tally)
+    get, key = ctx.table.get, node.key
+    ins, read, static_in = _moved(node.inputs, get, tally)
+    outs, written, static_out = _moved(node.outputs, get, tally)
     formula = FORMULAS.get(key)
     cost, note = _NO_COST, ""
     if formula is not None:
         if not (static_in and static_out):
-            strict = ctx.strict_error
-            if strict and node.name and f"node name: {node.name})" in strict:
-                raise ModelError(
-                    f"node '{label}' ({key}) has contradictory shapes: {strict}",
-                    hint="fix or re-export the model; the node's inputs do not fit together",
-                )
-            raise unknown_dim_error(
-                label, key, in_names + out_names, ins + outs, ctx.unresolved_hint
-            )
-        in_shapes = [i.shape if i is not None else None for i in ins]
-        out_shapes = [o.shape if o is not None else None for o in outs]
+            raise uncountable(node, label, ins + outs, ctx)
         try:
-            cost = formula(in_shapes, out_shapes, parse_attrs(node))  # type: ignore[arg-type]
+            cost = _formula_cost(formula, node, ins, outs, ctx.memo)
         except FormulaError as exc:
             raise ModelError(
                 f"node '{label}' ({key}) has contradictory shapes: {exc}",
                 hint="fix or re-export the model; the node's inputs do not fit together",
             ) from exc
-        if key == "BatchNormalization" and ctx.producers.get(node.input[0]) in _FOLDABLE_AFTER:
+        if key == "BatchNormalization" and ctx.producers.get(node.inputs[0]) in _FOLDABLE_AFTER:
             note = "foldable into preceding Conv"
     elif key in CONTROL_FLOW:
         note = "control flow: its body nodes follow, already multiplied"
@@ -139,16 +116,35 @@ def node_cost(
         tally.uncounted[key] += 1
         note = "uncounted: no formula for this op type (0 FLOPs, bytes counted)"
     elif key == "Constant" and outs and outs[0] is not None and outs[0].elem_type in FLOAT_TYPES:
-        ctx.const_floats[node.output[0]] = _elements(outs[0])
+        ctx.const_floats[node.outputs[0]] = _elements(outs[0])
     if key in _FOLDABLE_AFTER:  # only BatchNorm's "foldable" note asks who produced a tensor
-        for name in out_names:
+        for name in node.outputs:
             ctx.producers[name] = key
-    params = _params(in_names, key, ctx, tally)
+    params = _params(node.inputs, key, ctx, tally)
     total = read + written
     intensity = cost.flops / total if total else None
     return NodeCost(
         label, key, cost.macs, cost.int_macs, cost.flops, params, read, written, intensity, note
     )
+
+
+def _formula_cost(
+    formula: Formula,
+    node: NodeRecord,
+    ins: list[TensorInfo | None],
+    outs: list[TensorInfo | None],
+    memo: dict[tuple[object, ...], OpCost],
+) -> OpCost:
+    """The formula's cost; for shape-only op types, computed once per distinct shapes."""
+    in_shapes = tuple([i.shape if i is not None else None for i in ins])
+    out_shapes = tuple([o.shape if o is not None else None for o in outs])
+    if node.key not in SHAPE_ONLY:
+        return formula(in_shapes, out_shapes, parse_attrs(node.proto))  # type: ignore[arg-type]
+    memo_key = (node.key, in_shapes, out_shapes)
+    cost = memo.get(memo_key)
+    if cost is None:
+        cost = memo[memo_key] = formula(in_shapes, out_shapes, _NO_ATTRS)  # type: ignore[arg-type]
+    return cost
 
 
 def _params(in_names: list[str], key: str, ctx: NodeContext, tally: Tally) -> int:
