@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import zmq
 
 from agent.measure import MeasureSettings, measure
@@ -106,11 +107,13 @@ def _collector_rate(
         with Client(endpoint) as client:
             client.send(protocol.ModelData(sha, data))
             t0 = time.perf_counter()
+            cpu0 = sum(psutil.Process(server.proc.pid).cpu_times()[:2])
             client.request(
                 protocol.SubmitCampaign(_payload(sha, doc["settings"])), protocol.CampaignAccepted
             )
             server.seen(r"campaign \w+ finished", 600)
             wall = time.perf_counter() - t0
+            cpu = sum(psutil.Process(server.proc.pid).cpu_times()[:2]) - cpu0
             status = client.request(protocol.StatusRequest(""), protocol.Status)
     finally:
         done.set()
@@ -119,7 +122,8 @@ def _collector_rate(
         server.stop()
     total = AGENTS * JOBS_PER_AGENT
     assert isinstance(status, protocol.Status)
-    return total / wall, sum(counts.values()), status.status["counters"]
+    counters = {**status.status["counters"], "cpu_us": int(cpu / total * 1e6)}
+    return total / wall, sum(counts.values()), counters
 
 
 def _floor(folder: Path, frames: list[bytes], n: int) -> float:
@@ -190,7 +194,8 @@ def run(rounds: int = 3) -> list[Figure]:
         f"{AGENTS} simulated agents x {JOBS_PER_AGENT} results of {size / 1e3:.0f} kB "
         f"({SAMPLES} samples each), best of {rounds} rounds; collector {rate:.0f} results/s "
         f"({acks} acks, {counters['results'] / max(counters['commits'], 1):.1f} results per "
-        f"commit in the last round), raw PUSH/PULL {raw:.0f} msgs/s; one-thread floor (decode, "
+        f"commit and {counters['cpu_us']} us of collector CPU per result in the last round), "
+        f"raw PUSH/PULL {raw:.0f} msgs/s; one-thread floor (decode, "
         f"validate, pack, insert with bare sqlite3, commit per {AGENTS}, WAL + "
         f"synchronous=FULL; no sockets) {floor:.0f} results/s = {floor / raw:.2f} of raw; "
         f"collector = {rate / floor:.2f} of that floor"
