@@ -3,26 +3,32 @@
 flopgap-agent bench MODEL.onnx   one local measurement, no network
 flopgap-agent run --collector tcp://HOST:PORT   serve jobs from a collector
 flopgap-agent enroll BUNDLE | doctor | service install   set a board up (deploy/README.md)
+
+Heavy modules are imported by the commands that use them: `run` must reach the fork of its
+worker server (agent.worker) with numpy loaded, onnxruntime not, and one thread, and its
+network loop never loads onnxruntime at all (bench/agent_footprint.py measures why). So the
+measurement flags, which need agent.measure and hence onnxruntime, are added to the parser
+only when the command line asks for `bench` (or for no command, e.g. --help).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from agent import __version__
-from agent.options import add_measure_flags, settings_from_args
 from shared.cli_errors import run_guarded
 
 PROG = "flopgap-agent"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(measure_flags: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; without `measure_flags`, `bench` lacks its measurement flags
+    (they import onnxruntime), for command lines that are not `bench`."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Measure ONNX Runtime inference on this board, locally or for a collector.",
@@ -52,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.npy",
         help="also save every steady-state latency (int64 ns) to FILE.npy",
     )
-    add_measure_flags(bench)
+    if measure_flags:
+        from agent.options import add_measure_flags
+
+        add_measure_flags(bench)
     bench.set_defaults(func=cmd_bench)
 
     run = sub.add_parser(
@@ -299,8 +308,11 @@ def cmd_capture(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from agent.inputs import parse_input_specs
     from agent.measure import measure
+    from agent.options import settings_from_args
     from agent.table import render
 
     shapes = parse_input_specs(args.input)
@@ -317,9 +329,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.config import merge_run_settings
-    from agent.runner import parse_tags, run_agent
     from shared.errors import UsageError
-    from shared.keys import load_peer_keys
 
     args = merge_run_settings(args)
     args.tag = [f"{k}={v}" for k, v in args.config_tags.items()] + args.tag
@@ -328,6 +338,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--keys and --collector-key go together",
             hint="pass this agent's NAME.key_secret and the collector's collector.key",
         )
+    # Before numpy loads: with one BLAS thread it starts no thread (agent.worker says why).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from agent import worker
+
+    # Fork the worker's server now, while this process has one thread and holds no keys: it
+    # shares the interpreter and numpy with this process instead of loading its own. What
+    # only the network loop needs (ZeroMQ, the wire protocol) is imported after the fork.
+    worker.start_server(fork=True)
+    from agent.runner import parse_tags, run_agent
+    from shared.keys import load_peer_keys
+
+    tags = parse_tags(args.tag)
     keys = load_peer_keys(args.keys, args.collector_key) if args.keys else None
     max_bytes = args.max_message_mb * 1024 * 1024 if args.max_message_mb else None
     home = Path.home()
@@ -337,7 +359,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_agent(
         args.collector,
         args.name,
-        parse_tags(args.tag),
+        tags,
         spool,
         cache,
         args.cache_max_mb * 1024 * 1024,
@@ -350,7 +372,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)  # no global option takes
+    parser = build_parser(measure_flags=command in (None, "bench"))  # a value: see above
     args = parser.parse_args(argv)
     return run_guarded(PROG, lambda: args.func(args), args.debug)
 

@@ -3,6 +3,10 @@
 The device id is stable across reboots and agent restarts: a hash of /etc/machine-id when
 the OS has one (systemd, Raspberry Pi OS, JetPack), else of the DMI product UUID, else of the
 MAC address and hostname. It is hashed so the raw machine-id never leaves the board.
+
+onnxruntime and psutil are imported inside `describe`, not here: the agent's network loop
+never imports onnxruntime (it takes its descriptor from the fork server, agent.worker), and
+importing this module must not cost it ~17 MiB.
 """
 
 from __future__ import annotations
@@ -14,9 +18,6 @@ import sys
 import uuid
 from pathlib import Path
 from typing import Any
-
-import onnxruntime as ort
-import psutil
 
 from agent import __version__
 from agent.probes.sysfs import read_text, under
@@ -63,6 +64,9 @@ def device_id(root: Path | str = "/") -> str:
 
 def describe(root: Path | str = "/") -> dict[str, Any]:
     """Everything the collector needs to identify and compare this device."""
+    import onnxruntime as ort
+    import psutil
+
     uname = platform.uname()
     return {
         "device_id": device_id(root),

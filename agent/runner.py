@@ -5,7 +5,8 @@ ZeroMQ reconnects forever with exponential backoff. Every (re)connection trigger
 Register (naming the job in flight) and a resend of every unacknowledged result from the
 on-disk spool, so a collector restart costs nothing. Jobs run in child processes
 (agent.worker); this loop only waits with bounded polls, never sleeps, and stops cleanly on
-SIGTERM or SIGINT.
+SIGTERM or SIGINT. It never imports onnxruntime or psutil: the device descriptor it
+registers with comes from the fork server (agent.worker), which has both loaded anyway.
 
 With keys (`--keys` secret file, `--collector-key` pinned public key) the connection is
 CURVE-encrypted and the collector knows this agent by its key, not by --name. A collector that
@@ -22,6 +23,7 @@ import logging
 import os
 import queue
 import shutil
+import struct
 import threading
 import time
 import uuid
@@ -29,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
-from agent import __version__, device
+from agent import __version__
 from agent.model_cache import ModelCache
 from agent.spool import Spool, SpoolError
 from agent.worker import JobOutcome, run_job, start_server, stop_server
@@ -85,6 +86,7 @@ class Agent:
         self._unspooled: dict[str, list[bytes]] = {}  # results the spool could not hold
         self._requested: set[str] = set()
         self.instance = uuid.uuid4().hex  # tells the collector a reconnect from a restart
+        self.device: dict[str, Any] = {}  # agent.device.describe(), from the fork server
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)  # unacked results are in the spool, not the socket
@@ -97,7 +99,9 @@ class Agent:
 
     def serve(self) -> int:
         """Run until stopped; returns the process exit code."""
-        start_server()  # the fork server pays the imports once, not per job
+        # The fork server pays the imports once, not per job (`flopgap-agent run` has forked
+        # it already, before this process had threads); it also describes the device.
+        self.device = start_server().device
         self.sock.connect(self.endpoint)
         log.info("agent %s connecting to %s", self.name, self.endpoint)
         poller = zmq.Poller()
@@ -109,7 +113,7 @@ class Agent:
             while not self.stop.is_set():
                 ready = dict(poller.poll(POLL_MS))
                 if self.monitor in ready:
-                    self._connection_event(recv_monitor_message(self.monitor))
+                    self._connection_event(_monitor_event(self.monitor.recv_multipart()))
                 if self.sock in ready:
                     self._handle(self.sock.recv_multipart())
                 if self._wake_r in ready:
@@ -141,8 +145,7 @@ class Agent:
         except zmq.Again:
             log.debug("send queue full: dropped a message")
 
-    def _connection_event(self, event: Any) -> None:
-        kind = event["event"]
+    def _connection_event(self, kind: int) -> None:
         if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             self._handshake_warned = False
             log.info("connected to the collector")
@@ -179,7 +182,7 @@ class Agent:
         return self._jobs[0].job_id if self._jobs else ""
 
     def _register(self) -> None:
-        descriptor = {**device.describe(), "agent_instance": self.instance}
+        descriptor = {**self.device, "agent_instance": self.instance}
         self._send(
             protocol.Register(self.name, __version__, descriptor, self.tags, self._current_job())
         )
@@ -320,6 +323,12 @@ class Agent:
         self._running = None
         log.info("job %s: %s", job.job_id[:8], "done" if outcome.ok else outcome.error_kind)
         self._send_frames(frames)
+
+
+def _monitor_event(frames: list[bytes]) -> int:
+    """The event of a ZeroMQ monitor message (u16 event, u32 value; then the endpoint), read
+    here because pyzmq's recv_monitor_message imports asyncio: ~2 MiB of the agent's memory."""
+    return int(struct.unpack_from("=H", frames[0])[0])
 
 
 def _drain_pipe(fd: int) -> None:

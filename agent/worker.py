@@ -12,18 +12,31 @@ Design, and why:
   CPython 3.11 it never preloads ``__main__`` (it looks for a ``main_path`` key that spawn's
   preparation data does not have), so every child re-imports the agent's entry script and all
   that script imports (+100 ms per job under pytest); it also pickles its arguments.
+* **Forked from the agent itself when that is safe** (`start_server(fork=True)`, which
+  `flopgap-agent run` calls first thing, before any thread, ZeroMQ context or key exists): the
+  server then shares, copy-on-write, the interpreter and numpy the agent has already loaded,
+  instead of loading them a second time (measured on x86-64: the tree's PSS falls by ~15 MiB;
+  bench/agent_footprint.py). The fork is refused, and ``python -m`` used instead, unless the
+  process has exactly one native thread (/proc/self/task) and the kernel has pidfds (bounded
+  waits on the child): it never forks a threaded process. A server that dies later is always
+  replaced by ``python -m``, since the agent has threads by then.
+* **OpenBLAS on one thread** (OPENBLAS_NUM_THREADS=1 unless set): nothing on the measuring
+  side calls BLAS (ORT has its own thread pools; numpy only draws inputs and sorts latencies),
+  so its idle pool was memory, and threads in the server, for nothing; and with it numpy
+  starts no thread, which is what lets the agent import numpy before it forks the server.
 * **Bytes only, never pickles.** The job goes to the server as JSON with the write end of a
   fresh pipe (SCM_RIGHTS); the child answers on that pipe with length-prefixed JSON frames and
   one raw int64 frame of latencies. The server reports the child's pid and exit code on its
   control socket. Every wait is a bounded `select`.
 * **stdout and stderr go to a file** in a per-job temporary folder, so the last lines of a
   crashed child (faulthandler's stack, ORT's abort message) can be quoted in the error.
-* **Threads in the server.** It is not strictly single-threaded: importing numpy starts
-  OpenBLAS's pool (fork-safe: OpenBLAS parks it with pthread_atfork) and importing onnxruntime
-  starts one idle thread sleeping in a timed wait (measured: no wake-up in seconds). A fork
-  while that thread briefly holds its lock could deadlock the child in onnxruntime; that is
-  bounded like any hang (timeout, SIGKILL) and has not been seen. multiprocessing's forkserver
-  preloading onnxruntime would share this; only a cold exec per job avoids it, at ~300 ms.
+* **Threads in the server.** It is not strictly single-threaded: importing onnxruntime
+  starts one idle thread sleeping in a timed wait (measured: no wake-up in seconds), and with
+  OPENBLAS_NUM_THREADS set above 1, numpy starts OpenBLAS's pool (fork-safe: OpenBLAS parks it
+  with pthread_atfork). A fork while ORT's thread briefly holds its lock could deadlock the
+  child in onnxruntime; that is bounded like any hang (timeout, SIGKILL) and has not been seen.
+  multiprocessing's forkserver preloading onnxruntime would share this; only a cold exec per
+  job avoids it, at ~300 ms.
 * **Each child leads its own process group**: a timeout or cancel sends SIGTERM to the group,
   then SIGKILL after a grace. If the agent dies, the server kills the child and exits.
 
@@ -37,6 +50,8 @@ counts address space, not RSS: onnxruntime, thread stacks (8 MiB each) and glibc
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import logging
 import os
@@ -48,6 +63,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,18 +106,24 @@ class JobOutcome:
 
 @dataclass(frozen=True)
 class ServerInfo:
-    """The running fork server: pid, native thread count (see above), start-up seconds."""
+    """The running fork server: pid, native thread count (see above), start-up seconds, whether
+    it was forked from this process, and the device descriptor (agent.device) it computed."""
 
     pid: int
     threads: int | None
     start_s: float
+    forked: bool
+    device: dict[str, Any]
 
 
-def start_server(timeout_s: float = _START_TIMEOUT_S) -> ServerInfo:
+def start_server(timeout_s: float = _START_TIMEOUT_S, fork: bool = False) -> ServerInfo:
     """Start the fork server unless it runs, and wait until its imports are done.
 
     Call it at agent start-up, never during a measurement: the imports would steal CPU from it.
     run_job calls it too, so a server that died is replaced before the next job.
+    `fork`: fork the server from this process if it has one thread (see above), so the two
+    share what is already loaded; this also freezes this process's garbage collector (gc.freeze),
+    so its collections do not write to, and unshare, the pages the server inherited.
     """
     if not _lock.acquire(blocking=False):  # a job is running, so the server is up
         running = _server
@@ -109,7 +131,7 @@ def start_server(timeout_s: float = _START_TIMEOUT_S) -> ServerInfo:
             return running.info
         _lock.acquire()
     try:
-        return _ensure_server(timeout_s).info
+        return _ensure_server(timeout_s, fork).info
     finally:
         _lock.release()
 
@@ -123,15 +145,29 @@ def stop_server(timeout_s: float = 5.0) -> None:
             _server = None
 
 
-def _ensure_server(timeout_s: float) -> _ForkServer:
+def _ensure_server(timeout_s: float, fork: bool = False) -> _ForkServer:
     global _server
     if _server is not None and not _server.alive():
         log.warning("worker fork server %d had died; starting a new one", _server.pid)
         _server.close()
         _server = None
     if _server is None:
-        _server = _ForkServer(timeout_s)
+        _server = _ForkServer(timeout_s, fork and _can_fork())
     return _server
+
+
+def _can_fork() -> bool:
+    """True when forking this process is safe (one native thread) and waitable (pidfd)."""
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+        os.close(os.pidfd_open(os.getpid()))  # Linux >= 5.3
+    except (OSError, AttributeError) as exc:
+        log.info("worker fork server: python -m, since this process cannot fork it: %s", exc)
+        return False
+    if threads != 1:
+        log.info("worker fork server: python -m, since this process has %d threads", threads)
+        return False
+    return True
 
 
 def run_job(
@@ -200,20 +236,15 @@ def _run_locked(
 
 
 class _ForkServer:
-    """The agent's end of ``python -m agent.worker_main``."""
+    """The agent's end of the fork server: ``python -m agent.worker_main``, or a fork of this
+    process that runs the same `worker_main.serve`."""
 
-    def __init__(self, timeout_s: float) -> None:
+    def __init__(self, timeout_s: float, fork: bool = False) -> None:
         t0 = time.monotonic()
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+        self.proc: subprocess.Popen[bytes] | _Forked
         with theirs:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent.worker_main", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
+            self.proc = _fork(theirs, self.sock) if fork else _popen(theirs)
         self.pid = self.proc.pid
         ready = self.recv(timeout_s)
         if ready is None or ready.get("type") != "ready":
@@ -225,7 +256,9 @@ class _ForkServer:
             )
         # Expected: 3 on Linux (main, OpenBLAS's pool, an idle onnxruntime timer): see above.
         log.debug("worker fork server %d ready with %s threads", self.pid, ready["threads"])
-        self.info = ServerInfo(self.pid, ready["threads"], time.monotonic() - t0)
+        self.info = ServerInfo(
+            self.pid, ready["threads"], time.monotonic() - t0, fork, dict(ready["device"])
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -247,6 +280,85 @@ class _ForkServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout_s)
+
+
+def _popen(theirs: socket.socket) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH")) if p)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")  # see above
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent.worker_main", str(theirs.fileno())],
+        pass_fds=(theirs.fileno(),),
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+
+
+def _fork(theirs: socket.socket, ours: socket.socket) -> _Forked:
+    """Fork this (single-threaded) process into the fork server; only the parent returns."""
+    sys.stdout.flush()  # or the child would write the parent's buffered output again
+    sys.stderr.flush()
+    gc.collect()
+    gc.freeze()  # from now on this process's collections leave the shared objects alone
+    _trim_heap()
+    pid = os.fork()
+    if pid != 0:
+        return _Forked(pid)
+    code = 70
+    try:  # the server: never returns into the caller
+        ours.close()  # or the server would never see the agent's end of stream
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        code = worker_main.serve(theirs)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _trim_heap() -> None:
+    """Give free heap pages back before a fork (glibc's malloc_trim; measured: ~0.7 MiB): a
+    resident free page the server then reuses would be copied, an absent one is only faulted."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+class _Forked:
+    """A child forked from this process, with the part of Popen's interface the server needs;
+    waited on through a pidfd, so every wait is bounded."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._pidfd: int | None = os.pidfd_open(pid)
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+                if self._pidfd is not None:
+                    os.close(self._pidfd)
+                    self._pidfd = None
+        return self.returncode
+
+    def wait(self, timeout: float) -> int:
+        if self.poll() is None and self._pidfd is not None:
+            if not select.select([self._pidfd], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(f"fork server {self.pid}", timeout)
+        code = self.poll()
+        if code is None:  # the pidfd said it exited, so waitpid has it; never seen
+            raise subprocess.TimeoutExpired(f"fork server {self.pid}", timeout)
+        return code
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
 
 
 class _Child:

@@ -1,12 +1,15 @@
 """The worker's fork server and its job children: ``python -m agent.worker_main SOCKET_FD``.
 
-agent.worker starts this once. It imports numpy, onnxruntime and agent.measure, freezes the
-garbage collector (so a child's gc.collect() skips every imported object), says "ready", and
-then, per job, receives a JSON job spec plus the write end of a fresh pipe (SCM_RIGHTS) on its
-control socket, forks a child that runs measure(), reports ``{"pid"}``, and later
-``{"pid", "exitcode"}`` (negative: killed by that signal). It is single-threaded, so forking it
-is safe; the agent, which runs ZeroMQ threads, is never forked. If the agent goes away, the
-server kills the running child and exits; a child dies (PR_SET_PDEATHSIG) if the server does.
+agent.worker starts this once (or forks it from the agent; `serve` is the same either way).
+It imports numpy, onnxruntime and agent.measure, freezes the garbage collector (so a child's
+gc.collect() skips every imported object), says "ready" with the device descriptor (so the
+agent's network loop never imports onnxruntime or psutil itself), and then, per job, receives
+a JSON job spec plus the write end of a fresh pipe (SCM_RIGHTS) on its control socket, forks a
+child that runs measure(), reports ``{"pid"}``, and later ``{"pid", "exitcode"}`` (negative:
+killed by that signal). Its only other thread is onnxruntime's idle one (agent.worker says why
+forking it is still sound); the agent's network loop, which runs ZeroMQ threads, is forked at
+most once, before it has any. If the agent goes away, the server kills the running child and
+exits; a child dies (PR_SET_PDEATHSIG) if the server does.
 
 The child writes frames (u64 little-endian length, then bytes) to its pipe; each is a UTF-8
 JSON object: ``{"type": "progress", "phase", "iterations", "elapsed_ns"}`` any number of times,
@@ -15,8 +18,8 @@ of native int64 latencies, or ``{"type": "error", "kind", "message"}``. Nothing 
 Its stdout and stderr go to the job's log file, so the parent can quote the last lines after a
 crash (faulthandler writes the Python stack there on SIGSEGV, SIGABRT, SIGBUS, SIGFPE).
 
-Control-socket messages use the same framing. This module imports only the standard library
-and shared.errors at import time; the heavy imports happen in `serve`.
+Control-socket messages use the same framing. This module imports only the standard library,
+numpy and shared.errors at import time; onnxruntime and the rest come in `serve`.
 """
 
 from __future__ import annotations
@@ -89,13 +92,16 @@ def serve(sock: socket.socket) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when we stop
     for name in PRELOAD:
         importlib.import_module(name)
+    from agent import device
+
+    descriptor = device.describe()
     gc.collect()
     gc.freeze()
     wake_r, wake_w = os.pipe()  # SIGCHLD wakes select() through this pipe
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    send_frame(sock, _json({"type": "ready", "threads": _thread_count()}))
+    send_frame(sock, _json({"type": "ready", "threads": _thread_count(), "device": descriptor}))
     while (msg := recv_frame(sock)) is not None:
         spec, fds = msg
         if len(fds) != 1:
