@@ -141,6 +141,7 @@ def join_ops(
                 "kernel_time_us": entry.get("kernel_time_us"),
                 "calls": entry.get("calls"),
                 **_row_cost(key, node, parts, orig_cost, opt_cost),
+                "folded_flops": _folded_flops(parts),
                 "depthwise": opt.depthwise.get(opt.index.get(label, -1)),
                 "fused_from": [orig.labels[i] for i in held if i in absent],
             }
@@ -288,6 +289,14 @@ def _walk(
             return found
         frontier = step
     return set()
+
+
+def _folded_flops(parts: list[NodeCost]) -> int:
+    """FLOPs of the BatchNormalizations this row's convolution or product absorbed: the model's
+    count has them, the run does not (ORT folds them into the weights when it loads)."""
+    if not any(p.op_type in _CARRIERS for p in parts):
+        return 0
+    return sum(p.flops for p in parts if p.op_type == "BatchNormalization")
 
 
 def _row_cost(

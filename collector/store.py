@@ -22,7 +22,8 @@ import numpy as np
 from collector import latency_blob
 from shared.errors import StoreError
 
-STORE_SCHEMA_VERSION = 3  # 3: latencies packed (base, width); 2 reads as width 8
+# 3: latencies packed (base, width), 2's read as width 8; op_times.folded_flops (BN in convs)
+STORE_SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,7 +55,7 @@ CREATE TABLE IF NOT EXISTS model_costs (
 CREATE TABLE IF NOT EXISTS op_times (
     result_id TEXT NOT NULL, node_name TEXT NOT NULL, op_type TEXT NOT NULL, provider TEXT,
     kernel_time_us REAL NOT NULL, flops INTEGER, macs INTEGER, bytes INTEGER, fused_from TEXT,
-    depthwise INTEGER, PRIMARY KEY (result_id, node_name));
+    depthwise INTEGER, folded_flops INTEGER, PRIMARY KEY (result_id, node_name));
 CREATE TABLE IF NOT EXISTS calibrations (
     agent_id TEXT NOT NULL, threads INTEGER NOT NULL, peak_gflops REAL, bandwidth_gbs REAL,
     measured_at REAL NOT NULL, detail_json TEXT NOT NULL, PRIMARY KEY (agent_id, threads));
@@ -97,6 +98,7 @@ class Store:
             with self.transaction() as db:
                 db.execute("ALTER TABLE latencies ADD COLUMN base INTEGER NOT NULL DEFAULT 0")
                 db.execute("ALTER TABLE latencies ADD COLUMN width INTEGER NOT NULL DEFAULT 8")
+                db.execute("ALTER TABLE op_times ADD COLUMN folded_flops INTEGER")
                 db.execute("UPDATE meta SET value='3' WHERE key='schema'")
         elif int(row[0]) != STORE_SCHEMA_VERSION:
             raise StoreError(
@@ -377,10 +379,11 @@ class Store:
         """Per-node kernel times of a profiled result, joined to theory (None where unknown)."""
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO op_times VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO op_times VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(result_id, r["node_name"], r["op_type"], r.get("provider"),
                   float(r["kernel_time_us"]), r.get("flops"), r.get("macs"), r.get("bytes"),
-                  ";".join(r.get("fused_from") or []), r.get("depthwise")) for r in rows],
+                  ";".join(r.get("fused_from") or []), r.get("depthwise"),
+                  r.get("folded_flops")) for r in rows],
             )  # fmt: skip
 
     def op_time_rows(self, campaign_id: str | None = None) -> list[sqlite3.Row]:

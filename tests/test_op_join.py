@@ -59,6 +59,9 @@ def test_real_run_joins_every_profiled_node_and_finds_the_fusions(
     assert depthwise["macs"] == DW_MACS and depthwise["flops"] == 2 * DW_MACS
     assert depthwise["depthwise"] is True and conv["depthwise"] is False
     assert sum(row["flops"] for row in joined.rows) == _flops_without_bn(model)
+    folded = count_model(model, CONVNET_SHAPE).total.flops - _flops_without_bn(model)
+    assert folded > 0 and conv["folded_flops"] == folded  # the BN the conv absorbed
+    assert sum(row["folded_flops"] for row in joined.rows) == folded
     assert any(row["op_type"] == "Softmax" for row in joined.rows)  # unnamed, found by index
     json.dumps(joined.to_json())
 

@@ -71,6 +71,7 @@ def test_a_schema_2_database_is_upgraded_and_reads_unchanged(tmp_path: Path) -> 
     db = sqlite3.connect(path)
     db.executescript(
         "ALTER TABLE latencies DROP COLUMN base; ALTER TABLE latencies DROP COLUMN width;"
+        "ALTER TABLE op_times DROP COLUMN folded_flops;"
         "UPDATE meta SET value='2' WHERE key='schema';"
     )
     db.execute("UPDATE latencies SET ns=?", (lat.astype("<i8").tobytes(),))

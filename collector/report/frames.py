@@ -37,7 +37,8 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "status",
 )
 # One row per profiled node of one result; kernel_time_us is per inference (median over runs).
-# Optional hint columns: "depthwise" (bool), or "group" and "channels" (ints) for Conv.
+# Optional hint columns: "depthwise" (bool), or "group" and "channels" (ints) for Conv;
+# "folded_flops": FLOPs of BatchNormalizations ORT folded into that node's weights.
 OP_TIME_COLUMNS: tuple[str, ...] = (
     "result_id",
     "node_name",
@@ -49,7 +50,7 @@ OP_TIME_COLUMNS: tuple[str, ...] = (
     "bytes",
     "fused_from",
 )
-OP_HINT_COLUMNS: tuple[str, ...] = ("depthwise", "group", "channels")
+OP_HINT_COLUMNS: tuple[str, ...] = ("depthwise", "group", "channels", "folded_flops")
 # One row per calibration run: peak GFLOP/s (1e9 FLOP/s) and bandwidth GB/s (1e9 byte/s).
 CALIBRATION_COLUMNS: tuple[str, ...] = (
     "agent_id",
