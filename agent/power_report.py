@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from agent.energy import Integral, Samples, integrate, observed_period_s, series
-from agent.probes.base import POWER_GAUGE, Source
+from agent.probes.base import ENERGY_COUNTER, POWER_GAUGE, Source
 
 MIN_UPDATES = 10
 MAX_GAP_LINES = 10
@@ -31,12 +32,38 @@ def headline(source: Source, samples: Samples, start_ns: int, end_ns: int) -> In
     """The headline (one rail, or a sum of non-overlapping rails) over the window."""
     rails = [r for r in source.rails if r.name in source.headline]
     t, v = series(samples, rails, source.kind)
-    return integrate(t, v, source.kind, start_ns, end_ns)
+    return _unless_frozen(source, integrate(t, v, source.kind, start_ns, end_ns), start_ns, end_ns)
+
+
+def counter_frozen(source: Source, res: Integral, window_s: float) -> bool:
+    """An energy counter that never changed while it should have updated many times: a VM
+    that exposes RAPL without updating it, or a stuck sensor. Its 0 J is not a measurement."""
+    declared = source.update_interval_s
+    long_enough = declared is None or window_s >= MIN_UPDATES * declared
+    return (
+        source.kind == ENERGY_COUNTER
+        and res.updates == 0
+        and res.samples >= MIN_UPDATES
+        and long_enough
+    )
+
+
+def _unless_frozen(source: Source, res: Integral, start_ns: int, end_ns: int) -> Integral:
+    if not counter_frozen(source, res, (end_ns - start_ns) / 1e9):
+        return res
+    return replace(res, energy_j=None, avg_w=None, peak_w=None)
 
 
 def quality_warnings(source: Source, head: Integral, window_s: float, what: str) -> list[str]:
     """Too few sensor updates or samples, or a window the samples do not cover."""
     out = []
+    if counter_frozen(source, head, window_s):
+        out.append(
+            f"{what}: the energy counter did not change in {head.samples} samples over "
+            f"{window_s:.1f} s: it is frozen (RAPL exposed by a VM is, often), so no energy "
+            "is reported; check `flopgap-agent doctor` on this board"
+        )
+        return out
     if head.energy_j is None:
         out.append(f"{what}: no energy: samples cover {head.coverage:.0%} of the window")
     elif head.coverage < 0.999:
@@ -81,7 +108,8 @@ def build(
     rails = {}
     for rail in source.rails:
         t, v = series(samples, [rail], source.kind)
-        res = integrate(t, v, source.kind, start_ns, end_ns)
+        res = _unless_frozen(source, integrate(t, v, source.kind, start_ns, end_ns), start_ns,
+                             end_ns)  # fmt: skip
         rails[rail.name] = {"avg_w": res.avg_w, "peak_w": res.peak_w}
     head = headline(source, samples, start_ns, end_ns)
     warnings = quality_warnings(source, head, window_s, "window")

@@ -136,3 +136,19 @@ def test_no_source_gives_none_and_the_reason() -> None:
     assert sampler is None and reason is not None and "looked for" in reason
     with pytest.raises(PowerUnavailable, match="looked for"):
         PowerSampler(root=SYSFS / "none")
+
+
+def test_an_energy_counter_that_never_moves_is_missing_not_zero_watts() -> None:
+    sampler = PowerSampler(root=SYSFS / "intel-laptop-rapl", rate_hz=100)  # a fixture: never moves
+    with sampler:
+        idle = sampler.idle_baseline(0.2)
+        assert sampler.wait_samples(1, timeout_s=5.0)
+        start_ns = time.perf_counter_ns()
+        assert sampler.wait_samples(12, timeout_s=5.0)
+        end_ns = time.perf_counter_ns()
+        result = sampler.window(start_ns, end_ns, iterations=4)
+    assert idle is None
+    assert result["avg_w"] is None and result["energy_j"] is None and result["idle_w"] is None
+    assert all(rail["avg_w"] is None for rail in result["rails"].values())
+    assert result["energy_j_per_inference"] is None
+    assert any("did not change" in w and "frozen" in w for w in result["warnings"])
