@@ -18,6 +18,8 @@ from collector.flops.formulas_linear import (
     conv_out_spatial,
     conv_transpose,
     einsum_macs,
+    fused_gemm,
+    fused_matmul,
     gemm,
     matmul_macs,
 )
@@ -126,6 +128,28 @@ def test_gemm_transposes_and_c() -> None:
     assert only(counted(m), "Gemm") == (120, 240)
     with pytest.raises(FormulaError, match="inner"):
         gemm([(4, 6), (5, 6)], [(4, 5)], {})
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "attrs"),
+    [  # ORT 1.32 gives Y [3, 4, 2, 6] for each: M=2, K=5, N=6 over batch [3, 4]
+        ((2, 3, 4, 5), (3, 4, 5, 6), {"transBatchA": 1}),
+        ((3, 4, 2, 5), (5, 3, 4, 6), {"transBatchB": 1}),
+        ((2, 3, 4, 5), (6, 3, 4, 5), {"transBatchA": 1, "transBatchB": 1, "transB": 1}),
+    ],
+)
+def test_fused_matmul_moves_batch_dims_before_transposing(
+    a: tuple[int, ...], b: tuple[int, ...], attrs: dict[str, int]
+) -> None:
+    cost = fused_matmul([a, b], [(3, 4, 2, 6)], attrs)
+    assert (cost.macs, cost.flops) == (3 * 4 * 2 * 5 * 6, 2 * 3 * 4 * 2 * 5 * 6)
+
+
+def test_fused_gemm_adds_its_activation() -> None:
+    plain = fused_gemm([(4, 6), (6, 5), (5,)], [(4, 5)], {})
+    relu = fused_gemm([(4, 6), (6, 5), (5,)], [(4, 5)], {"activation": "Relu"})
+    assert (plain.macs, plain.flops) == (120, 240 + 20)
+    assert (relu.macs, relu.flops) == (120, 240 + 20 + 20)
 
 
 def test_batched_broadcast_matmul() -> None:

@@ -111,9 +111,18 @@ def matmul(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
     return OpCost(macs=macs, flops=2 * macs)
 
 
+def _batch_first_moved(shape: Shape) -> Shape:
+    """transBatch: dim 0 moves just before the last dim, (d0, d1, .., dn) -> (d1, .., d0, dn)."""
+    return (*shape[1:-1], shape[0], shape[-1]) if len(shape) >= 3 else shape
+
+
 def fused_matmul(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
-    """com.microsoft FusedMatMul: MatMul MACs after the transA/transB swaps; FLOPs = 2·MACs."""
+    """com.microsoft FusedMatMul: MatMul MACs after transBatch, then transA/B; FLOPs = 2·MACs."""
     a, b = need(ins, 0, "A"), need(ins, 1, "B")
+    if attrs.get("transBatchA", 0):  # checked against onnxruntime 1.32's results
+        a = _batch_first_moved(a)
+    if attrs.get("transBatchB", 0):
+        b = _batch_first_moved(b)
     if attrs.get("transA", 0) and len(a) >= 2:
         a = (*a[:-2], a[-1], a[-2])
     if attrs.get("transB", 0) and len(b) >= 2:
@@ -172,6 +181,13 @@ def qlinear_matmul(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
 def matmul_integer(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
     """int_macs = MatMul MACs of A (input 0) and B (input 1); no float FLOPs."""
     return OpCost(int_macs=matmul_macs(need(ins, 0, "A"), need(ins, 1, "B")))
+
+
+def fused_gemm(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
+    """com.microsoft FusedGemm: Gemm count + M·N for the activation."""
+    base = gemm(ins, outs, attrs)
+    y = vol(need(outs, 0, "output Y"))
+    return OpCost(macs=base.macs, flops=base.flops + (y if attrs.get("activation") else 0))
 
 
 def fused_conv(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:

@@ -68,6 +68,7 @@ FORMULAS: dict[str, Formula] = {
     "MatMulInteger": lin.matmul_integer,
     f"{MS}.FusedConv": lin.fused_conv,
     f"{MS}.FusedMatMul": lin.fused_matmul,
+    f"{MS}.FusedGemm": lin.fused_gemm,
     "Attention": att.onnx_attention,
     f"{MS}.Attention": att.ms_attention,
     f"{MS}.MultiHeadAttention": att.ms_multi_head_attention,
@@ -113,7 +114,8 @@ WEIGHT_SLOTS: dict[str, tuple[int, ...]] = {
     "Einsum": (0, 1, 2), "BatchNormalization": (1, 2, 3, 4), "LayerNormalization": (1, 2),
     "GroupNormalization": (1, 2), "InstanceNormalization": (1, 2), "RMSNormalization": (1,),
     "PRelu": (1,), "Gather": (0,), f"{MS}.Attention": (1, 2), f"{MS}.FusedConv": (1, 2),
-    f"{MS}.FusedMatMul": (0, 1), f"{MS}.SkipLayerNormalization": (2, 3, 4),
+    f"{MS}.FusedMatMul": (0, 1), f"{MS}.FusedGemm": (0, 1, 2),
+    f"{MS}.SkipLayerNormalization": (2, 3, 4),
 }  # fmt: skip
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
