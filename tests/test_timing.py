@@ -70,7 +70,7 @@ def test_adaptive_stopping_ends_once_the_median_is_pinned_down() -> None:
     run = CountingRun()
     rule = StopRule(min_iterations=200, min_seconds=100.0, max_seconds=30.0, target_ci=0.5)
     steady = steady_state(run, None, {}, rule)
-    assert steady.stop_reason.startswith("median 95% CI within")
+    assert steady.stop_reason.startswith("median 95% CI (time blocks) within")
     assert steady.latencies_ns.size >= 200 and not steady.capped
     assert steady.end_ns - steady.start_ns < 30e9  # min_seconds is ignored when adaptive
 
@@ -91,11 +91,11 @@ def test_median_ci_within_by_hand() -> None:
     from agent.timing import median_ci_within
 
     assert median_ci_within([100] * 50, 0.01)
-    # n=50: median (0-based rank 25) = 200; the 95 % CI spans 0-based ranks 17..32, i.e.
-    # 100..200: half-width 100 = 50 % of the median.
-    assert not median_ci_within([100, 200] * 25, 0.4)
-    assert median_ci_within([100, 200] * 25, 0.5)
-    assert not median_ci_within([100] * 5, 0.5)  # too few runs for any 95 % interval
+    # n=60: median 150; the order-statistic CI spans 100..200, half-width 50 = 33 % of the
+    # median. Every block of 6 and both halves have median 150, so nothing widens it.
+    assert not median_ci_within([100, 200] * 30, 0.33)
+    assert median_ci_within([100, 200] * 30, 0.34)
+    assert not median_ci_within([100] * 49, 0.5)  # too few runs for 10 blocks of 5
 
 
 def test_adaptive_stopping_refuses_a_drifting_run() -> None:
