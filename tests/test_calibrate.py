@@ -120,3 +120,9 @@ def test_models_load_from_a_file_too(tmp_path: Path) -> None:
     path.write_bytes(cal.MATMUL_MODEL)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.shape for i in session.get_inputs()] == [["m", "k"], ["k", "n"]]
+
+
+def test_peak_is_the_best_of_several_sizes() -> None:
+    result = cal.calibrate(1, seconds=0.1, matmul_n=300, stream_bytes=SHORT_BYTES)
+    assert result["matmul_n"] in (256, 300)  # each size below the cap is tried, and the cap
+    assert result["matmul_runs"] >= 2 and result["peak_gflops"] > 0

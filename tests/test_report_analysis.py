@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from collector.report import build_report_from_frames
-from collector.report.analysis import attach_roofline, model_table
+from collector.report.analysis import attach_roofline, model_table, roof_warnings
 from collector.report.compare import cross_device_table, pick_reference
 from collector.report.fits import fit_devices, flag
 from collector.report.frames import calibration_frame, device_keys, results_frame
@@ -395,3 +395,11 @@ def test_reference_is_preferred_device_else_best_covered() -> None:
     assert pick_reference(models) == "big"
     assert pick_reference(models, ["small"]) == "small"
     assert pick_reference(models.iloc[0:0]) is None
+
+
+def test_only_a_clear_win_over_the_roof_is_flagged() -> None:
+    models = pd.DataFrame(
+        {"model": ["a", "b", "c"], "device": ["pi"] * 3, "slowdown": [0.5, 0.99, 1.5]}
+    )
+    warnings = roof_warnings(models)
+    assert len(warnings) == 1 and warnings[0].startswith("a on pi ran 2.00× faster")
