@@ -17,6 +17,7 @@ from pathlib import Path
 
 from agent import __version__
 from collector import keys_cli
+from collector.ratelimit import BURST, RATE_PER_S, RateLimiter
 from shared.cli_errors import run_guarded
 
 PROG = "flopgap"
@@ -44,6 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     report_cli.add_parser(sub)
     keys_cli.add_parser(sub)
     return parser
+
+
+def _positive(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a number above 0")
+    return value
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,6 +88,21 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--insecure",
         action="store_true",
         help="allow a non-loopback bind without CURVE keys (trusted networks)",
+    )
+    p.add_argument(
+        "--peer-rate",
+        type=_positive,
+        default=RATE_PER_S,
+        metavar="MSGS",
+        help="messages a second each peer may send before the excess is dropped "
+        "(default %(default)g; an agent sends about 2 a second)",
+    )
+    p.add_argument(
+        "--peer-burst",
+        type=_positive,
+        default=BURST,
+        metavar="MSGS",
+        help="messages a peer may send at once above its rate (default %(default)g)",
     )
     p.add_argument(
         "--no-calibrate",
@@ -158,6 +185,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.heartbeat,
         keys_dir=args.keys,
         calibrate=args.calibrate,
+        limiter=RateLimiter(args.peer_rate, max(args.peer_burst, 1.0)),
     )
 
 

@@ -20,6 +20,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from collector.model_store import ModelStore
+from collector.ratelimit import RateLimiter
 from collector.server import HEARTBEAT_S, Collector
 from collector.store import Store
 from shared.errors import UsageError
@@ -88,11 +89,14 @@ def serve(
     keys_dir: Path | None = None,
     max_message_bytes: int | None = None,
     calibrate: bool = True,
+    limiter: RateLimiter | None = None,
 ) -> int:
-    """Run the collector until SIGTERM/SIGINT; with `keys_dir`, only allowlisted keys connect."""
+    """Run the collector until SIGTERM/SIGINT; with `keys_dir`, only allowlisted keys connect.
+    `limiter`: each peer's message rate (collector.ratelimit's defaults when None)."""
     logs = log_from_a_thread()
     try:
-        return _serve(bind, db, insecure, heartbeat_s, keys_dir, max_message_bytes, calibrate)
+        return _serve(bind, db, insecure, heartbeat_s, keys_dir, max_message_bytes, calibrate,
+                      limiter)  # fmt: skip
     finally:
         logs.stop()  # writes what is still queued
 
@@ -118,6 +122,7 @@ def _serve(
     keys_dir: Path | None,
     max_message_bytes: int | None,
     calibrate: bool,
+    limiter: RateLimiter | None,
 ) -> int:
     require_safe(bind, insecure, "bind", keys=keys_dir is not None)
     keys = load_collector(keys_dir) if keys_dir is not None else None  # before anything binds
@@ -137,6 +142,7 @@ def _serve(
         ModelStore(models_folder(db)),
         heartbeat_s,
         allowlist=allowlist,
+        limiter=limiter,
         calibrate=calibrate,
     )
 

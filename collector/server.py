@@ -68,7 +68,7 @@ class Collector:
     ) -> None:
         self.sock = socket
         self.allowlist = allowlist  # None: loopback dev mode, claimed names are trusted
-        self.limiter = limiter or RateLimiter()
+        self.limiter = limiter if limiter is not None else RateLimiter()  # empty is falsy
         self._reject_logs = RateLimiter(REJECT_LOGS_PER_MINUTE / 60, REJECT_LOGS_PER_MINUTE)
         self.store = store
         self.models = models

@@ -16,11 +16,15 @@ _POLL = threading.Event()  # never set: wait(t) is a bounded polling period
 
 
 def start_collector(
-    db: Path, bind: str = "tcp://127.0.0.1:0", heartbeat: float = 0.5, calibrate: bool = False
+    db: Path,
+    bind: str = "tcp://127.0.0.1:0",
+    heartbeat: float = 0.5,
+    calibrate: bool = False,
+    extra: tuple[str, ...] = (),
 ) -> tuple[Child, str]:
     """A real collector; agent calibration (seconds per agent) only where a test needs it."""
     argv = [sys.executable, "-m", "collector", "serve", "--bind", bind, "--db", str(db),
-            "--heartbeat", str(heartbeat)]  # fmt: skip
+            "--heartbeat", str(heartbeat), *extra]  # fmt: skip
     if not calibrate:
         argv.append("--no-calibrate")
     child = Child(argv, "collector")

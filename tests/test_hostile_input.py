@@ -107,6 +107,30 @@ def test_a_flood_of_malformed_messages_does_not_starve_a_working_agent(tmp_path:
 
 
 @pytest.mark.integration
+def test_serve_takes_the_peer_rate_from_its_flags(tmp_path: Path) -> None:
+    collector, endpoint = start_collector(
+        tmp_path / "db.sqlite", extra=("--peer-rate", "1", "--peer-burst", "3")
+    )
+    peer = _raw_peer(endpoint)
+    try:
+        started = time.monotonic()
+        for _ in range(30):
+            peer.send_multipart([b"not json"])
+        deadline = time.monotonic() + 30
+        while True:  # bounded: until all 30 are either rejected (handled) or dropped
+            counters = campaign_status(endpoint, "")["counters"]
+            if counters["rejected"] + counters["dropped"] >= 30 or time.monotonic() > deadline:
+                break
+            _POLL.wait(0.05)
+        handled_at_most = 3 + (time.monotonic() - started) * 1 + 1  # burst + rate x elapsed
+    finally:
+        peer.close()
+        assert collector.stop() == 0, collector.tail(20)
+    assert counters["rejected"] + counters["dropped"] == 30, counters
+    assert 3 <= counters["rejected"] <= handled_at_most, counters  # the default would take all
+
+
+@pytest.mark.integration
 def test_a_frame_over_the_size_cap_never_reaches_the_collector(tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path; from collector.serve import serve; "
