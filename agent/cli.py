@@ -310,7 +310,7 @@ def cmd_capture(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from agent.inputs import parse_input_specs
+    from agent.input_specs import parse_input_specs
     from agent.measure import measure
     from agent.options import settings_from_args
     from agent.table import render
