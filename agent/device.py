@@ -5,7 +5,7 @@ the OS has one (systemd, Raspberry Pi OS, JetPack), else of the DMI product UUID
 MAC address and hostname. It is hashed so the raw machine-id never leaves the board.
 
 onnxruntime and psutil are imported inside `describe`, not here: the agent's network loop
-never imports onnxruntime (it takes its descriptor from the fork server, agent.worker), and
+never imports onnxruntime (it takes its descriptor from the fork server, agent.fork_server), and
 importing this module must not cost it ~17 MiB.
 """
 
