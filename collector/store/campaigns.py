@@ -1,0 +1,50 @@
+"""Reads and writes of campaigns: created running, marked done once every job is terminal."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from collector.store.connection import Database
+
+
+class Campaigns(Database):
+    """The ``campaigns`` table."""
+
+    def add_campaign(self, campaign_id: str, name: str, spec: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO campaigns VALUES (?, ?, ?, 'running', ?, NULL)",
+                (campaign_id, name, json.dumps(spec), time.time()),
+            )
+
+    def campaigns(self, state: str | None = None) -> list[sqlite3.Row]:
+        if state is None:
+            return list(self.db.execute("SELECT * FROM campaigns ORDER BY created"))
+        return list(
+            self.db.execute("SELECT * FROM campaigns WHERE state=? ORDER BY created", (state,))
+        )
+
+    def campaign_by_name(self, name: str) -> sqlite3.Row | None:
+        return self.db.execute(
+            "SELECT * FROM campaigns WHERE name=? OR campaign_id=? ORDER BY created DESC",
+            (name, name),
+        ).fetchone()
+
+    def finish_campaign_if_done(self, campaign_id: str) -> bool:
+        """Mark a campaign done once every job is terminal; True when it just finished."""
+        open_job = self.db.execute(  # an index seek: called once per result, so no COUNT(*)
+            "SELECT 1 FROM jobs WHERE campaign_id=? AND state IN ('queued', 'running') LIMIT 1",
+            (campaign_id,),
+        ).fetchone()
+        if open_job is not None:
+            return False
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE campaigns SET state='done', finished=? WHERE campaign_id=? "
+                "AND state='running'",
+                (time.time(), campaign_id),
+            )
+        return cur.rowcount > 0

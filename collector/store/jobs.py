@@ -1,0 +1,131 @@
+"""Reads and writes of jobs: the queue, dispatch, requeue, and failed attempts with retries.
+
+Every job's state lives in the database, so a restarted collector resumes every unfinished
+campaign: ``requeue_running`` puts back what a previous collector left running.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from collector.store.connection import Database
+
+JOB_STATES = ("queued", "running", "done", "failed")
+TERMINAL = ("done", "failed")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed attempt of a job, as the agent (or the collector's liveness check) saw it."""
+
+    result_id: str
+    device_id: str
+    kind: str
+    error: str
+
+
+class Jobs(Database):
+    """The ``jobs`` table, and the error result a job's last failed attempt leaves."""
+
+    def add_jobs(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert jobs: (job_id, campaign_id, agent_id, sha256, model_name, settings, repeat,
+        max_attempts, timeout_s), all in one transaction."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO jobs VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, '[]', ?, NULL, ?)",
+                [(*r[:5], json.dumps(r[5], sort_keys=True), *r[6:], now, now) for r in rows],
+            )
+
+    def job(self, job_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+
+    def jobs(self, **where: str) -> list[sqlite3.Row]:
+        """Jobs filtered by equality on columns, e.g. jobs(agent_id="a", state="queued")."""
+        clause = " AND ".join(f"{k}=?" for k in where) or "1=1"
+        return list(
+            self.db.execute(
+                f"SELECT * FROM jobs WHERE {clause} ORDER BY created, job_id",
+                tuple(where.values()),
+            )
+        )
+
+    def next_queued_job(self, agent_id: str) -> sqlite3.Row | None:
+        """The agent's oldest queued job of the oldest running campaign that has one.
+
+        One index seek per running campaign (jobs_in_order), not a sort of every queued job:
+        this runs after each result, and a campaign may queue thousands per agent."""
+        running = self.db.execute(
+            "SELECT campaign_id FROM campaigns WHERE state='running' ORDER BY created"
+        ).fetchall()
+        for (campaign_id,) in running:
+            job = self.db.execute(
+                "SELECT * FROM jobs WHERE agent_id=? AND state='queued' AND campaign_id=? "
+                "ORDER BY created, job_id LIMIT 1",
+                (agent_id, campaign_id),
+            ).fetchone()
+            if job is not None:
+                return job
+        return None
+
+    def start_job(self, job_id: str) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state='running', attempts=attempts+1, started=?, updated=? "
+                "WHERE job_id=?",
+                (now, now, job_id),
+            )
+
+    def mark_running(self, job_id: str) -> None:
+        """An agent says it is running this job (after a collector restart): no new attempt."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state='running', updated=? WHERE job_id=? AND state='queued'",
+                (time.time(), job_id),
+            )
+
+    def unstart_job(self, job_id: str) -> None:
+        """Undo a dispatch that never reached the agent: queued again, attempt not counted."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state='queued', attempts=MAX(attempts-1, 0), updated=? "
+                "WHERE job_id=? AND state='running'",
+                (time.time(), job_id),
+            )
+
+    def requeue_running(self) -> int:
+        """At start-up: jobs left running by a previous collector go back to the queue."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state='queued', updated=? WHERE state='running'", (time.time(),)
+            )
+        return cur.rowcount
+
+    def fail_attempt(self, job_id: str, failure: Failure) -> str:
+        """Record a failed attempt; requeue while attempts remain, else store it as the job's
+        error result, in one transaction. Returns the job's new state."""
+        job = self.job(job_id)
+        if job is None or job["state"] in TERMINAL:
+            return job["state"] if job is not None else "missing"
+        errors = [*json.loads(job["errors_json"]), f"{failure.kind}: {failure.error}"]
+        final = job["attempts"] >= job["max_attempts"]
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state=?, errors_json=?, updated=? WHERE job_id=?",
+                ("failed" if final else "queued", json.dumps(errors), now, job_id),
+            )
+            if final:
+                db.execute(
+                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, 'error', ?, ?, NULL, ?)",
+                    (failure.result_id, job_id, job["campaign_id"], job["agent_id"],
+                     failure.device_id, job["model_sha256"], failure.kind,
+                     " | ".join(errors), now),
+                )  # fmt: skip
+        return "failed" if final else "queued"

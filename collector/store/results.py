@@ -1,0 +1,99 @@
+"""Reads and writes of results: the document, its raw latencies, and its per-op kernel times.
+
+Raw steady-state latencies are kept whole, packed losslessly (collector/latency_blob.py). A
+result, its latencies and its job's move to done commit in one transaction, so a job is never
+done without its result, nor a result stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+import numpy as np
+
+from collector import latency_blob
+from collector.store.jobs import Jobs
+from shared.errors import StoreError
+
+
+class Results(Jobs):
+    """The ``results``, ``latencies`` and ``op_times`` tables; a result completes a job."""
+
+    def record_result(
+        self,
+        job_id: str,
+        result_id: str,
+        device_id: str,
+        document: dict[str, Any],
+        latencies_ns: np.ndarray,
+        job: sqlite3.Row | None = None,
+    ) -> bool:
+        """Store a result and mark its job done, atomically. False (and nothing written) when
+        this result id is already stored or the job already has a result. `job`: its row, when
+        the caller has just read it."""
+        job = job if job is not None else self.job(job_id)
+        if job is None:
+            raise StoreError(f"no job {job_id}")
+        packed = latency_blob.pack(latencies_ns)
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, NULL, ?, ?)",
+                    (result_id, job_id, job["campaign_id"], job["agent_id"], device_id,
+                     job["model_sha256"], json.dumps(document), time.time()),
+                )  # fmt: skip
+                db.execute(
+                    "INSERT INTO latencies VALUES (?, ?, ?, ?, ?)",
+                    (result_id, int(latencies_ns.size), packed.data, packed.base, packed.width),
+                )
+                db.execute(
+                    "UPDATE jobs SET state='done', updated=? WHERE job_id=?", (time.time(), job_id)
+                )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def latencies(self, result_id: str) -> np.ndarray:
+        row = self.db.execute(
+            "SELECT n, base, width, ns FROM latencies WHERE result_id=?", (result_id,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"no latencies stored for result {result_id}")
+        try:
+            return latency_blob.unpack(row[0], row[1], row[2], row[3])
+        except StoreError as exc:
+            raise StoreError(f"result {result_id}: {exc.message}", hint=exc.hint) from None
+
+    def result_rows(self, campaign_id: str | None = None) -> list[sqlite3.Row]:
+        """Results joined with their job, model and agent, oldest first."""
+        where, args = ("WHERE r.campaign_id=?", (campaign_id,)) if campaign_id else ("", ())
+        return list(
+            self.db.execute(
+                "SELECT r.*, j.settings_json, j.repeat, j.model_name, a.descriptor_json "
+                "FROM results r JOIN jobs j USING (job_id) "
+                "LEFT JOIN agents a ON a.agent_id = r.agent_id "
+                f"{where} ORDER BY r.received_at, r.result_id",
+                args,
+            )
+        )
+
+    def put_op_times(self, result_id: str, rows: list[dict[str, Any]]) -> None:
+        """Per-node kernel times of a profiled result, joined to theory (None where unknown)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO op_times VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(result_id, r["node_name"], r["op_type"], r.get("provider"),
+                  float(r["kernel_time_us"]), r.get("flops"), r.get("macs"), r.get("bytes"),
+                  ";".join(r.get("fused_from") or []), r.get("depthwise"),
+                  r.get("folded_flops")) for r in rows],
+            )  # fmt: skip
+
+    def op_time_rows(self, campaign_id: str | None = None) -> list[sqlite3.Row]:
+        if campaign_id is None:
+            return list(self.db.execute("SELECT * FROM op_times"))
+        return list(self.db.execute(
+            "SELECT o.* FROM op_times o JOIN results r USING (result_id) WHERE r.campaign_id=?",
+            (campaign_id,)))  # fmt: skip
