@@ -2,10 +2,11 @@
 
 Each agent runs in a namespace this test creates, joined to the root namespace by a veth pair
 with a private /30 (10.213.N.0/30; nothing outside the two ends of the pair ever sees it). The
-collector binds the first pair's root-side address with --insecure (a link only this test can
-reach). Mid-job, one agent's link is set down for longer than the heartbeat timeout: the
-collector marks it missing and requeues its job; the agent finishes the job meanwhile and keeps
-the result in its spool. With the link back, every job ends with exactly one stored result.
+collector binds the first pair's root-side address with CURVE keys, as any non-loopback
+collector must (`flopgap keys`), so the handshake is made again over the restored link.
+Mid-job, one agent's link is set down for longer than the heartbeat timeout: the collector
+marks it missing and requeues its job; the agent finishes the job meanwhile and keeps the
+result in its spool. With the link back, every job ends with exactly one stored result.
 
 Needs root and a working `ip netns` (iproute2); otherwise skipped with the reason. Namespaces
 and links are deleted in a `finally`. Opt-in like the fault suite: FLOPGAP_FAULTS=1.
@@ -22,17 +23,15 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from collector.client import Client
 from collector.procs import Child
 from collector.store import Store
-from shared import protocol
 from tests.conftest import REPO, matmul_graph, save_model
 from tests.fleet_helpers import write_campaign
+from tests.test_security import client_keys, issue, run_keys, wait_done
 
 pytestmark = [
     pytest.mark.faults,
@@ -103,32 +102,18 @@ def namespaces() -> Iterator[dict[str, tuple[str, str, str]]]:
             _ip("netns", "del", ns, check=False)
 
 
-def _status(endpoint: str) -> dict[str, Any]:
-    with Client(endpoint, timeout_s=10, insecure=True) as client:
-        reply = client.request(protocol.StatusRequest("partition"), protocol.Status)
-    assert isinstance(reply, protocol.Status)
-    campaigns = reply.status["campaigns"]
-    return campaigns[0] if campaigns else {}
-
-
-def _wait_done(endpoint: str, timeout: float) -> dict[str, Any]:
-    deadline, last = time.monotonic() + timeout, {}
-    while time.monotonic() < deadline:
-        last = _status(endpoint)
-        if last.get("state") == "done":
-            return last
-        _POLL.wait(0.25)  # a polling period under a deadline
-    raise AssertionError(f"campaign not done within {timeout} s: {last}")
-
-
-def _submit(tmp: Path, endpoint: str) -> None:
+def _submit(tmp: Path, endpoint: str, key_dir: Path) -> None:
+    """`flopgap campaign run --detach` with a client key, as an operator would."""
     save_model(matmul_graph(batch=4, width=64), tmp / "p.onnx")
     config = write_campaign(tmp, ["p.onnx"], threads=list(THREADS), name="partition")
     text = config.read_text().replace('name = "partition"', 'name = "partition"\nretries = 10')
     text = text.replace("repeats = 1", f"repeats = {REPEATS}")
     config.write_text(text.replace("min_seconds = 0.2", "min_seconds = 1.0"))  # jobs to cut into
+    client_keys(key_dir)  # issues the "ops" client key
     proc = subprocess.run([sys.executable, "-m", "collector", "campaign", "run", str(config),
-                           "--collector", endpoint, "--detach", "--insecure"],
+                           "--collector", endpoint, "--detach", "--keys",
+                           str(key_dir / "issued" / "ops.key_secret"), "--collector-key",
+                           str(key_dir / "collector.key")],
                           capture_output=True, text=True, timeout=60, cwd=REPO)  # fmt: skip
     assert proc.returncode == 0 and "accepted" in proc.stdout, proc.stderr
 
@@ -136,21 +121,24 @@ def _submit(tmp: Path, endpoint: str) -> None:
 def test_partitioned_agent_loses_nothing_and_doubles_nothing(
     tmp_path: Path, namespaces: dict[str, tuple[str, str, str]]
 ) -> None:
-    db = tmp_path / "partition.sqlite"
+    db, key_dir = tmp_path / "partition.sqlite", tmp_path / "keys"
+    assert run_keys("init", str(key_dir)) == 0
     bind = f"tcp://{namespaces[AGENTS[0]][2]}:0"
     collector = Child([sys.executable, "-m", "collector", "serve", "--bind", bind, "--db",
                        str(db), "--heartbeat", str(HEARTBEAT_S), "--no-calibrate",
-                       "--insecure"], "collector")  # fmt: skip
+                       "--keys", str(key_dir)], "collector")  # fmt: skip
     agents: dict[str, Child] = {}
     try:
         endpoint = collector.expect(r"listening on (tcp://\S+)", 30).group(1)
         for name, (ns, _, _) in namespaces.items():
+            secret = issue(key_dir, "agent", name)
             agents[name] = Child(["ip", "netns", "exec", ns, sys.executable, "-m", "agent", "run",
-                                  "--collector", endpoint, "--insecure", "--name", name,
-                                  "--spool", str(tmp_path / name / "spool"),
+                                  "--collector", endpoint, "--keys", str(secret),
+                                  "--collector-key", str(key_dir / "collector.key"),
+                                  "--name", name, "--spool", str(tmp_path / name / "spool"),
                                   "--cache", str(tmp_path / name / "cache")], name)  # fmt: skip
             collector.seen(rf"agent {name} registered", 60)
-        _submit(tmp_path, endpoint)
+        _submit(tmp_path, endpoint, key_dir)
         far, link = agents["far"], namespaces["far"][1]
         far.expect(r"job \w+: measuring", 60)
         _ip("link", "set", link, "down")
@@ -162,7 +150,7 @@ def test_partitioned_agent_loses_nothing_and_doubles_nothing(
             _POLL.wait(max(0.0, MISSING_AFTER_S + 1.0 - (time.monotonic() - cut)))
         finally:
             _ip("link", "set", link, "up")
-        done = _wait_done(endpoint, 180)
+        done = wait_done(endpoint, client_keys(key_dir), "partition", 180)
     finally:
         for child in agents.values():
             child.stop()
