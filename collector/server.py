@@ -9,48 +9,42 @@ With CURVE keys (an `Allowlist`), a peer is who its key says: the ZAP User-Id ("
 "client:NAME") of each message, never the name a Register claims. Agents may only act as
 agents and clients only submit, upload and ask for status. Each peer is rate limited
 (collector.ratelimit), and replies never block the loop on a peer that does not read them.
+
+This module receives, sends and routes each message to its handler; the handlers live in
+collector.agent_lifecycle (register, adopt, missing agents), collector.job_flow (dispatch,
+results, failures), collector.submit (campaigns) and collector.refusals (roles, Rejects).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import zmq
 
-from collector import scheduler
-from collector.enrich import enrich, needs_calibration
+from collector import agent_lifecycle, job_flow
 from collector.model_store import ModelStore
 from collector.ratelimit import RateLimiter
+from collector.refusals import Refused, check_role, reject_for
 from collector.registry import AgentRecord, Registry
 from collector.status import status_document
-from collector.store import Failure, Store
+from collector.store import Store
+from collector.submit import submit
 from shared import protocol
 from shared.errors import FlopgapError, ProtocolError, UsageError
 from shared.keys import Allowlist
-from shared.result import check_document
+
+__all__ = ["BATCH_MAX", "HEARTBEAT_S", "MISSING_AFTER_BEATS", "POLL_MS", "Collector", "Refused"]
 
 log = logging.getLogger("flopgap.collector")
-
-
-class Refused(ProtocolError):
-    """A well-formed message the collector will not act on; `code` tells the peer why."""
-
-    def __init__(self, message: str, code: str, hint: str | None = None) -> None:
-        super().__init__(message, hint)
-        self.code = code
-
 
 POLL_MS = 100
 HEARTBEAT_S = 1.0
 MISSING_AFTER_BEATS = 5
 BATCH_MAX = 256  # messages handled per store transaction (group commit)
 REJECT_LOGS_PER_MINUTE = 10  # per peer; a flood of bad messages must not flood the log
-_CLIENT_MESSAGES = (protocol.SubmitCampaign, protocol.ModelData, protocol.StatusRequest)
 
 
 class Collector:
@@ -89,7 +83,7 @@ class Collector:
         while not self.stop.is_set():
             if self.sock.poll(POLL_MS):
                 self._receive_batch()
-            self._check_liveness()
+            agent_lifecycle.check_liveness(self)
             if self.allowlist is not None:
                 self.counters["auth_denied"] = self.allowlist.denied
         return 0
@@ -161,13 +155,7 @@ class Collector:
         elif self._reject_logs.report(routing_id):
             log.warning("peer %s keeps sending refused messages: logging a few a minute",
                         routing_id.hex())  # fmt: skip
-        reason, hint = exc.message, exc.hint or "check that both sides run the same flopgap"
-        if isinstance(exc, protocol.VersionMismatch):
-            mine, code = protocol.PROTOCOL_VERSION, "version"
-            reason = f"the collector speaks flopgap protocol {mine}, the peer {exc.peer_proto}"
-            hint = ("upgrade the collector: pip install -U flopgap" if exc.peer_proto > mine
-                    else "upgrade this agent: pip install -U flopgap")  # fmt: skip
-        self._send(routing_id, protocol.Reject(reason, hint, protocol.PROTOCOL_VERSION, code))
+        self._send(routing_id, reject_for(exc, code))
 
     def _handle(
         self, routing_id: bytes, frames: Sequence[bytes | memoryview], identity: str | None = None
@@ -178,33 +166,20 @@ class Collector:
             self._reject(routing_id, exc, "malformed")
             return
         try:
-            self._check_role(msg, identity)
+            check_role(msg, identity)
             self._dispatch_message(routing_id, msg, identity)
         except Refused as exc:
             self._reject(routing_id, exc, exc.code)
         except (ProtocolError, UsageError) as exc:
             self._reject(routing_id, exc, "refused")
 
-    def _check_role(self, msg: protocol.Message, identity: str | None) -> None:
-        """With keys, clients only submit, upload and ask; agents only do an agent's work."""
-        if identity is None:
-            return
-        role = identity.partition(":")[0]
-        wanted = "client" if isinstance(msg, _CLIENT_MESSAGES) else "agent"
-        if role != wanted:
-            raise Refused(
-                f"{type(msg).__name__} needs a {wanted} key, and {identity} is not one",
-                "refused",
-                hint=f"create a {wanted} key on the collector: flopgap keys {wanted} NAME",
-            )
-
     def _dispatch_message(
         self, routing_id: bytes, msg: protocol.Message, identity: str | None
     ) -> None:
         if isinstance(msg, protocol.Register):
-            self._register(routing_id, msg, identity)
+            agent_lifecycle.register(self, routing_id, msg, identity)
         elif isinstance(msg, protocol.SubmitCampaign):
-            self._submit(routing_id, msg)
+            submit(self, routing_id, msg)
         elif isinstance(msg, protocol.ModelData):
             self.models.put(msg.model)
         elif isinstance(msg, protocol.StatusRequest):
@@ -221,7 +196,7 @@ class Collector:
     def _agent_message(self, agent: AgentRecord, msg: protocol.Message) -> None:
         if isinstance(msg, protocol.Heartbeat):
             if msg.job_id and agent.running is None:
-                self._adopt_running(agent, msg.job_id)
+                agent_lifecycle.adopt_running(self, agent, msg.job_id)
         elif isinstance(msg, protocol.Progress):
             self.progress[msg.job_id] = {**msg.progress, "agent": agent.agent_id}
         elif isinstance(msg, protocol.ModelRequest):
@@ -231,166 +206,10 @@ class Collector:
             self._send(agent.routing_id, protocol.ModelData(msg.sha256, data))
             log.info("sent model %s (%d bytes) to %s", msg.sha256[:12], len(data), agent.agent_id)
         elif isinstance(msg, (protocol.Result, protocol.JobFailed)):
-            self._complete(agent, msg)
+            job_flow.complete(self, agent, msg)
         else:
             raise ProtocolError(f"unexpected {type(msg).__name__} from an agent")
-        self._dispatch(agent)
-
-    def _agent_name(self, msg: protocol.Register, identity: str | None) -> str:
-        """Who is registering: the key's name with keys, else the name the agent claims."""
-        if identity is None:
-            return msg.agent_name
-        name = identity.partition(":")[2]
-        if msg.agent_name != name:
-            self.counters["name_mismatch"] += 1
-            log.warning("agent key %s claimed the name %r: registered as %s (its key's name)",
-                        name, msg.agent_name[:64], name)  # fmt: skip
-        return name
-
-    def _register(self, routing_id: bytes, msg: protocol.Register, identity: str | None) -> None:
-        name = self._agent_name(msg, identity)
-        previous = self.registry.get(name)
-        agent = self.registry.register(AgentRecord(
-            name, routing_id, str(msg.device.get("device_id", "")), dict(msg.tags),
-            dict(msg.device)))  # fmt: skip
-        self.store.upsert_agent(agent.agent_id, msg.device, msg.tags)
-        if previous is not None and previous.running and previous.running != msg.running_job_id:
-            same_process = previous.descriptor.get("agent_instance") == agent.descriptor.get(
-                "agent_instance"
-            )
-            if same_process:  # a reconnect: the Job may have gone to the old connection
-                self.store.unstart_job(previous.running)
-            else:
-                self._fail(agent, previous.running, "agent_restarted",
-                           "the agent restarted while running this job")  # fmt: skip
-        if msg.running_job_id:
-            self._adopt_running(agent, msg.running_job_id)
-        for campaign in self.store.campaigns(state="running"):
-            scheduler.expand_for_agent(self.store, campaign, agent.agent_id, agent.tags)
-        log.info(
-            "agent %s registered (device %s, %s)",
-            agent.agent_id,
-            agent.device_id,
-            msg.device.get("cpu_model", "?"),
-        )
-        self._send(routing_id, protocol.Welcome(agent.agent_id, self.heartbeat_s))
-        self._dispatch(agent)
-
-    def _adopt_running(self, agent: AgentRecord, job_id: str) -> None:
-        job = self.store.job(job_id)
-        if job is not None and job["agent_id"] == agent.agent_id and job["state"] == "queued":
-            self.store.mark_running(job_id)
-            agent.running = job_id
-        elif job is not None and job["agent_id"] == agent.agent_id and job["state"] == "running":
-            agent.running = job_id
-
-    def _dispatch(self, agent: AgentRecord) -> None:
-        if not agent.idle:
-            return
-        job = self.store.next_queued_job(agent.agent_id)
-        if job is None:
-            return
-        self.store.start_job(job["job_id"])
-        agent.running = job["job_id"]
-        settings = json.loads(job["settings_json"])
-        if self.calibrate and needs_calibration(
-            self.store, agent.agent_id, settings, agent.descriptor.get("onnxruntime")
-        ):
-            settings["calibrate"] = True  # once per agent, threads and onnxruntime version
-        self._send(agent.routing_id, protocol.Job(
-            job["job_id"], job["model_name"], job["model_sha256"], settings,
-            float(job["timeout_s"])))  # fmt: skip
-        log.debug("job %s: %s -> %s", job["job_id"][:8], job["model_name"], agent.agent_id)
-
-    def _complete(self, agent: AgentRecord, msg: protocol.Result | protocol.JobFailed) -> None:
-        job = self.store.job(msg.job_id)
-        if job is None or job["agent_id"] != agent.agent_id:
-            raise Refused(
-                f"result for job {msg.job_id[:12]}, which is not this agent's", "unknown_job"
-            )
-        if agent.running == msg.job_id:
-            agent.running = None
-        self.progress.pop(msg.job_id, None)
-        if isinstance(msg, protocol.Result):
-            check_document(msg.document)
-            stored = self.store.record_result(
-                msg.job_id, msg.result_id, agent.device_id, msg.document, msg.latencies_ns, job
-            )
-            self.counters["results" if stored else "duplicates"] += 1
-            lat = msg.document["latency_ms"]
-            log.info("result %s: %s on %s p50 %.3f ms (%s)%s", msg.result_id[:8],
-                     job["model_name"], agent.agent_id, lat["p50"],
-                     "valid" if msg.document["valid"] else "INVALID",
-                     "" if stored else " [duplicate, not stored]")  # fmt: skip
-        else:
-            self._fail(agent, msg.job_id, msg.kind, msg.error, msg.result_id)
-        self._send(agent.routing_id, protocol.Ack(msg.result_id))  # after the durable write
-        if isinstance(msg, protocol.Result):  # after the ack: enriching never delays a result
-            enrich(self.store, self.models, agent.agent_id, msg.result_id, job["model_sha256"],
-                   msg.document)  # fmt: skip
-        self._campaign_progress(job["campaign_id"])
-
-    def _fail(
-        self, agent: AgentRecord, job_id: str, kind: str, error: str, result_id: str | None = None
-    ) -> None:
-        failure = Failure(result_id or uuid.uuid4().hex, agent.device_id, kind, error)
-        state = self.store.fail_attempt(job_id, failure)
-        if agent.running == job_id:
-            agent.running = None
-        log.warning("job %s %s on %s (%s: %s)", job_id[:8],
-                    "failed for good" if state == "failed" else "will be retried",
-                    agent.agent_id, kind, error[:200])  # fmt: skip
-
-    def _campaign_progress(self, campaign_id: str) -> None:
-        if self.store.finish_campaign_if_done(campaign_id):
-            log.info("campaign %s finished", campaign_id[:8])
-
-    def _check_liveness(self) -> None:
-        for agent in self.registry.newly_missing():
-            log.warning("agent %s missed its heartbeats: marked missing", agent.agent_id)
-            if agent.running is not None:
-                job = self.store.job(agent.running)
-                self._fail(
-                    agent,
-                    agent.running,
-                    "agent_missing",
-                    f"agent went silent for {self.registry.missing_after_s:g} s mid-job",
-                )
-                if job is not None:
-                    self._campaign_progress(job["campaign_id"])
-
-    def _submit(self, routing_id: bytes, msg: protocol.SubmitCampaign) -> None:
-        payload = msg.campaign
-        scheduler.check_payload(payload)
-        for job in payload["jobs"]:
-            if job["sha256"] not in self.models:
-                raise UsageError(
-                    f"model {job['model']} ({job['sha256'][:12]}) was not uploaded",
-                    hint="send its ModelData before SubmitCampaign",
-                )
-        agents = [(a.agent_id, a.tags, list(a.descriptor.get("providers", [])))
-                  for a in self.registry.all()]  # fmt: skip
-        problem = scheduler.unsatisfiable(payload, agents)
-        if problem:
-            raise UsageError(problem, hint="change the campaign's matrix or targets")
-        campaign_id = uuid.uuid4().hex
-        for job in payload["jobs"]:
-            self.store.add_model(
-                job["sha256"],
-                job["model"],
-                str(self.models.path(job["sha256"])),
-                self.models.path(job["sha256"]).stat().st_size,
-            )
-        self.store.add_campaign(campaign_id, str(payload["name"]), payload)
-        campaign = self.store.campaign_by_name(campaign_id)
-        total = sum(scheduler.expand_for_agent(self.store, campaign, a.agent_id, a.tags)
-                    for a in self.registry.all())  # fmt: skip
-        log.info("campaign %s (%s) accepted: %d jobs on %d agents now", payload["name"],
-                 campaign_id[:8], total, len({j["agent_id"] for j in self.store.jobs(
-                     campaign_id=campaign_id)}))  # fmt: skip
-        self._send(routing_id, protocol.CampaignAccepted(campaign_id, total))
-        for agent in self.registry.all():
-            self._dispatch(agent)
+        job_flow.dispatch(self, agent)
 
 
 def _peer(peer: bytes | str) -> str:
