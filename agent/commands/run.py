@@ -1,0 +1,135 @@
+"""`flopgap-agent run --collector tcp://HOST:PORT`: serve a collector's jobs (agent.runner).
+
+The order of start-up matters: the worker's fork server is forked first, while this process
+has one thread, no ZeroMQ context and no keys (agent.worker says why); only then are the
+network loop and the keys imported and loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser(
+        "run",
+        help="serve a collector: measure the jobs it sends",
+        description="Register with a collector (this side connects out, so NAT is fine), "
+        "measure each job in a child process with the same engine as `bench`, and send results "
+        "back. Results wait in --spool until the collector acknowledges them; models are cached "
+        "by content hash in --cache. Reconnects forever.",
+    )
+    run.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (TOML or INI; default $FLOPGAP_AGENT_CONFIG or "
+        "~/.config/flopgap/agent/agent.toml when it exists); flags override it",
+    )
+    run.add_argument(
+        "--collector", metavar="tcp://HOST:PORT", help="required here or in the config file"
+    )
+    run.add_argument("--name", help="agent name shown in the collector (default: hostname)")
+    run.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a tag campaigns can select on, e.g. board=pi5 (repeatable)",
+    )
+    run.add_argument(
+        "--spool",
+        type=Path,
+        help="unacknowledged results (default ~/.local/state/flopgap/NAME/spool)",
+    )
+    run.add_argument(
+        "--spool-max-mb",
+        type=int,
+        metavar="MB",
+        help="cap on unacknowledged results on disk; beyond it results wait in memory "
+        "(default: no cap; 0 keeps every result in memory only)",
+    )
+    run.add_argument("--cache", type=Path, help="model cache (default ~/.cache/flopgap/models)")
+    run.add_argument("--cache-max-mb", type=int, help="model cache size cap (default 2048)")
+    run.add_argument(
+        "--memory-limit-mb",
+        type=int,
+        help="address-space cap of each job's child process (RLIMIT_AS)",
+    )
+    _add_security_flags(run)
+    run.set_defaults(func=cmd_run)
+
+
+def _add_security_flags(run: argparse.ArgumentParser) -> None:
+    """Keys, the received-frame cap and --insecure (SECURITY.md)."""
+    run.add_argument(
+        "--keys",
+        type=Path,
+        metavar="FILE",
+        help="this agent's CURVE secret key file (NAME.key_secret from `flopgap keys agent "
+        "NAME` on the collector; mode 0600); needs --collector-key",
+    )
+    run.add_argument(
+        "--collector-key",
+        type=Path,
+        metavar="FILE",
+        help="the collector's public key file (collector.key), pinned: no other server is accepted",
+    )
+    run.add_argument(
+        "--max-message-mb",
+        type=int,
+        metavar="MB",
+        help="drop the connection on any received frame larger than this (default: the "
+        "protocol's model limit plus headroom)",
+    )
+    run.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback collector without CURVE keys (trusted networks)",
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.config import merge_run_settings
+    from shared.errors import UsageError
+
+    args = merge_run_settings(args)
+    args.tag = [f"{k}={v}" for k, v in args.config_tags.items()] + args.tag
+    if (args.keys is None) != (args.collector_key is None):
+        raise UsageError(
+            "--keys and --collector-key go together",
+            hint="pass this agent's NAME.key_secret and the collector's collector.key",
+        )
+    # Before numpy loads: with one BLAS thread it starts no thread (agent.worker says why).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from agent import worker
+
+    # Fork the worker's server now, while this process has one thread and holds no keys: it
+    # shares the interpreter and numpy with this process instead of loading its own. What
+    # only the network loop needs (ZeroMQ, the wire protocol) is imported after the fork.
+    worker.start_server(fork=True)
+    from agent.runner import parse_tags, run_agent
+    from shared.keys import load_peer_keys
+
+    tags = parse_tags(args.tag)
+    keys = load_peer_keys(args.keys, args.collector_key) if args.keys else None
+    max_bytes = args.max_message_mb * 1024 * 1024 if args.max_message_mb else None
+    home = Path.home()
+    spool = args.spool or home / ".local" / "state" / "flopgap" / args.name / "spool"
+    cache = args.cache or home / ".cache" / "flopgap" / "models"
+    limit = args.memory_limit_mb * 1024 * 1024 if args.memory_limit_mb else None
+    return run_agent(
+        args.collector,
+        args.name,
+        tags,
+        spool,
+        cache,
+        args.cache_max_mb * 1024 * 1024,
+        limit,
+        args.insecure,
+        keys,
+        max_bytes,
+        None if args.spool_max_mb is None else args.spool_max_mb * 1024 * 1024,
+    )
