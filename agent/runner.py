@@ -33,6 +33,7 @@ from agent.job_thread import Jobs
 from agent.model_cache import ModelCache
 from agent.model_fetch import ModelFetch
 from agent.spool import Spool
+from agent.tags import parse_tags  # noqa: F401  (importable from here, as before)
 from agent.unacked import Unacked
 from agent.worker import JobOutcome, start_server, stop_server
 from shared import protocol
@@ -182,19 +183,6 @@ class Agent:
         self.jobs.finished()
         log.info("job %s: %s", job.job_id[:8], "done" if outcome.ok else outcome.error_kind)
         self.conn.send_frames(frames)
-
-
-def parse_tags(items: list[str]) -> dict[str, str]:
-    """`key=value` strings into a dict; UsageError on anything else."""
-    from shared.errors import UsageError
-
-    tags = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"bad tag {item!r}", hint="write tags as key=value, e.g. board=pi5")
-        tags[key] = value
-    return tags
 
 
 def run_agent(

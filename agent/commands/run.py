@@ -110,7 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # shares the interpreter and numpy with this process instead of loading its own. What
     # only the network loop needs (ZeroMQ, the wire protocol) is imported after the fork.
     worker.start_server(fork=True)
-    from agent.runner import parse_tags, run_agent
+    from agent.runner import run_agent
+    from agent.tags import parse_tags
     from shared.keys import load_peer_keys
 
     tags = parse_tags(args.tag)
