@@ -35,6 +35,7 @@ import psutil
 
 from agent.session import SessionSettings, session_options
 from shared.errors import UsageError
+from shared.protobuf_bytes import field, int_field
 
 MIB = 1 << 20
 DEFAULT_MATMUL_N = 1024  # 2.1 GFLOP a run: well under a second on a Pi 4, ms on a desktop
@@ -52,32 +53,11 @@ METHOD = (
 )
 
 
-def _varint(value: int) -> bytes:
-    """Protobuf base-128 varint of a non-negative int."""
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _int(number: int, value: int) -> bytes:
-    """A varint field (wire type 0)."""
-    return _varint(number << 3) + _varint(value)
-
-
-def _msg(number: int, payload: bytes | str) -> bytes:
-    """A length-delimited field (wire type 2): a string, bytes or a nested message."""
-    data = payload.encode() if isinstance(payload, str) else payload
-    return _varint(number << 3 | 2) + _varint(len(data)) + data
-
-
 def _value_info(name: str, dims: tuple[str, ...]) -> bytes:
     """ValueInfoProto of a float tensor with symbolic dims (TypeProto.Tensor.shape.dim_param)."""
-    shape = b"".join(_msg(1, _msg(2, dim)) for dim in dims)
-    tensor = _int(1, _FLOAT) + _msg(2, shape)
-    return _msg(1, name) + _msg(2, _msg(1, tensor))
+    shape = b"".join(field(1, field(2, dim)) for dim in dims)
+    tensor = int_field(1, _FLOAT) + field(2, shape)
+    return field(1, name) + field(2, field(1, tensor))
 
 
 def one_node_model(
@@ -88,12 +68,12 @@ def one_node_model(
     Field numbers from onnx.proto: ModelProto ir_version=1 opset_import=8 graph=7; GraphProto
     node=1 name=2 input=11 output=12; NodeProto input=1 output=2 name=3 op_type=4.
     """
-    node = b"".join(_msg(1, name) for name in inputs) + _msg(2, output[0])
-    node += _msg(3, op_type.lower()) + _msg(4, op_type)
-    graph = _msg(1, node) + _msg(2, f"calibrate_{op_type.lower()}")
-    graph += b"".join(_msg(11, _value_info(name, dims)) for name, dims in inputs.items())
-    graph += _msg(12, _value_info(*output))
-    return _int(1, 8) + _msg(8, _msg(1, "") + _int(2, 13)) + _msg(7, graph)
+    node = b"".join(field(1, name) for name in inputs) + field(2, output[0])
+    node += field(3, op_type.lower()) + field(4, op_type)
+    graph = field(1, node) + field(2, f"calibrate_{op_type.lower()}")
+    graph += b"".join(field(11, _value_info(name, dims)) for name, dims in inputs.items())
+    graph += field(12, _value_info(*output))
+    return int_field(1, 8) + field(8, field(1, "") + int_field(2, 13)) + field(7, graph)
 
 
 MATMUL_MODEL = one_node_model("MatMul", {"a": ("m", "k"), "b": ("k", "n")}, ("c", ("m", "n")))

@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 
 from agent import calibrate as cal
 from shared.errors import UsageError
+from shared.protobuf_bytes import varint
 
 SHORT_BYTES = 1 << 20
 
@@ -28,10 +29,10 @@ def _short(threads: int) -> dict[str, Any]:
 
 
 def test_varint_matches_the_protobuf_encoding() -> None:
-    assert cal._varint(0) == b"\x00"
-    assert cal._varint(1) == b"\x01"
-    assert cal._varint(300) == b"\xac\x02"
-    assert cal._varint(1 << 35) == b"\x80\x80\x80\x80\x80\x01"
+    assert varint(0) == b"\x00"
+    assert varint(1) == b"\x01"
+    assert varint(300) == b"\xac\x02"
+    assert varint(1 << 35) == b"\x80\x80\x80\x80\x80\x01"
 
 
 @pytest.mark.parametrize(

@@ -10,27 +10,14 @@ the protobuf library.
 
 from __future__ import annotations
 
+from shared.protobuf_bytes import field, varint  # noqa: F401  (the writers, used via wire.*)
+
 # Field numbers of the ONNX protos (onnx/onnx.proto), for the fields written here.
 MODEL_GRAPH = 7
 GRAPH_INITIALIZER = 5
 GRAPH_INPUT = 11
 VALUE_INFO_NAME = 1
 TENSOR_NAME = 8
-
-
-def varint(n: int) -> bytes:
-    """A non-negative int as a protobuf base-128 varint."""
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field (string, bytes or embedded message) with its tag."""
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def split_name(data: bytes) -> tuple[str, bytes] | None:
