@@ -26,7 +26,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def machine() -> str:
-    from agent.device import describe
+    from agent.board.device import describe
 
     d = describe()
     return (

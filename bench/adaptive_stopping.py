@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from agent.measure import MeasureSettings, measure
-from agent.session import SessionSettings
-from agent.timing import StopRule
+from agent.engine.measure import MeasureSettings, measure
+from agent.engine.session import SessionSettings
+from agent.engine.timing import StopRule
 from bench.figure import Figure
 from collector.zoo import write_zoo
 

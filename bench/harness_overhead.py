@@ -17,9 +17,9 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from agent.measure import MeasureSettings, measure
-from agent.session import SessionSettings
-from agent.timing import StopRule
+from agent.engine.measure import MeasureSettings, measure
+from agent.engine.session import SessionSettings
+from agent.engine.timing import StopRule
 from bench.figure import Figure
 
 ROUNDS = 5

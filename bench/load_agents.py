@@ -28,8 +28,8 @@ import numpy as np
 import psutil
 import zmq
 
-from agent.measure import MeasureSettings, measure
-from agent.timing import StopRule
+from agent.engine.measure import MeasureSettings, measure
+from agent.engine.timing import StopRule
 from bench.figure import Figure
 from bench.fleet_helpers import tiny_model
 from collector.client import Client

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.measure import MeasureSettings, measure
-from agent.session import SessionSettings
-from agent.timing import StopRule
+from agent.engine.measure import MeasureSettings, measure
+from agent.engine.session import SessionSettings
+from agent.engine.timing import StopRule
 from bench.figure import Figure
 from bench.harness_overhead import _model
 

@@ -1,7 +1,7 @@
 """Worker start-up: what running a job in a fresh child costs beyond measure() itself.
 
 Per job, overhead = wall time of the call - time spent inside measure(). In the agent's child
-(agent.worker.run_job) that is the fork from the server, the child's set-up, sending the result
+(agent.jobs.worker.run_job) that is the fork from the server, the child's set-up, sending the result
 back and reaping the child; measure() is timed by the child itself. The same measure() called
 in-process, timed the same way, is the reference (overhead ~0). Both sides run a tiny model
 with a short steady state, interleaved, over ~20 jobs; the figure is the median child overhead
@@ -18,9 +18,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from agent import worker
-from agent.measure import measure
-from agent.options import settings_from_dict
+from agent.engine.measure import measure
+from agent.engine.options import settings_from_dict
+from agent.jobs import worker
 from bench.figure import Figure
 
 JOBS = 20
@@ -62,7 +62,7 @@ def _in_process_ms(path: Path) -> tuple[float, float]:
 
 
 def _child_ms(path: Path) -> tuple[float, float]:
-    """(overhead ms, measure ms) of the same job through agent.worker.run_job."""
+    """(overhead ms, measure ms) of the same job through agent.jobs.worker.run_job."""
     out = worker.run_job(path, SETTINGS, "tiny", timeout_s=60.0)
     if not out.ok or out.measure_s is None:
         raise RuntimeError(f"worker job failed: {out.error_kind}: {out.error}")

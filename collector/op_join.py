@@ -1,7 +1,8 @@
 """Join per-node profile times to theoretical cost, on the graph ORT actually ran.
 
 ORT fuses Conv+BN+Relu, MatMul+Add and more, and on x86 rewrites convolutions into NCHWc
-blocks, so a profiled node name is a node of the OPTIMIZED graph (saved by agent.profile_ops).
+blocks, so a profiled node name is a node of the OPTIMIZED graph (saved by
+agent.engine.profile_ops).
 That graph is counted with collector.flops and joined by node name. The ORIGINAL graph is read
 too, to say which of its nodes vanished and, best effort, into which optimized node:
 
@@ -108,7 +109,7 @@ def join_ops(
     original_model: Path,
     input_shapes: Mapping[str, Sequence[int]],
 ) -> OpJoin:
-    """Join `profile` (an agent.profile_ops document) to both graphs' cost at `input_shapes`.
+    """Join `profile` (an agent.engine.profile_ops document) to both graphs' cost at `input_shapes`.
 
     If collector/flops cannot count the optimized graph (a contrib op it mis-reads), every row
     falls back to its original nodes, bytes are None, and the error is in the notes.

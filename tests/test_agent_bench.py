@@ -101,8 +101,8 @@ def test_model_with_types_numpy_lacks_is_measured(tmp_path: Path) -> None:
     """bfloat16 in and out: fed and fetched as OrtValues through run_with_ort_values."""
     from onnx import TensorProto, helper
 
-    from agent.measure import MeasureSettings, measure
-    from agent.timing import StopRule
+    from agent.engine.measure import MeasureSettings, measure
+    from agent.engine.timing import StopRule
     from tests.conftest import save_model
 
     graph = helper.make_graph(

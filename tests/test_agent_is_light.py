@@ -17,7 +17,7 @@ for pkg in (agent, shared):
     for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
         if not info.name.endswith("__main__"):
             importlib.import_module(info.name)
-from agent.cli import main
+from agent.commands.cli import main
 code = main(sys.argv[1:])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
 print("HEAVY=" + ",".join(heavy))

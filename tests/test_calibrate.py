@@ -1,4 +1,4 @@
-"""agent.calibrate: hand-written ONNX bytes that onnx accepts, and a short real calibration.
+"""agent.engine.calibrate: hand-written ONNX bytes that onnx accepts, and a short real calibration.
 
 Only that the numbers are positive and finite is checked, never how fast this machine is.
 """
@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from agent import calibrate as cal
+from agent.engine import calibrate as cal
 from shared.errors import UsageError
 from shared.protobuf_bytes import varint
 

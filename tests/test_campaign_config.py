@@ -1,6 +1,7 @@
 """Campaign config: the TOML schema, its validation at load, and the expansion into jobs.
 
-Every valid campaign's job settings go through ``agent.options.settings_from_dict``, the parser
+Every valid campaign's job settings go through ``agent.engine.options.settings_from_dict``, the
+parser
 the agent itself uses, so a campaign that loads is one the agents accept. Every error case
 asserts that the message names the file and the key path, which is what the user must fix.
 """
@@ -17,8 +18,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from agent.engine.options import SETTING_KEYS, settings_from_dict
 from agent.inputs import resolve_shapes
-from agent.options import SETTING_KEYS, settings_from_dict
 from collector.campaign import CampaignSpec, JobSpec, Targets, load_campaign
 from collector.campaign import spec as spec_module
 from collector.campaign.loader import TOP_KEYS

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agent import device
+from agent.board import device
+from agent.engine.sampler import Sampler
 from agent.probes import cpufreq, thermal
-from agent.sampler import Sampler
 
 SYSFS = Path(__file__).resolve().parent / "data" / "sysfs"
 ARM, JETSON, X86 = SYSFS / "synthetic-arm", SYSFS / "synthetic-jetson", SYSFS / "synthetic-x86"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import cli
+from agent.commands import cli
 from agent.probes import nodes
 from collector.procs import Child
 from shared.keys import create_pair

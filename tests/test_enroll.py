@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from agent import cli, config
-from agent.enroll import read_bundle
+from agent.board import config
+from agent.board.enroll import read_bundle
+from agent.commands import cli
 from collector.procs import Child
 from shared import keys
 from shared.errors import UsageError

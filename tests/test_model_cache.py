@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.model_cache import ModelCache
+from agent.link.model_cache import ModelCache
 from shared.errors import ProtocolError
 
 

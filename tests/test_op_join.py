@@ -15,8 +15,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from agent.profile_ops import parse_profile, profile_ops, read_events
-from agent.session import SessionSettings
+from agent.engine.profile_ops import parse_profile, profile_ops, read_events
+from agent.engine.session import SessionSettings
 from collector import op_join
 from collector.flops import count_model
 from collector.op_join import join_ops

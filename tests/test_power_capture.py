@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.capture import capture
+from agent.probes.capture import capture
 from agent.probes.registry import detect
 
 SYSFS = Path(__file__).resolve().parent / "data" / "sysfs"

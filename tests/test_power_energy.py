@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.energy import counter_delta, cumulative, integrate, observed_period_s
+from agent.power.energy import counter_delta, cumulative, integrate, observed_period_s
 from agent.probes.base import ENERGY_COUNTER, POWER_GAUGE
 
 S = 1_000_000_000  # ns per s

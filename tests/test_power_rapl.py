@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent import power_report
-from agent.energy import Samples
-from agent.power import PowerSampler, open_sampler
+from agent.power import report as power_report
+from agent.power.energy import Samples
+from agent.power.meter import PowerSampler, open_sampler
 from agent.probes import nodes
 from agent.probes.base import Reading, Source
 from agent.probes.registry import detect

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.power import PowerSampler, PowerUnavailable, open_sampler
+from agent.power.meter import PowerSampler, PowerUnavailable, open_sampler
 from agent.probes.pi_pmic import CAVEAT
 
 SYSFS = Path(__file__).resolve().parent / "data" / "sysfs"

@@ -1,4 +1,4 @@
-"""agent.profile_ops: the per-node profiling pass and its pure profile parser.
+"""agent.engine.profile_ops: the per-node profiling pass and its pure profile parser.
 
 The parser is checked on profiles written by a real onnxruntime run inside the test, on the
 committed samples in tests/data/profiles (older ORT output kept readable), and on broken input.
@@ -19,9 +19,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from agent.measure import file_sha256
-from agent.profile_ops import OVERHEAD_NOTE, parse_profile, profile_ops, read_events
-from agent.session import SessionSettings
+from agent.engine.measure import file_sha256
+from agent.engine.profile_ops import OVERHEAD_NOTE, parse_profile, profile_ops, read_events
+from agent.engine.session import SessionSettings
 from shared.errors import UsageError
 from tests.conftest import REPO, save_model
 
@@ -208,7 +208,7 @@ def test_profile_ops_rejects_bad_requests(tmp_path: Path) -> None:
 
 def test_profiling_and_calibration_modules_stay_light() -> None:
     probe = (
-        "import sys, agent.profile_ops, agent.calibrate\n"
+        "import sys, agent.engine.profile_ops, agent.engine.calibrate\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in {'onnx', 'pandas'}))"
     )
     out = subprocess.run(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import cli
+from agent.commands import cli
 from tests.test_enroll import enroll, issue
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent import spool as spool_mod
-from agent.spool import Spool, SpoolError, SpoolFullError
+from agent.link import spool as spool_mod
+from agent.link.spool import Spool, SpoolError, SpoolFullError
 from shared.errors import FlopgapError
 
 FRAMES = [b'{"proto":2,"type":"result"}', b"", bytes(range(256)) * 40, b"\x00" * 7]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from agent.timing import StopRule, gc_paused, steady_state, time_once, warm_up
+from agent.engine.timing import StopRule, gc_paused, steady_state, time_once, warm_up
 
 
 class CountingRun:
@@ -88,7 +88,7 @@ def test_adaptive_stopping_gives_up_at_the_cap() -> None:
 
 
 def test_median_ci_within_by_hand() -> None:
-    from agent.timing import median_ci_within
+    from agent.engine.timing import median_ci_within
 
     assert median_ci_within([100] * 50, 0.01)
     # n=60: median 150; the order-statistic CI spans 100..200, half-width 50 = 33 % of the
@@ -99,7 +99,7 @@ def test_median_ci_within_by_hand() -> None:
 
 
 def test_adaptive_stopping_refuses_a_drifting_run() -> None:
-    from agent.timing import median_ci_within
+    from agent.engine.timing import median_ci_within
 
     steady = [100] * 500 + [103] * 500  # tight within each half, 3 % apart between them
     assert not median_ci_within(steady, 0.01)

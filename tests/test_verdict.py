@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.verdict import Limits, Observations, judge
+from agent.engine.verdict import Limits, Observations, judge
 from shared.stats import summarize
 
 
@@ -68,7 +68,7 @@ def test_cap_before_minimum_is_invalid() -> None:
 
 
 def test_board_throttle_flags_make_a_result_invalid() -> None:
-    from agent.document import board_throttle
+    from agent.engine.document import board_throttle
 
     power = {"throttle": {
         "before": {"throttled": {"now": [], "since_boot": ["under_voltage"]}},

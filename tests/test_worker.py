@@ -1,6 +1,6 @@
 """One job per child process: results, each failure's kind and cause, progress, cancel.
 
-The misbehaving children use the TEST-ONLY hook FLOPGAP_TEST_HOOK (agent.worker_main).
+The misbehaving children use the TEST-ONLY hook FLOPGAP_TEST_HOOK (agent.jobs.server).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent import worker
-from agent.worker_main import TEST_HOOK_ENV
+from agent.jobs import worker
+from agent.jobs.server import TEST_HOOK_ENV
 
 FAST: dict[str, Any] = {
     "min_seconds": 0,

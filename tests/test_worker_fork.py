@@ -1,4 +1,4 @@
-"""The fork server forked from the agent itself (agent.worker, `start_server(fork=True)`).
+"""The fork server forked from the agent itself (agent.jobs.worker, `start_server(fork=True)`).
 
 `flopgap-agent run` forks its fork server before it has any thread, so the two share the
 interpreter and numpy; its network loop never loads onnxruntime (the device descriptor comes
@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent import worker
+from agent.jobs import worker
 from tests.conftest import REPO
 
 _FAST = "{'min_seconds': 0, 'min_iterations': 20, 'warmup_runs': 1, 'warmup_seconds': 0}"
@@ -21,9 +21,11 @@ _PROBE = """
 import os, signal, sys
 from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as cmd_run does
-from agent import cli, config, worker  # what `flopgap-agent run` holds when it forks
+from agent.jobs import worker  # what `flopgap-agent run` holds when it forks
+from agent.commands import cli
+from agent.board import config
 info = worker.start_server(fork=True)
-from agent import runner
+from agent.link import loop as runner
 from shared import keys, transport
 print("LIGHT", sorted(m for m in ("onnxruntime", "psutil", "asyncio") if m in sys.modules))
 print("FORKED", info.forked, info.device["onnxruntime"], info.device["providers"][-1])

@@ -1,7 +1,7 @@
 """`flopgap-agent bench MODEL.onnx`: one local measurement, no network.
 
-Its measurement flags come from agent.options, which imports agent.measure and hence
-onnxruntime, so agent.cli asks for them only when the command line is `bench` (or has no
+Its measurement flags come from agent.engine.options, which imports agent.engine.measure and hence
+onnxruntime, so agent.commands.cli asks for them only when the command line is `bench` (or has no
 command, e.g. --help).
 """
 
@@ -38,7 +38,7 @@ def add_parser(
         help="also save every steady-state latency (int64 ns) to FILE.npy",
     )
     if measure_flags:
-        from agent.options import add_measure_flags
+        from agent.engine.options import add_measure_flags
 
         add_measure_flags(bench)
     bench.set_defaults(func=cmd_bench)
@@ -47,10 +47,10 @@ def add_parser(
 def cmd_bench(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from agent.input_specs import parse_input_specs
-    from agent.measure import measure
-    from agent.options import settings_from_args
-    from agent.table import render
+    from agent.engine.measure import measure
+    from agent.engine.options import settings_from_args
+    from agent.engine.table import render
+    from agent.inputs.specs import parse_input_specs
 
     shapes = parse_input_specs(args.input)
     settings = settings_from_args(args, shapes)

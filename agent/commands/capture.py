@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from agent.capture import capture
+    from agent.probes.capture import capture
 
     written = capture(args.out_dir, args.sysfs_root)
     print(f"captured {len(written)} files into {args.out_dir}")

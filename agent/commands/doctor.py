@@ -1,4 +1,4 @@
-"""`flopgap-agent doctor`: check that this board is ready to measure (agent.doctor)."""
+"""`flopgap-agent doctor`: check that this board is ready to measure (agent.board.doctor)."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Exit code 1 when a check fails, 0 otherwise (warnings included)."""
-    from agent import config
-    from agent.doctor import FAIL, render, run_checks
+    from agent.board import config
+    from agent.board.doctor import FAIL, render, run_checks
     from shared.errors import UsageError
     from shared.keys import load_peer_keys
 

@@ -35,9 +35,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from agent import config
-    from agent.enroll import enroll
-    from agent.tags import parse_tags
+    from agent.board import config
+    from agent.board.enroll import enroll
+    from agent.board.tags import parse_tags
 
     folder = args.dir or config.DEFAULT_DIR
     tags = parse_tags(args.tag) if args.tag else None

@@ -1,7 +1,7 @@
-"""`flopgap-agent run --collector tcp://HOST:PORT`: serve a collector's jobs (agent.runner).
+"""`flopgap-agent run --collector tcp://HOST:PORT`: serve a collector's jobs (agent.link.loop).
 
 The order of start-up matters: the worker's fork server is forked first, while this process
-has one thread, no ZeroMQ context and no keys (agent.worker says why); only then are the
+has one thread, no ZeroMQ context and no keys (agent.jobs.worker says why); only then are the
 network loop and the keys imported and loaded.
 """
 
@@ -92,7 +92,7 @@ def _add_security_flags(run: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agent.config import merge_run_settings
+    from agent.board.config import merge_run_settings
     from shared.errors import UsageError
 
     args = merge_run_settings(args)
@@ -102,16 +102,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--keys and --collector-key go together",
             hint="pass this agent's NAME.key_secret and the collector's collector.key",
         )
-    # Before numpy loads: with one BLAS thread it starts no thread (agent.worker says why).
+    # Before numpy loads: with one BLAS thread it starts no thread (agent.jobs.worker says why).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from agent import worker
+    from agent.jobs import worker
 
     # Fork the worker's server now, while this process has one thread and holds no keys: it
     # shares the interpreter and numpy with this process instead of loading its own. What
     # only the network loop needs (ZeroMQ, the wire protocol) is imported after the fork.
     worker.start_server(fork=True)
-    from agent.runner import run_agent
-    from agent.tags import parse_tags
+    from agent.board.tags import parse_tags
+    from agent.link.loop import run_agent
     from shared.keys import load_peer_keys
 
     tags = parse_tags(args.tag)

@@ -1,4 +1,5 @@
-"""`flopgap-agent service install|uninstall`: the systemd unit that runs `run` (agent.service)."""
+"""`flopgap-agent service install|uninstall`: the systemd unit that runs `run`
+(agent.board.service)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_service(args: argparse.Namespace) -> int:
-    from agent import config, service
+    from agent.board import config, service
 
     if args.action == "uninstall":
         removed = service.uninstall(args.unit_dir, args.user)

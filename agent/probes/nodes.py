@@ -2,7 +2,7 @@
 
 Every read returns a value or the reason there is none (missing, permission denied, empty,
 not a number, a directory where a file should be), so a failed read becomes a gap with its
-reason, never 0. All reads go through `read_node`, so `agent.capture` can record exactly
+reason, never 0. All reads go through `read_node`, so `agent.probes.capture` can record exactly
 what the probes read, and tests can replace it to simulate errors that file modes cannot
 produce when the tests run as root (root with CAP_DAC_OVERRIDE reads a mode-000 file).
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agent.options import settings_from_dict
+from agent.engine.options import settings_from_dict
 from collector.campaign.matrix import read_matrix
 from collector.campaign.measure import read_measure
 from collector.campaign.models import resolve_models

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.session import OPT_LEVELS
+from agent.engine.session import OPT_LEVELS
 from collector.campaign.tables import Table
 
 MATRIX_KEYS = ("threads", "inter_threads", "providers", "opt_levels", "batch_sizes")

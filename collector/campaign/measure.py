@@ -2,7 +2,7 @@
 
 Why here and not in the matrix: these values describe the measurement method, which must stay
 the same across a campaign so that its results compare. Each key has the name of the job
-setting it becomes (``agent.options.SETTING_KEYS``), except ``repeats``, ``target_ci`` and
+setting it becomes (``agent.engine.options.SETTING_KEYS``), except ``repeats``, ``target_ci`` and
 ``profile_ops``, which the collector keeps on the spec.
 """
 

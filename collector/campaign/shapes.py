@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from agent.input_specs import parse_input_spec
+from agent.inputs.specs import parse_input_spec
 from collector.campaign.models import Dims, ModelInput, ModelRef
 from collector.campaign.tables import Table, show, toml_key, usage
 from shared.errors import UsageError

@@ -2,7 +2,7 @@
 
 Why: the scheduler should not know TOML. It asks a ``CampaignSpec`` which agents it targets
 (``targets.matches``) and, per device, which jobs to queue (``jobs()``); every job's settings
-are a dict that ``agent.options.settings_from_dict`` accepts, so the agent measures exactly
+are a dict that ``agent.engine.options.settings_from_dict`` accepts, so the agent measures exactly
 what the campaign says and the stored result records it.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.options import SETTING_KEYS
+from agent.engine.options import SETTING_KEYS
 from collector import zoo
 from collector.campaign import stored
 from collector.campaign.matrix import Matrix

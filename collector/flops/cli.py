@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from agent import input_specs as agent_inputs
+from agent.inputs import specs as agent_inputs
 from collector.flops.counter import count_model
 from collector.flops.report import CostReport
 

@@ -21,6 +21,7 @@ sys.path.insert(0, str(HERE.parents[2]))
 
 from agent.profile_ops import profile_ops, read_events  # noqa: E402
 from agent.session import SessionSettings  # noqa: E402
+
 from tests.test_profile_ops import convnet_model  # noqa: E402
 
 _DROP_ARGS = ("thread_scheduling_stats", "mem_")

@@ -1,0 +1,2 @@
+"""This board's installation: its descriptor, readiness checks, enrolment, config file, tags and
+systemd unit."""

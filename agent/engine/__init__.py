@@ -1,0 +1,2 @@
+"""Measuring one model on this board: session options, timing loop, sampling, verdict and the
+result document."""

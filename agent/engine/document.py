@@ -1,0 +1,118 @@
+"""Assemble the result document (schema in shared.result) from what a measurement saw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import onnxruntime as ort
+
+from agent.board import device
+from agent.engine.sampler import SamplerReport
+from agent.engine.verdict import Observations, judge
+from shared.result import RESULT_SCHEMA_VERSION
+from shared.stats import PERCENTILE_DEFINITION, summarize
+
+if TYPE_CHECKING:
+    from agent.engine.measure import MeasureSettings
+
+
+def build(
+    model_path: Path,
+    model_name: str | None,
+    sha256: str,
+    settings: MeasureSettings,
+    session: ort.InferenceSession,
+    shapes: dict[str, tuple[int, ...]],
+    load_ns: int,
+    phases: dict[str, Any],
+    report: SamplerReport,
+    memory: dict[str, Any],
+) -> dict[str, Any]:
+    """The full, JSON-ready result document."""
+    steady = phases["steady"]
+    stats = summarize(steady.latencies_ns)
+    cpu = phases["cpu"]
+    obs = Observations(
+        stats=stats,
+        capped_before_minimum=steady.capped and stats["n"] < settings.stop.min_iterations,
+        freq_min_mhz=report.freq_min_mhz,
+        freq_max_mhz=report.freq_max_mhz,
+        freq_available=bool(report.freq_max_mhz),
+        throttle_events=phases["throttle"],
+        foreign_cpu_cores=cpu.foreign_cores,
+        steal_fraction=cpu.steal_fraction,
+        board_throttle=board_throttle(phases["power"]),
+    )
+    valid, reasons, warnings = judge(obs, settings.limits)
+    warm = phases["warm"]
+    return {
+        "schema_version": RESULT_SCHEMA_VERSION,
+        "model": {
+            "name": model_name or model_path.stem,
+            "sha256": sha256,
+            "size_bytes": model_path.stat().st_size,
+            "inputs": {
+                i.name: {"type": i.type, "shape": list(shapes[i.name])}
+                for i in session.get_inputs()
+            },
+            "outputs": {o.name: {"type": o.type} for o in session.get_outputs()},
+        },
+        "load_ms": load_ns / 1e6,
+        "first_inference_ms": phases["first_ns"] / 1e6,
+        "warmup": {"n": int(warm.size), "ms": float(warm.sum()) / 1e6},
+        "steady_seconds": (steady.end_ns - steady.start_ns) / 1e9,
+        "stop_reason": steady.stop_reason,
+        "latency_ms": stats,
+        "percentile_definition": PERCENTILE_DEFINITION,
+        "memory": memory,
+        "valid": valid,
+        "invalid_reasons": reasons,
+        "warnings": warnings,
+        "system": _system(report, phases),
+        "device": device.describe(settings.root),
+        "settings": settings.as_dict(),
+        "power": phases["power"],
+        "power_unavailable_reason": phases["power_reason"],
+    }
+
+
+def _system(report: SamplerReport, phases: dict[str, Any]) -> dict[str, Any]:
+    cpu = phases["cpu"]
+    freqs = report.freq_max_mhz
+    return {
+        "cpu_freq_mhz": (
+            {
+                "min": {str(c): v for c, v in report.freq_min_mhz.items()},
+                "max": {str(c): v for c, v in freqs.items()},
+            }
+            if freqs
+            else None
+        ),
+        "governors": report.governors or None,
+        "temperatures_max_c": report.temp_max_c or None,
+        "cpu_util_percent": cpu.util_percent,
+        "own_cpu_cores": cpu.own_cores,
+        "foreign_cpu_cores": cpu.foreign_cores,
+        "steal_fraction": cpu.steal_fraction,
+        "loadavg_start": phases["loadavg"][0],
+        "loadavg_end": phases["loadavg"][1],
+        "throttle_events": phases["throttle"],
+        "sampler": {
+            "interval_ms": report.interval_ms,
+            "samples": report.samples,
+            "errors": report.errors,
+        },
+    }
+
+
+def board_throttle(power: dict[str, Any] | None) -> list[str]:
+    """Throttle flags the board's own status raised during the run (Raspberry Pi
+    get_throttled): flags set now at the end, or newly set since boot."""
+    throttle = (power or {}).get("throttle")
+    if not throttle:
+        return []
+    before = (throttle.get("before") or {}).get("throttled") or {}
+    after = (throttle.get("after") or {}).get("throttled") or {}
+    new_since_boot = set(after.get("since_boot", [])) - set(before.get("since_boot", []))
+    return sorted(set(after.get("now", [])) | new_since_boot)

@@ -1,0 +1,245 @@
+"""One measurement of one model: load, first inference, warm-up, steady state, verdict.
+
+This is the engine `flopgap-agent bench` and the fleet runner both use. It returns the
+versioned result document (shared.result) and the raw steady-state latencies in ns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import psutil
+
+from agent import inputs
+from agent.engine import cpu_window, document, timing
+from agent.engine.sampler import Sampler, SamplerReport
+from agent.engine.session import SessionSettings, describe_ort_error, load_session
+from agent.engine.verdict import Limits
+from agent.power.meter import PowerSampler, open_sampler
+from agent.probes import cpufreq, memory
+from shared.errors import MeasurementError
+
+
+def default_root() -> str:
+    """Where sysfs/procfs are read: FLOPGAP_SYSFS_ROOT (a replayed board tree) or "/"."""
+    return os.environ.get("FLOPGAP_SYSFS_ROOT", "/")
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """Everything that decides how a model is measured."""
+
+    session: SessionSettings = field(default_factory=SessionSettings)
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    seed: int = 0
+    warmup_runs: int = 10
+    warmup_seconds: float = 0.5
+    stop: timing.StopRule = field(default_factory=timing.StopRule)
+    sample_interval_s: float = 0.01
+    limits: Limits = field(default_factory=Limits)
+    power: bool = True
+    power_rate_hz: float = 100.0
+    idle_seconds: float = 1.0
+    profile_ops: bool = False
+    calibrate: bool = False
+    root: str = field(default_factory=default_root)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = self.session.as_dict()
+        out.update(
+            input_shapes={k: list(v) for k, v in self.input_shapes.items()},
+            seed=self.seed,
+            warmup_runs=self.warmup_runs,
+            warmup_seconds=self.warmup_seconds,
+            sample_interval_ms=self.sample_interval_s * 1000.0,
+            power=self.power,
+            power_rate_hz=self.power_rate_hz,
+            idle_seconds=self.idle_seconds,
+            profile_ops=self.profile_ops,
+            calibrate=self.calibrate,
+            **asdict(self.stop),
+            **asdict(self.limits),
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The result document and the raw steady-state latencies (ns)."""
+
+    document: dict[str, Any]
+    latencies_ns: np.ndarray
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, streamed so large models do not sit in memory twice."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _runner(session: ort.InferenceSession, feeds: inputs.Feeds) -> tuple[Any, Any, Any]:
+    """(run, output_names, feeds) for the call this model allows.
+
+    `session.run` is what users call; types numpy cannot hold (bfloat16, float8) need
+    `run_with_ort_values`, which takes OrtValue feeds and returns OrtValues.
+    """
+    if feeds.needs_ort_values:
+        names = [o.name for o in session.get_outputs()]
+        return session.run_with_ort_values, names, dict(feeds.arrays)
+    return session.run, None, dict(feeds.arrays)
+
+
+def measure(
+    model_path: Path,
+    settings: MeasureSettings,
+    model_name: str | None = None,
+    on_progress: timing.ProgressFn | None = None,
+) -> Measurement:
+    """Measure `model_path` under `settings`; raises ModelError, UsageError, MeasurementError."""
+    model_path = Path(model_path)
+    process = psutil.Process()
+    hwm_reset = memory.reset_hwm()
+    rss_before = memory.rss_mb(process)
+    started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    power_sampler, power_reason = _open_power(settings)
+    sampler = Sampler(settings.sample_interval_s, settings.root)
+    sampler.start()
+    power_result = None
+    try:
+        session, load_ns = load_session(model_path, settings.session)
+        rss_after_load = memory.rss_mb(process)
+        shapes = inputs.resolve_shapes(session.get_inputs(), settings.input_shapes)
+        feeds = inputs.synthesize_inputs(
+            session.get_inputs(),
+            shapes,
+            settings.seed,
+            as_ort_values=inputs.output_needs_ort_values(session.get_outputs()),
+        )
+        run, outputs, feed_dict = _runner(session, feeds)
+        phases = _timed_phases(run, outputs, feed_dict, settings, process, on_progress)
+        if power_sampler is not None:
+            steady = phases["steady"]
+            power_result = power_sampler.window(
+                steady.start_ns, steady.end_ns, int(steady.latencies_ns.size)
+            )
+    finally:
+        report = sampler.stop()
+        if power_sampler is not None:
+            power_sampler.stop()
+    hwm, hwm_method = memory.hwm_mb()
+    phases["power"], phases["power_reason"] = power_result, power_reason
+    doc = document.build(
+        model_path,
+        model_name,
+        file_sha256(model_path),
+        settings,
+        session,
+        shapes,
+        load_ns,
+        phases,
+        report,
+        {
+            "rss_before_mb": rss_before,
+            "rss_after_load_mb": rss_after_load,
+            "peak_rss_mb": max(report.peak_rss_mb, rss_after_load),
+            "hwm_mb": hwm,
+            "method": _memory_method(report, hwm_method, hwm_reset),
+        },
+    )
+    doc["started_at"] = started_at
+    _extra_passes(doc, model_path, settings, shapes)
+    return Measurement(doc, phases["steady"].latencies_ns)
+
+
+def _extra_passes(
+    doc: dict[str, Any],
+    model_path: Path,
+    settings: MeasureSettings,
+    shapes: Mapping[str, tuple[int, ...]],
+) -> None:
+    """Separate passes after the timed runs, so their overhead never touches the statistics:
+    ORT's per-op profiler (`op_profile`; the optimized graph ORT ran is kept in a folder the
+    caller removes, named by `op_profile.optimized_model_file`) and device calibration."""
+    if settings.profile_ops:
+        from agent.engine.profile_ops import profile_ops
+
+        work = Path(tempfile.mkdtemp(prefix="flopgap-profile-"))
+        profile = profile_ops(model_path, settings.session, shapes, work, seed=settings.seed)
+        doc["op_profile"] = profile.document
+        doc["op_profile"]["optimized_model_file"] = str(profile.optimized_model)
+        profile.profile_file.unlink(missing_ok=True)
+    if settings.calibrate:
+        from agent.engine.calibrate import calibrate
+
+        doc["calibration"] = calibrate(settings.session.threads)
+
+
+def _open_power(settings: MeasureSettings) -> tuple[PowerSampler | None, str | None]:
+    """Start the board's power sampler and take the idle baseline, before the model loads."""
+    if not settings.power:
+        return None, "power sampling turned off for this measurement"
+    sampler, reason = open_sampler(settings.root, rate_hz=settings.power_rate_hz)
+    if sampler is not None:
+        sampler.start()
+        sampler.idle_baseline(settings.idle_seconds)
+    return sampler, reason
+
+
+def _timed_phases(
+    run: Any,
+    outputs: Any,
+    feeds: Any,
+    settings: MeasureSettings,
+    process: psutil.Process,
+    on_progress: timing.ProgressFn | None,
+) -> dict[str, Any]:
+    cpu_dirs = cpufreq.cpu_dirs(settings.root)
+    try:
+        with timing.gc_paused():
+            first_ns = timing.time_once(run, outputs, feeds)
+            if on_progress is not None:
+                on_progress("warmup", 0, 0, None)
+            warm = timing.warm_up(
+                run, outputs, feeds, settings.warmup_runs, settings.warmup_seconds
+            )
+            throttle_before = cpufreq.throttle_count(cpu_dirs)
+            cpu_start = cpu_window.snapshot(process)
+            steady = timing.steady_state(run, outputs, feeds, settings.stop, on_progress)
+            cpu_end = cpu_window.snapshot(process)
+            throttle_after = cpufreq.throttle_count(cpu_dirs)
+    except Exception as exc:  # ORT raises pybind errors with no common base
+        raise MeasurementError(
+            f"inference failed: {describe_ort_error(exc)}",
+            hint="check the input shapes (--input) and that the model runs in onnxruntime",
+        ) from exc
+    throttle = None
+    if throttle_before is not None and throttle_after is not None:
+        throttle = throttle_after - throttle_before
+    return {
+        "first_ns": first_ns,
+        "warm": warm,
+        "steady": steady,
+        "cpu": cpu_window.between(cpu_start, cpu_end),
+        "loadavg": (cpu_start.loadavg, cpu_end.loadavg),
+        "throttle": throttle,
+    }
+
+
+def _memory_method(report: SamplerReport, hwm_method: str, hwm_reset: bool) -> str:
+    reset = "reset before load" if hwm_reset else "process lifetime, could not reset"
+    return (
+        f"peak: psutil RSS sampled every {report.interval_ms:g} ms by a background thread; "
+        f"hwm: {hwm_method} ({reset})"
+    )

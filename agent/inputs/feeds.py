@@ -1,0 +1,97 @@
+"""Build the feeds of one model: seeded data for every input, made before the first timestamp.
+
+Why: nothing may be allocated or converted inside a timed inference, so every input is
+synthesized, and wrapped as an OrtValue when the model needs ``run_with_ort_values``, up front.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+import numpy as np
+import onnxruntime as ort
+
+from agent.inputs.dtypes import ElementType, element_type
+from agent.inputs.shapes import NodeArgLike
+from agent.inputs.specs import Shape
+from shared.errors import ModelError, UsageError
+
+Feed: TypeAlias = "np.ndarray | ort.OrtValue"
+
+
+@dataclass(frozen=True)
+class Feeds:
+    """Every input of one model, built once and reused by each timed inference.
+
+    ``arrays`` goes to ``session.run`` (numpy arrays) or, when ``needs_ort_values``, to
+    ``session.run_with_ort_values`` (all OrtValues). ``nbytes`` is the tensor data handed to
+    onnxruntime per inference, in bytes (packed size for sub-byte types, UTF-8 for strings).
+    ``host`` holds the numpy buffer behind each feed: an OrtValue borrows that memory without a
+    copy, so the buffers must live as long as the feeds.
+    """
+
+    arrays: dict[str, Feed]
+    needs_ort_values: bool
+    nbytes: int
+    host: dict[str, np.ndarray] = field(repr=False, compare=False)
+
+
+def synthesize_inputs(
+    inputs: Sequence[NodeArgLike],
+    shapes: Mapping[str, Shape],
+    seed: int = 0,
+    *,
+    as_ort_values: bool = False,
+) -> Feeds:
+    """Allocate seeded data for every input, up front, so the timing loop allocates nothing.
+
+    Each input draws from its own generator seeded by (seed, CRC-32 of its name): the same seed
+    gives the same bytes, and adding an input to a model leaves the others' data unchanged.
+    ``as_ort_values`` forces OrtValue feeds, for models whose outputs need them.
+    """
+    if seed < 0:
+        raise UsageError(f"seed must be >= 0, got {seed}", "pass a non-negative --seed")
+    missing = [arg.name for arg in inputs if arg.name not in shapes]
+    if missing:
+        raise UsageError(
+            f"no shape for inputs {missing}", "resolve shapes first with resolve_shapes()"
+        )
+    kinds = {arg.name: element_type(arg) for arg in inputs}
+    host = {
+        name: kind.fill(np.random.default_rng([seed, zlib.crc32(name.encode())]), shapes[name])
+        for name, kind in kinds.items()
+    }
+    needs = as_ort_values or any(kind.onnx_code is not None for kind in kinds.values())
+    arrays: dict[str, Feed] = (
+        {name: _to_ort_value(name, host[name], kinds[name]) for name in host}
+        if needs
+        else dict(host)
+    )
+    nbytes = sum(_nbytes(host[name], kinds[name]) for name in host)
+    return Feeds(arrays=arrays, needs_ort_values=needs, nbytes=nbytes, host=host)
+
+
+def _to_ort_value(name: str, host: np.ndarray, kind: ElementType) -> ort.OrtValue:
+    """Wrap ``host`` (no copy) as an OrtValue of its ONNX element type."""
+    if kind.onnx_code is not None:
+        return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(host, kind.onnx_code)
+    if host.dtype == object:
+        raise ModelError(
+            f"input {name!r} is a string tensor, but this model needs OrtValue feeds "
+            "(a type numpy lacks), and onnxruntime cannot make an OrtValue from strings",
+            "export the model without string inputs, or with float/int types numpy supports",
+        )
+    return ort.OrtValue.ortvalue_from_numpy(host)
+
+
+def _nbytes(host: np.ndarray, kind: ElementType) -> int:
+    """Bytes of tensor data one input hands to onnxruntime."""
+    if kind.bits:
+        return -(-math.prod(host.shape) * kind.bits // 8)
+    if host.dtype == object:
+        return sum(len(word.encode()) for word in host.reshape(-1))
+    return int(host.nbytes)

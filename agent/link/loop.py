@@ -1,0 +1,219 @@
+"""The agent's network loop: register with a collector, run its jobs one at a time, reply.
+
+The agent connects out (agent.link.connection: DEALER to the collector's ROUTER), so a board behind
+NAT works, and ZeroMQ reconnects forever with exponential backoff. Every (re)connection
+triggers a fresh Register (naming the job in flight) and a resend of every unacknowledged
+result from the on-disk spool, so a collector restart costs nothing. Jobs run in child
+processes (agent.jobs.worker, waited for on a thread: agent.link.job_thread); this loop only waits
+with
+bounded polls, never sleeps, and stops cleanly on SIGTERM or SIGINT. It never imports
+onnxruntime or psutil: the device descriptor it registers with comes from the fork server
+(agent.jobs.worker), which has both loaded anyway.
+
+With keys (`--keys` secret file, `--collector-key` pinned public key) the connection is
+CURVE-encrypted and the collector knows this agent by its key, not by --name. A collector that
+refuses the key ends the agent with exit code 2 and a hint, since libzmq does not retry an
+authentication failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from agent import __version__
+from agent.board.tags import parse_tags  # noqa: F401  (importable from here, as before)
+from agent.jobs.worker import JobOutcome, start_server, stop_server
+from agent.link.connection import CONNECTED, FATAL, Connection
+from agent.link.job_thread import Jobs
+from agent.link.model_cache import ModelCache
+from agent.link.model_fetch import ModelFetch
+from agent.link.reports import progress_message, result_frames, upload_optimized_graph
+from agent.link.spool import Spool
+from agent.link.unacked import Unacked
+from shared import protocol
+from shared.errors import ProtocolError
+from shared.keys import PeerKeys
+
+log = logging.getLogger("flopgap.agent")
+
+POLL_MS = 100
+
+
+class Agent:
+    """One agent: a connection, a spool, a model cache and at most one running job."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        name: str,
+        tags: dict[str, str],
+        spool: Spool,
+        cache: ModelCache,
+        memory_limit_bytes: int | None = None,
+        keys: PeerKeys | None = None,
+        max_message_bytes: int | None = None,
+    ) -> None:
+        self.endpoint, self.name, self.tags = endpoint, name, tags
+        self.spool, self.cache = spool, cache
+        self.stop = threading.Event()
+        self.heartbeat_s = 1.0
+        self.exit_code = 0
+        self.jobs = Jobs(memory_limit_bytes, cancel=self.stop)
+        self.unacked = Unacked(spool)  # resent at every (re)connection until acknowledged
+        self.instance = uuid.uuid4().hex  # tells the collector a reconnect from a restart
+        self.device: dict[str, Any] = {}  # agent.board.device.describe(), from the fork server
+        self.conn = Connection(keys, max_message_bytes)
+        self.models = ModelFetch(cache, self.conn.send)
+
+    def serve(self) -> int:
+        """Run until stopped; returns the process exit code."""
+        # The fork server pays the imports once, not per job (`flopgap-agent run` has forked
+        # it already, before this process had threads); it also describes the device.
+        self.device = start_server().device
+        self.conn.sock.connect(self.endpoint)
+        log.info("agent %s connecting to %s", self.name, self.endpoint)
+        poller = zmq.Poller()
+        poller.register(self.conn.sock, zmq.POLLIN)
+        poller.register(self.conn.monitor, zmq.POLLIN)
+        poller.register(self.jobs.wake_fd, zmq.POLLIN)
+        next_beat = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                ready = dict(poller.poll(POLL_MS))
+                if self.conn.monitor in ready:
+                    self._connection_event(self.conn.read_event())
+                if self.conn.sock in ready:
+                    self._handle(self.conn.sock.recv_multipart())
+                if self.jobs.wake_fd in ready:
+                    self.jobs.drain_wake()
+                self._drain_events()
+                self._maybe_start_job()
+                if time.monotonic() >= next_beat:
+                    self._heartbeat()
+                    next_beat = time.monotonic() + self.heartbeat_s
+        finally:
+            stop_server()
+            self.jobs.close()
+            self.conn.close()
+        return self.exit_code
+
+    # --- collector --------------------------------------------------------------------------
+
+    def _connection_event(self, what: str | None) -> None:
+        if what == CONNECTED:
+            self._register()
+        elif what == FATAL:
+            self.exit_code = 2
+            self.stop.set()
+
+    def _register(self) -> None:
+        descriptor = {**self.device, "agent_instance": self.instance}
+        self.conn.send(
+            protocol.Register(self.name, __version__, descriptor, self.tags, self.jobs.current())
+        )
+        self.models.reconnected()
+        for result_id, frames in self.unacked.pending():
+            log.info("resending unacknowledged result %s", result_id[:8])
+            self.conn.send_frames(frames)
+
+    def _heartbeat(self) -> None:
+        job = self.jobs.current()
+        self.conn.send(protocol.Heartbeat("busy" if job else "idle", job))
+
+    def _handle(self, frames: list[bytes]) -> None:
+        try:
+            msg = protocol.decode(frames)
+        except ProtocolError as exc:
+            log.error("ignored a malformed message from the collector: %s", exc)
+            return
+        if isinstance(msg, protocol.Welcome):
+            self.heartbeat_s = msg.heartbeat_interval_s
+            log.info("registered as %s", msg.agent_id)
+        elif isinstance(msg, protocol.Job):
+            self.jobs.add(msg)
+        elif isinstance(msg, protocol.ModelData):
+            self.models.received(msg)
+        elif isinstance(msg, protocol.Ack):
+            self.unacked.ack(msg.result_id)
+        elif isinstance(msg, protocol.Reject):
+            self._rejected(msg)
+
+    def _rejected(self, msg: protocol.Reject) -> None:
+        if msg.code == "unregistered":
+            log.info("the collector does not know us (it restarted?): registering again")
+            self._register()
+        elif msg.code == "version":
+            log.error("collector refused us: %s (%s)", msg.reason, msg.hint)
+            self.exit_code = 2
+            self.stop.set()
+        else:
+            log.warning("collector refused a message: %s (%s)", msg.reason, msg.hint)
+
+    # --- jobs -------------------------------------------------------------------------------
+
+    def _maybe_start_job(self) -> None:
+        """Start the next job once its model is cached; one job at a time, never overlapping."""
+        job = self.jobs.next_waiting()
+        if job is None:
+            return
+        path = self.models.path(job.model_sha256)
+        if path is not None:
+            self.jobs.start(job, path)
+
+    def _drain_events(self) -> None:
+        for kind, payload in self.jobs.events():
+            if kind == "progress":
+                self.conn.send(progress_message(*payload))
+            else:
+                self._finish(*payload)
+
+    def _finish(self, job: protocol.Job, outcome: JobOutcome) -> None:
+        """Spool the job's result (or its failure), then send it; the next job may start."""
+        result_id = uuid.uuid4().hex
+        if outcome.document is not None:
+            upload_optimized_graph(outcome.document, self.conn.send)
+        frames = result_frames(job, outcome, result_id)
+        self.unacked.put(result_id, frames)
+        self.jobs.finished()
+        log.info("job %s: %s", job.job_id[:8], "done" if outcome.ok else outcome.error_kind)
+        self.conn.send_frames(frames)
+
+
+def run_agent(
+    endpoint: str,
+    name: str,
+    tags: dict[str, str],
+    spool_dir: Path,
+    cache_dir: Path,
+    cache_max_bytes: int,
+    memory_limit_bytes: int | None,
+    insecure: bool,
+    keys: PeerKeys | None = None,
+    max_message_bytes: int | None = None,
+    spool_max_bytes: int | None = None,
+) -> int:
+    """Entry point of `flopgap-agent run`; `spool_max_bytes` caps the on-disk outbox."""
+    import signal
+
+    from shared.transport import require_safe
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
+    require_safe(endpoint, insecure, "connect to", keys=keys is not None)
+    spool = Spool(spool_dir, spool_max_bytes)
+    agent = Agent(endpoint, name, tags, spool, ModelCache(cache_dir, cache_max_bytes),
+                  memory_limit_bytes, keys, max_message_bytes)  # fmt: skip
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        agent.stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return agent.serve()
