@@ -31,8 +31,8 @@ from agent.jobs.frames import dumps, write_frame
 from shared.errors import FlopgapError, UsageError
 
 # TEST-ONLY: tests set this in the agent's environment; agent.jobs.worker forwards it in the
-# job spec, and _run_test_hook makes the child misbehave on purpose: "segv", "hang", "exit" or "oom",
-# for every job, or "segv@NAME" for the jobs of the model named NAME only.
+# job spec, and _run_test_hook makes the child misbehave on purpose: "segv", "hang", "exit"
+# or "oom", for every job, or "segv@NAME" for the jobs of the model named NAME only.
 TEST_HOOK_ENV = "FLOPGAP_TEST_HOOK"
 _PR_SET_PDEATHSIG = 1
 _OOM_TEXT = ("bad_alloc", "failed to allocate memory", "out of memory")
