@@ -26,6 +26,7 @@ lint: $(STAMP) ## ruff lint + format check + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy agent shared collector bench
+	$(VENV)/bin/mypy --strict shared agent/probes
 
 bench: $(STAMP) ## Run every benchmark in bench/ and write bench/RESULTS.md
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all,bench]'
