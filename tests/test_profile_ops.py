@@ -19,10 +19,10 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from agent.engine.measure import file_sha256
 from agent.engine.profile_ops import OVERHEAD_NOTE, parse_profile, profile_ops, read_events
 from agent.engine.session import SessionSettings
 from shared.errors import UsageError
+from shared.hashing import file_sha256
 from tests.conftest import REPO, save_model
 
 SAMPLES = REPO / "tests" / "data" / "profiles"

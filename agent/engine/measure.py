@@ -7,7 +7,6 @@ versioned result document (shared.result) and the raw steady-state latencies in 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import tempfile
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from agent.engine.verdict import Limits
 from agent.power.meter import PowerSampler, open_sampler
 from agent.probes import cpufreq, memory
 from shared.errors import MeasurementError
+from shared.hashing import file_sha256
 
 
 def default_root() -> str:
@@ -78,15 +78,6 @@ class Measurement:
 
     document: dict[str, Any]
     latencies_ns: np.ndarray
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, streamed so large models do not sit in memory twice."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _runner(session: ort.InferenceSession, feeds: inputs.Feeds) -> tuple[Any, Any, Any]:

@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 import onnxruntime as ort
 
 from agent import inputs
-from agent.engine.measure import file_sha256
 from agent.engine.session import (
     SessionSettings,
     check_model_file,
@@ -35,6 +34,7 @@ from agent.engine.session import (
     translate_ort_error,
 )
 from shared.errors import MeasurementError, UsageError
+from shared.hashing import file_sha256
 
 PROFILE_FORMAT = 1
 _SUFFIX = "_kernel_time"

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from shared.errors import FlopgapError, ProtocolError
+from shared.hashing import file_sha256
 
 log = logging.getLogger("flopgap.agent.model_cache")
 
@@ -41,15 +42,6 @@ def check_sha256(sha256: str) -> str:
             f"bad model sha256 {sha256!r}", hint="a model is named by 64 lowercase hex digits"
         )
     return sha256
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, streamed so a large model is never held in memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ModelCache:

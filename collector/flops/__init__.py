@@ -6,9 +6,9 @@ The convention is ``shared/FLOPS.md`` (see ``CONVENTION``); ``count_model`` is t
 from __future__ import annotations
 
 from collector.flops.counter import count_model
-from collector.flops.loading import model_sha256
 from collector.flops.registry import DATA_MOVEMENT, FORMULAS, KNOWN_OP_TYPES, op_key
 from collector.flops.report import CONVENTION, CostReport, NodeCost, OpTypeCost, Totals
+from shared.hashing import file_sha256 as model_sha256
 
 __all__ = [
     "CONVENTION",

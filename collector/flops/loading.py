@@ -7,7 +7,6 @@ their presence is still checked, because a model with missing weights cannot be 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,12 +110,3 @@ def check_external_data(proto: onnx.ModelProto, base_dir: Path) -> None:
                 f"external data of tensor '{tensor.name}' is missing or short: {where}",
                 hint="copy the weight file(s) next to the .onnx file, as when it was exported",
             )
-
-
-def model_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a model file, read in 1 MiB blocks, to tie results to the exact bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
