@@ -11,13 +11,15 @@ import argparse
 import json
 from pathlib import Path
 
+from shared.cli_parsers import Subparsers, command
 
-def add_parser(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], measure_flags: bool
-) -> None:
+
+def add_parser(sub: Subparsers, measure_flags: bool) -> None:
     """`bench`; without `measure_flags` it lacks the flags that import onnxruntime."""
-    bench = sub.add_parser(
+    bench = command(
+        sub,
         "bench",
+        cmd_bench,
         help="measure one model locally",
         description="Load MODEL, run it once cold, warm it up, time the steady state, and "
         "report latency statistics, memory, system state and a validity verdict.",
@@ -41,7 +43,6 @@ def add_parser(
         from agent.engine.options import add_measure_flags
 
         add_measure_flags(bench)
-    bench.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

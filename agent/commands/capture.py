@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from shared.cli_parsers import Subparsers, command
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    cap = sub.add_parser(
+
+def add_parser(sub: Subparsers) -> None:
+    cap = command(
+        sub,
         "capture",
+        cmd_capture,
         help="copy what the probes read into a tree tests can replay",
         description="Copy exactly the sysfs/procfs files the power, thermal, frequency and "
         "device readers use (and the output of vcgencmd/tegrastats) into OUT_DIR. Send the "
@@ -23,7 +27,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="DIR",
         help="capture from DIR instead of / (e.g. to re-capture a tree)",
     )
-    cap.set_defaults(func=cmd_capture)
 
 
 def cmd_capture(args: argparse.Namespace) -> int:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from shared.cli_parsers import Subparsers, command
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    doc = sub.add_parser(
+
+def add_parser(sub: Subparsers) -> None:
+    doc = command(
+        sub,
         "doctor",
+        cmd_doctor,
         help="check that this board is ready to measure, and say what to fix",
         description="Checks onnxruntime, power/thermal/frequency sensors, the CPU governor, "
         "throttling, free memory and disk, clock sync and the collector (a real round trip "
@@ -41,7 +45,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="S",
         help="wait this long for the collector (default %(default)s)",
     )
-    doc.set_defaults(func=cmd_doctor)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

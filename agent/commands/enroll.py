@@ -6,11 +6,14 @@ import argparse
 from pathlib import Path
 
 from agent.commands import PROG
+from shared.cli_parsers import Subparsers, command
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    enr = sub.add_parser(
+def add_parser(sub: Subparsers) -> None:
+    enr = command(
+        sub,
         "enroll",
+        cmd_enroll,
         help="install an enrolment bundle from `flopgap keys agent NAME --bundle FILE`",
         description="Check the bundle, install its keys (0600 in a 0700 folder) and write the "
         "agent config that `run`, `doctor` and `service install` read.",
@@ -31,7 +34,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="KEY=VALUE",
         help="tags to write in the config, replacing its tags (repeatable)",
     )
-    enr.set_defaults(func=cmd_enroll)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:

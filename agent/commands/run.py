@@ -11,10 +11,14 @@ import argparse
 import os
 from pathlib import Path
 
+from shared.cli_parsers import Subparsers, command
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    run = sub.add_parser(
+
+def add_parser(sub: Subparsers) -> None:
+    run = command(
+        sub,
         "run",
+        cmd_run,
         help="serve a collector: measure the jobs it sends",
         description="Register with a collector (this side connects out, so NAT is fine), "
         "measure each job in a child process with the same engine as `bench`, and send results "
@@ -59,7 +63,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="address-space cap of each job's child process (RLIMIT_AS)",
     )
     _add_security_flags(run)
-    run.set_defaults(func=cmd_run)
 
 
 def _add_security_flags(run: argparse.ArgumentParser) -> None:

@@ -7,13 +7,14 @@ import argparse
 from pathlib import Path
 
 from agent.commands import PROG
+from shared.cli_parsers import Subparsers, actions, command
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: Subparsers) -> None:
     svc = sub.add_parser("service", help="install or remove the systemd unit that runs `run`")
-    actions = svc.add_subparsers(dest="action", required=True, metavar="ACTION")
+    steps = actions(svc)
     for action in ("install", "uninstall"):
-        p = actions.add_parser(action, help=f"{action} {PROG}.service")
+        p = command(steps, action, cmd_service, help=f"{action} {PROG}.service")
         p.add_argument(
             "--user",
             action="store_true",
@@ -37,7 +38,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                 metavar="USER",
                 help="User= of a system unit (default: the config file's owner)",
             )
-        p.set_defaults(func=cmd_service)
 
 
 def cmd_service(args: argparse.Namespace) -> int:
