@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from collector.costs import COST_COLUMNS, cost_columns, shapes_key
+from collector.costs import cost_columns, shapes_key
 from collector.flops import CONVENTION
 from collector.store import Store
 from shared.errors import UsageError
@@ -89,23 +89,38 @@ DOCUMENT_COLUMNS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "schema_version": lambda d: d["schema_version"],
 }
 
-ROW_COLUMNS = (
-    "result_id",
-    "job_id",
-    "status",
-    "error_kind",
-    "error",
-    "agent_id",
-    "device_id",
-    "model_name",
-    "model_sha256",
-)
-LATE_COLUMNS = ("campaign_id", "repeat")
+# Columns copied from the stored result row (collector.store.results.result_rows).
+STORE_COLUMNS = ("result_id", "job_id", "status", "error_kind", "error", "agent_id", "device_id",
+                 "model_name", "model_sha256", "campaign_id", "repeat")  # fmt: skip
 POWER_COLUMNS = ("power_source", "energy_j_per_inference", "net_energy_j_per_inference",
                  "idle_w", "j_per_gflop")  # fmt: skip
+
+# The CSV header, in file order. It only grows at its end: readers index columns by position
+# as well as by name, so a column is never renamed, moved or inserted (tests/data/csv/columns.txt
+# pins it). Each name is filled by exactly one of STORE_COLUMNS, DOCUMENT_COLUMNS,
+# COST_COLUMNS (collector.costs) and POWER_COLUMNS.
 COLUMNS: tuple[str, ...] = (
-    ROW_COLUMNS + tuple(DOCUMENT_COLUMNS) + COST_COLUMNS + LATE_COLUMNS + POWER_COLUMNS
-)
+    # the stored row
+    "result_id", "job_id", "status", "error_kind", "error", "agent_id", "device_id", "model_name",
+    "model_sha256",
+    # the result document
+    "hostname", "board", "cpu_model", "arch", "logical_cores", "onnxruntime", "provider",
+    "threads", "inter_threads", "opt_level", "input_shapes", "load_ms", "first_inference_ms",
+    "warmup_n", "warmup_ms", "n", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms",
+    "cv", "min_ms", "max_ms", "median_ci95_lo_ms", "median_ci95_hi_ms", "rss_before_mb",
+    "rss_after_load_mb", "peak_rss_mb", "hwm_mb", "valid", "invalid_reasons", "cpu_freq_min_mhz",
+    "cpu_freq_max_mhz", "governor", "temp_max_c", "foreign_cpu_cores", "power_avg_w", "started_at",
+    "schema_version",
+    # the FLOPs count (collector.costs)
+    "macs", "flops", "flops_2mac", "params", "bytes", "intensity", "achieved_gflops",
+    "flops_error",
+    # the stored row, added with campaigns
+    "campaign_id", "repeat",
+    # energy (power_columns)
+    "power_source", "energy_j_per_inference", "net_energy_j_per_inference", "idle_w",
+    "j_per_gflop",
+    # new columns go here, and only here
+)  # fmt: skip
 
 # Units of the columns whose names do not carry them; written to the sidecar.
 UNITS = {
@@ -127,7 +142,7 @@ UNITS = {
 def rows(store: Store, campaign_id: str | None = None) -> Iterable[dict[str, Any]]:
     """One flat dict per stored result, keyed by COLUMNS."""
     for r in store.result_rows(campaign_id):
-        row: dict[str, Any] = {c: r[c] for c in ROW_COLUMNS + LATE_COLUMNS}
+        row: dict[str, Any] = {c: r[c] for c in STORE_COLUMNS}
         doc = json.loads(r["document_json"]) if r["document_json"] else None
         for column, getter in DOCUMENT_COLUMNS.items():
             row[column] = getter(doc) if doc is not None else None

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector.export import COLUMNS
+from collector.costs import COST_COLUMNS
+from collector.export import COLUMNS, DOCUMENT_COLUMNS, POWER_COLUMNS, STORE_COLUMNS
 
 GOLDEN = Path(__file__).parent / "data" / "csv" / "columns.txt"
 
@@ -29,3 +30,10 @@ def test_every_column_is_in_the_golden_header() -> None:
 
 def test_column_names_are_unique() -> None:
     assert len(set(COLUMNS)) == len(COLUMNS)
+
+
+def test_every_column_has_exactly_one_source() -> None:
+    """A header name nothing fills would be an always-empty column; two sources would race."""
+    sources = [STORE_COLUMNS, tuple(DOCUMENT_COLUMNS), COST_COLUMNS, POWER_COLUMNS]
+    filled = [name for source in sources for name in source]
+    assert sorted(filled) == sorted(COLUMNS)
