@@ -176,7 +176,7 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from collector.serve import serve
+    from collector.server.serve import serve
 
     return serve(
         args.bind,

@@ -133,7 +133,7 @@ def test_serve_takes_the_peer_rate_from_its_flags(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_a_frame_over_the_size_cap_never_reaches_the_collector(tmp_path: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from collector.serve import serve; "
+        "import sys; from pathlib import Path; from collector.server.serve import serve; "
         f"sys.exit(serve('tcp://127.0.0.1:0', Path({str(tmp_path / 'db.sqlite')!r}), False, "
         "max_message_bytes=65536))"
     )

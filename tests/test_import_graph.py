@@ -195,3 +195,12 @@ def test_collector_imports_the_agent_only_to_run_one() -> None:
         if m.startswith("collector") and m not in COLLECTOR_MAY_IMPORT_AGENT
     }
     assert {m: t for m, t in wrong.items() if t} == {}
+
+
+def test_message_handlers_see_the_context_and_not_the_loop() -> None:
+    graph = _graph(top_level=False)
+    loop_side = {"collector.server", "collector.server.loop", "collector.server.table",
+                 "collector.server.serve"}  # fmt: skip
+    handlers = {m: graph[m] for m in MODULES if m.startswith("collector.server.handlers.")}
+    assert {"agents", "jobs", "campaigns", "status"} <= {m.rsplit(".", 1)[1] for m in handlers}
+    assert {m: t & loop_side for m, t in handlers.items() if t & loop_side} == {}

@@ -6,13 +6,11 @@ gets a Reject and the loop serves on. State lives in the store, so a restarted c
 resumes: jobs left running are requeued, and agents re-register with what they are running.
 
 With CURVE keys (an `Allowlist`), a peer is who its key says: the ZAP User-Id ("agent:NAME" or
-"client:NAME") of each message, never the name a Register claims. Agents may only act as
-agents and clients only submit, upload and ask for status. Each peer is rate limited
+"client:NAME") of each message, never the name a Register claims. Each peer is rate limited
 (collector.ratelimit), and replies never block the loop on a peer that does not read them.
 
-This module receives, sends and routes each message to its handler; the handlers live in
-collector.agent_lifecycle (register, adopt, missing agents), collector.job_flow (dispatch,
-results, failures), collector.submit (campaigns) and collector.refusals (roles, Rejects).
+This module receives, sends and routes; collector.server.table says which handler (in
+collector.server.handlers) answers each message and who may send it.
 """
 
 from __future__ import annotations
@@ -20,18 +18,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 import zmq
 
-from collector import agent_lifecycle, job_flow
 from collector.model_store import ModelStore
 from collector.ratelimit import RateLimiter
-from collector.refusals import Refused, check_role, reject_for
-from collector.registry import AgentRecord, Registry
-from collector.status import status_document
+from collector.server.context import Context, Refused, Sender
+from collector.server.handlers import agents, jobs
+from collector.server.registry import Registry
+from collector.server.table import ROUTES, Role, Route
 from collector.store import Store
-from collector.submit import submit
 from shared import protocol
 from shared.errors import FlopgapError, ProtocolError, UsageError
 from shared.keys import Allowlist
@@ -65,15 +61,10 @@ class Collector:
         self.limiter = limiter if limiter is not None else RateLimiter()  # empty is falsy
         self._reject_logs = RateLimiter(REJECT_LOGS_PER_MINUTE / 60, REJECT_LOGS_PER_MINUTE)
         self.store = store
-        self.models = models
-        self.heartbeat_s = heartbeat_s
-        self.calibrate = calibrate  # ask each agent to calibrate once per threads setting
-        self.registry = Registry(missing_after_s=heartbeat_s * MISSING_AFTER_BEATS)
+        registry = Registry(missing_after_s=heartbeat_s * MISSING_AFTER_BEATS)
+        self.ctx = Context(store, models, registry, self._send, heartbeat_s, calibrate)
+        self.counters = self.ctx.counters
         self.stop = threading.Event()
-        self.counters = {"rejected": 0, "results": 0, "duplicates": 0, "dropped": 0,
-                         "unsent": 0, "auth_denied": 0, "name_mismatch": 0,
-                         "commits": 0}  # fmt: skip
-        self.progress: dict[str, dict[str, Any]] = {}
         self._deferred: list[tuple[bytes, protocol.Message]] | None = None
         requeued = store.requeue_running()
         if requeued:
@@ -83,7 +74,7 @@ class Collector:
         while not self.stop.is_set():
             if self.sock.poll(POLL_MS):
                 self._receive_batch()
-            agent_lifecycle.check_liveness(self)
+            agents.check_liveness(self.ctx)
             if self.allowlist is not None:
                 self.counters["auth_denied"] = self.allowlist.denied
         return 0
@@ -166,50 +157,50 @@ class Collector:
             self._reject(routing_id, exc, "malformed")
             return
         try:
-            check_role(msg, identity)
-            self._dispatch_message(routing_id, msg, identity)
+            self._dispatch(Sender(routing_id, identity), msg)
         except Refused as exc:
             self._reject(routing_id, exc, exc.code)
         except (ProtocolError, UsageError) as exc:
             self._reject(routing_id, exc, "refused")
 
-    def _dispatch_message(
-        self, routing_id: bytes, msg: protocol.Message, identity: str | None
-    ) -> None:
-        if isinstance(msg, protocol.Register):
-            agent_lifecycle.register(self, routing_id, msg, identity)
-        elif isinstance(msg, protocol.SubmitCampaign):
-            submit(self, routing_id, msg)
-        elif isinstance(msg, protocol.ModelData):
-            self.models.put(msg.model)
-        elif isinstance(msg, protocol.StatusRequest):
-            self._send(routing_id, protocol.Status(status_document(self, msg.campaign)))
-        else:
-            agent = self.registry.by_route(routing_id)
-            if agent is None or (identity is not None and identity != f"agent:{agent.agent_id}"):
-                raise Refused(
-                    "message from an unregistered agent", "unregistered", hint="send Register first"
-                )
-            self.registry.touch(agent)
-            self._agent_message(agent, msg)
+    def _dispatch(self, sender: Sender, msg: protocol.Message) -> None:
+        """Check who may send `msg`, run its handler, then give an agent that spoke its next
+        job (it may be idle now)."""
+        route = _route(msg, sender.identity)
+        if route.role is Role.REGISTERED:
+            agent = self.ctx.registry.by_route(sender.routing_id)
+            if agent is None or (sender.identity not in (None, f"agent:{agent.agent_id}")):
+                agent = None
+            sender = Sender(sender.routing_id, sender.identity, agent)
+            self.ctx.registry.touch(sender.registered)
+        route.handle(self.ctx, sender, msg)
+        if sender.agent is not None:
+            jobs.dispatch(self.ctx, sender.agent)
 
-    def _agent_message(self, agent: AgentRecord, msg: protocol.Message) -> None:
-        if isinstance(msg, protocol.Heartbeat):
-            if msg.job_id and agent.running is None:
-                agent_lifecycle.adopt_running(self, agent, msg.job_id)
-        elif isinstance(msg, protocol.Progress):
-            self.progress[msg.job_id] = {**msg.progress, "agent": agent.agent_id}
-        elif isinstance(msg, protocol.ModelRequest):
-            data = self.models.read(msg.sha256)
-            if data is None:
-                raise ProtocolError(f"the collector has no model {msg.sha256[:12]}")
-            self._send(agent.routing_id, protocol.ModelData(msg.sha256, data))
-            log.info("sent model %s (%d bytes) to %s", msg.sha256[:12], len(data), agent.agent_id)
-        elif isinstance(msg, (protocol.Result, protocol.JobFailed)):
-            job_flow.complete(self, agent, msg)
-        else:
-            raise ProtocolError(f"unexpected {type(msg).__name__} from an agent")
-        job_flow.dispatch(self, agent)
+
+def _route(msg: protocol.Message, identity: str | None) -> Route:
+    """The message's table row, once its sender's key may send it."""
+    name = type(msg).__name__
+    route = ROUTES.get(type(msg))
+    if route is None:
+        raise ProtocolError(f"unexpected {name}: only the collector sends it")
+    role = None if identity is None else identity.partition(":")[0]
+    if role is not None and role != route.role.key:
+        wanted = route.role.key
+        hint = f"create a {wanted} key on the collector: flopgap keys {wanted} NAME"
+        raise Refused(f"{name} needs a {wanted} key, and {identity} is not one", "refused", hint)
+    return route
+
+
+def reject_for(exc: FlopgapError, code: str) -> protocol.Reject:
+    """The Reject for a refused message; a protocol version mismatch says who must upgrade."""
+    reason, hint = exc.message, exc.hint or "check that both sides run the same flopgap"
+    if isinstance(exc, protocol.VersionMismatch):
+        mine, code = protocol.PROTOCOL_VERSION, "version"
+        reason = f"the collector speaks flopgap protocol {mine}, the peer {exc.peer_proto}"
+        hint = ("upgrade the collector: pip install -U flopgap" if exc.peer_proto > mine
+                else "upgrade this agent: pip install -U flopgap")  # fmt: skip
+    return protocol.Reject(reason, hint, protocol.PROTOCOL_VERSION, code)
 
 
 def _peer(peer: bytes | str) -> str:

@@ -3,7 +3,7 @@ needed), completion by a Result or a JobFailed, failed attempts and their retrie
 end of a campaign.
 
 Order matters for durability: a result is stored before its Ack is sent (inside a batch the
-Ack waits for the commit, see collector.server), and enriching runs after the Ack so it never
+Ack waits for the commit, see collector.server.loop), and enriching runs after the Ack so it never
 delays a result.
 """
 
@@ -12,76 +12,86 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING
 
 from collector.enrich import enrich, needs_calibration
-from collector.refusals import Refused
-from collector.registry import AgentRecord
+from collector.server.context import Context, Refused, Sender
+from collector.server.registry import AgentRecord
 from collector.store import Failure
 from shared import protocol
+from shared.errors import ProtocolError
 from shared.result import check_document
-
-if TYPE_CHECKING:
-    from collector.server import Collector
 
 log = logging.getLogger("flopgap.collector")
 
 
-def dispatch(collector: Collector, agent: AgentRecord) -> None:
+def dispatch(ctx: Context, agent: AgentRecord) -> None:
     """Give an idle agent its next queued job, if it has one."""
     if not agent.idle:
         return
-    store = collector.store
+    store = ctx.store
     job = store.next_queued_job(agent.agent_id)
     if job is None:
         return
     store.start_job(job["job_id"])
     agent.running = job["job_id"]
     settings = json.loads(job["settings_json"])
-    if collector.calibrate and needs_calibration(
+    if ctx.calibrate and needs_calibration(
         store, agent.agent_id, settings, agent.descriptor.get("onnxruntime")
     ):
         settings["calibrate"] = True  # once per agent, threads and onnxruntime version
-    collector._send(agent.routing_id, protocol.Job(
+    ctx.reply(agent.routing_id, protocol.Job(
         job["job_id"], job["model_name"], job["model_sha256"], settings,
         float(job["timeout_s"])))  # fmt: skip
     log.debug("job %s: %s -> %s", job["job_id"][:8], job["model_name"], agent.agent_id)
 
 
-def complete(
-    collector: Collector, agent: AgentRecord, msg: protocol.Result | protocol.JobFailed
-) -> None:
+def progress(ctx: Context, sender: Sender, msg: protocol.Progress) -> None:
+    """Keep the running job's latest progress for `flopgap status`; nothing is stored."""
+    ctx.progress[msg.job_id] = {**msg.progress, "agent": sender.registered.agent_id}
+
+
+def send_model(ctx: Context, sender: Sender, msg: protocol.ModelRequest) -> None:
+    """Send an agent the model its job names (it has no copy in its cache)."""
+    agent = sender.registered
+    data = ctx.models.read(msg.sha256)
+    if data is None:
+        raise ProtocolError(f"the collector has no model {msg.sha256[:12]}")
+    ctx.reply(agent.routing_id, protocol.ModelData(msg.sha256, data))
+    log.info("sent model %s (%d bytes) to %s", msg.sha256[:12], len(data), agent.agent_id)
+
+
+def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFailed) -> None:
     """Store a job's Result (or its failed attempt), ack it, then enrich it and check whether
     its campaign is done."""
-    store = collector.store
+    store, agent = ctx.store, sender.registered
     job = store.job(msg.job_id)
     if job is None or job["agent_id"] != agent.agent_id:
         raise Refused(f"result for job {msg.job_id[:12]}, which is not this agent's", "unknown_job")
     if agent.running == msg.job_id:
         agent.running = None
-    collector.progress.pop(msg.job_id, None)
+    ctx.progress.pop(msg.job_id, None)
     if isinstance(msg, protocol.Result):
         check_document(msg.document)
         stored = store.record_result(
             msg.job_id, msg.result_id, agent.device_id, msg.document, msg.latencies_ns, job
         )
-        collector.counters["results" if stored else "duplicates"] += 1
+        ctx.counters["results" if stored else "duplicates"] += 1
         lat = msg.document["latency_ms"]
         log.info("result %s: %s on %s p50 %.3f ms (%s)%s", msg.result_id[:8],
                  job["model_name"], agent.agent_id, lat["p50"],
                  "valid" if msg.document["valid"] else "INVALID",
                  "" if stored else " [duplicate, not stored]")  # fmt: skip
     else:
-        fail(collector, agent, msg.job_id, msg.kind, msg.error, msg.result_id)
-    collector._send(agent.routing_id, protocol.Ack(msg.result_id))  # after the durable write
+        fail(ctx, agent, msg.job_id, msg.kind, msg.error, msg.result_id)
+    ctx.reply(agent.routing_id, protocol.Ack(msg.result_id))  # after the durable write
     if isinstance(msg, protocol.Result):  # after the ack: enriching never delays a result
-        enrich(store, collector.models, agent.agent_id, msg.result_id, job["model_sha256"],
+        enrich(store, ctx.models, agent.agent_id, msg.result_id, job["model_sha256"],
                msg.document)  # fmt: skip
-    campaign_progress(collector, job["campaign_id"])
+    campaign_progress(ctx, job["campaign_id"])
 
 
 def fail(
-    collector: Collector,
+    ctx: Context,
     agent: AgentRecord,
     job_id: str,
     kind: str,
@@ -90,7 +100,7 @@ def fail(
 ) -> None:
     """Record a failed attempt; the store requeues the job or fails it for good."""
     failure = Failure(result_id or uuid.uuid4().hex, agent.device_id, kind, error)
-    state = collector.store.fail_attempt(job_id, failure)
+    state = ctx.store.fail_attempt(job_id, failure)
     if agent.running == job_id:
         agent.running = None
     log.warning("job %s %s on %s (%s: %s)", job_id[:8],
@@ -98,7 +108,7 @@ def fail(
                 agent.agent_id, kind, error[:200])  # fmt: skip
 
 
-def campaign_progress(collector: Collector, campaign_id: str) -> None:
+def campaign_progress(ctx: Context, campaign_id: str) -> None:
     """Mark the campaign finished once none of its jobs is left to run."""
-    if collector.store.finish_campaign_if_done(campaign_id):
+    if ctx.store.finish_campaign_if_done(campaign_id):
         log.info("campaign %s finished", campaign_id[:8])

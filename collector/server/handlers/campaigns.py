@@ -1,30 +1,34 @@
-"""Accepting a campaign a client submits (SubmitCampaign): check it, store it, expand it into
-jobs for the agents registered now, answer CampaignAccepted and start dispatching.
+"""What clients send before and as a campaign: its models (ModelData, stored by hash), then
+the campaign (SubmitCampaign): check it, store it, expand it into jobs for the agents
+registered now, answer CampaignAccepted and start dispatching.
 
 A campaign is refused (UsageError, sent back as a Reject) when one of its models was not
 uploaded first or when no registered agent can satisfy part of its matrix. Agents that
-register later get their jobs from collector.agent_lifecycle.
+register later get their jobs from collector.server.handlers.agents.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING
 
-from collector import job_flow, scheduler
+from collector import scheduler
+from collector.server.context import Context, Sender
+from collector.server.handlers import jobs
 from shared import protocol
 from shared.errors import UsageError
-
-if TYPE_CHECKING:
-    from collector.server import Collector
 
 log = logging.getLogger("flopgap.collector")
 
 
-def submit(collector: Collector, routing_id: bytes, msg: protocol.SubmitCampaign) -> None:
+def upload_model(ctx: Context, sender: Sender, msg: protocol.ModelData) -> None:
+    """Keep an uploaded model under its hash (a campaign names its models by hash)."""
+    ctx.models.put(msg.model)
+
+
+def submit(ctx: Context, sender: Sender, msg: protocol.SubmitCampaign) -> None:
     """Check, store and expand a submitted campaign, then reply and dispatch."""
-    store, models, registry = collector.store, collector.models, collector.registry
+    store, models, registry = ctx.store, ctx.models, ctx.registry
     payload = msg.campaign
     scheduler.check_payload(payload)
     for job in payload["jobs"]:
@@ -53,6 +57,6 @@ def submit(collector: Collector, routing_id: bytes, msg: protocol.SubmitCampaign
     log.info("campaign %s (%s) accepted: %d jobs on %d agents now", payload["name"],
              campaign_id[:8], total, len({j["agent_id"] for j in store.jobs(
                  campaign_id=campaign_id)}))  # fmt: skip
-    collector._send(routing_id, protocol.CampaignAccepted(campaign_id, total))
+    ctx.reply(sender.routing_id, protocol.CampaignAccepted(campaign_id, total))
     for agent in registry.all():
-        job_flow.dispatch(collector, agent)
+        jobs.dispatch(ctx, agent)

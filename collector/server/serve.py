@@ -21,7 +21,7 @@ from zmq.utils import z85
 
 from collector.model_store import ModelStore
 from collector.ratelimit import RateLimiter
-from collector.server import HEARTBEAT_S, Collector
+from collector.server.loop import HEARTBEAT_S, Collector
 from collector.store import Store
 from shared.errors import UsageError
 from shared.keys import Allowlist, KeyPair, load_collector

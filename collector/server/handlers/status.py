@@ -8,35 +8,40 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from collector.server import Collector
+from collector.server.context import Context, Sender
+from shared import protocol
 
 
-def status_document(collector: Collector, campaign: str = "") -> dict[str, Any]:
+def answer(ctx: Context, sender: Sender, msg: protocol.StatusRequest) -> None:
+    """Reply with the status document, for one campaign (name or id) or all."""
+    ctx.reply(sender.routing_id, protocol.Status(status_document(ctx, msg.campaign)))
+
+
+def status_document(ctx: Context, campaign: str = "") -> dict[str, Any]:
     now = time.monotonic()
     agents = [
         {
             "name": a.agent_id, "state": a.state, "busy": a.running, "tags": a.tags,
             "last_seen_s": round(now - a.last_seen, 1), "board": a.descriptor.get("board"),
             "cpu_model": a.descriptor.get("cpu_model"),
-            "progress": collector.progress.get(a.running or "", None),
+            "progress": ctx.progress.get(a.running or "", None),
         }
-        for a in collector.registry.all()
+        for a in ctx.registry.all()
     ]  # fmt: skip
-    rows = collector.store.campaigns()
+    rows = ctx.store.campaigns()
     if campaign:
         rows = [r for r in rows if campaign in (r["name"], r["campaign_id"])]
     return {
         "agents": agents,
-        "campaigns": [_campaign(collector, row) for row in rows[-20:]],
-        "counters": dict(collector.counters),
+        "campaigns": [_campaign(ctx, row) for row in rows[-20:]],
+        "counters": dict(ctx.counters),
     }
 
 
-def _campaign(collector: Collector, row: Any) -> dict[str, Any]:
-    jobs = collector.store.jobs(campaign_id=row["campaign_id"])
+def _campaign(ctx: Context, row: Any) -> dict[str, Any]:
+    jobs = ctx.store.jobs(campaign_id=row["campaign_id"])
     per_agent: dict[str, Counter[str]] = {}
     for job in jobs:
         per_agent.setdefault(job["agent_id"], Counter())[job["state"]] += 1
