@@ -1,6 +1,6 @@
 """Closed-form checks of every formula, each on a one-node graph that onnxruntime also runs.
 
-Expected numbers are worked out by hand from ``shared/FLOPS.md`` in each test, so a failure
+Expected numbers are worked out by hand from ``docs/FLOPS.md`` in each test, so a failure
 says which formula drifted from the convention.
 """
 

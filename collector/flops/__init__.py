@@ -1,6 +1,6 @@
 """Theoretical cost of ONNX models: MACs, FLOPs, params, bytes and arithmetic intensity.
 
-The convention is ``shared/FLOPS.md`` (see ``CONVENTION``); ``count_model`` is the entry point.
+The convention is ``docs/FLOPS.md`` (see ``CONVENTION``); ``count_model`` is the entry point.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every formula is a small pure function of shapes and attributes (never protos), so it can be
 checked by hand: ``fn(ins, outs, attrs) -> OpCost``. ``ins``/``outs`` hold one static shape per
 node input/output (``None`` for an absent optional input). The counting convention is the one
-in ``shared/FLOPS.md``: MACs only for Conv, ConvTranspose, Gemm, MatMul, Einsum (and the
+in ``docs/FLOPS.md``: MACs only for Conv, ConvTranspose, Gemm, MatMul, Einsum (and the
 attention contrib ops), FLOPs = 2 x MACs plus per-element counts for everything else.
 """
 

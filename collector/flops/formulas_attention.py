@@ -1,6 +1,6 @@
 """Attention ops: com.microsoft Attention / MultiHeadAttention and ONNX (opset 23) Attention.
 
-Each counts the Q·Kᵀ and A·V MACs plus 4 Softmax FLOPs per score, as ``shared/FLOPS.md``
+Each counts the Q·Kᵀ and A·V MACs plus 4 Softmax FLOPs per score, as ``docs/FLOPS.md``
 says. com.microsoft ``Attention`` also takes the QKV projection weights as an input, so its
 projection MatMul is counted here too (plus one FLOP per projected element for its bias, like
 Gemm's C term): the weights are consumed by this node and nowhere else in the graph, so leaving

@@ -1,6 +1,6 @@
 """MAC-bearing formulas: Conv, ConvTranspose, Gemm, MatMul, Einsum and their quantized twins.
 
-These are the only ops whose work is counted in MACs (``shared/FLOPS.md``); FLOPs = 2 x MACs,
+These are the only ops whose work is counted in MACs (``docs/FLOPS.md``); FLOPs = 2 x MACs,
 plus one FLOP per output element for a bias. Quantized ops count the same MACs as integer
 MACs (``int_macs``) and no float FLOPs, so int8 work never inflates the float figures.
 """

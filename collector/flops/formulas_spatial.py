@@ -1,6 +1,6 @@
 """Per-element formulas that depend on attributes: normalizations, pools and Resize.
 
-Counts follow ``shared/FLOPS.md``: a normalization costs 5 FLOPs per element with an affine
+Counts follow ``docs/FLOPS.md``: a normalization costs 5 FLOPs per element with an affine
 scale/shift and 4 without; pools cost one FLOP per window element; Resize costs 0 (nearest),
 2^d (linear) or 4^d (cubic) per output element, d being the number of resized axes.
 """

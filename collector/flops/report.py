@@ -13,7 +13,7 @@ from typing import Any
 
 CONVENTION = (
     "flopgap-flops/1: macs = multiply-accumulates of Conv, ConvTranspose, Gemm, MatMul, Einsum "
-    "and attention ops; flops = 2*macs + per-element counts of all other ops (shared/FLOPS.md); "
+    "and attention ops; flops = 2*macs + per-element counts of all other ops (docs/FLOPS.md); "
     "flops_2mac = 2*macs; int_macs = MACs of quantized ops, not in flops; "
     "bytes = sum over nodes of input + output tensor bytes; intensity = flops / bytes"
 )
