@@ -171,7 +171,7 @@ def measure_load(folder: Path, duration: float = DURATION_S) -> dict[str, float]
         server.stop()
     store = Store(db)
     try:
-        stored = sum(r["status"] == "ok" for r in store.result_rows())
+        stored = sum(r.status == "ok" for r in store.result_rows())
         total = len(store.jobs())
     finally:
         store.close()

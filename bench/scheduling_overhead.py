@@ -11,7 +11,6 @@ FLOPs count, the client's polling) is overhead.
 from __future__ import annotations
 
 import io
-import json
 import sys
 import tempfile
 import time
@@ -50,12 +49,12 @@ def run() -> list[Figure]:
             agent.stop()
             server.stop()
         store = Store(db)
-        docs = [json.loads(r["document_json"]) for r in store.result_rows()]
+        docs = [r.document for r in store.result_rows() if r.document is not None]
         campaign = store.campaigns()[0]
         store.close()
     # The collector's own clock, from accepting the campaign to its last stored result: the
     # client's status polling (every 0.5 s) is not the scheduler's cost.
-    stored_wall = campaign["finished"] - campaign["created"]
+    stored_wall = (campaign.finished or time.time()) - campaign.created
     measured = sum(
         (d["load_ms"] + d["first_inference_ms"] + d["warmup"]["ms"]) / 1e3 + d["steady_seconds"]
         for d in docs

@@ -47,10 +47,11 @@ def cost_columns(store: Store, sha256: str, shapes: str, p50_ms: float | None) -
     if row is None:
         empty["flops_error"] = "not counted"
         return empty
-    if row["cost_json"] is None:
-        empty["flops_error"] = row["error"]
+    cost = row.cost
+    if cost is None:
+        empty["flops_error"] = row.error
         return empty
-    total = json.loads(row["cost_json"])["total"]
+    total = cost["total"]
     flops = total["flops"]
     return {
         "macs": total["macs"],

@@ -7,7 +7,6 @@ logged and leaves the result without the extra data (the report then says what i
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -25,8 +24,8 @@ def needs_calibration(
     """True when this agent has no calibration at these threads with this onnxruntime."""
     threads = int(settings.get("threads", 0))
     for row in store.calibration_rows():
-        if row["agent_id"] == agent_id and row["threads"] == threads:
-            return json.loads(row["detail_json"]).get("onnxruntime") != onnxruntime
+        if row.agent_id == agent_id and row.threads == threads:
+            return row.detail.get("onnxruntime") != onnxruntime
     return True
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterable
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -139,18 +140,23 @@ UNITS = {
 }
 
 
+def _plain(value: Any) -> Any:
+    """A state enum as its word, so every writer (CSV, Parquet) sees a plain str."""
+    return value.value if isinstance(value, Enum) else value
+
+
 def rows(store: Store, campaign_id: str | None = None) -> Iterable[dict[str, Any]]:
     """One flat dict per stored result, keyed by COLUMNS."""
     for r in store.result_rows(campaign_id):
-        row: dict[str, Any] = {c: r[c] for c in STORE_COLUMNS}
-        doc = json.loads(r["document_json"]) if r["document_json"] else None
+        row: dict[str, Any] = {c: _plain(getattr(r, c)) for c in STORE_COLUMNS}
+        doc = r.document
         for column, getter in DOCUMENT_COLUMNS.items():
             row[column] = getter(doc) if doc is not None else None
         if doc is not None:
-            row.update(cost_columns(store, r["model_sha256"], shapes_key(doc), row["p50_ms"]))
+            row.update(cost_columns(store, r.model_sha256, shapes_key(doc), row["p50_ms"]))
             row.update(power_columns(doc.get("power"), row.get("flops")))
-        if doc is None and r["descriptor_json"]:
-            device = json.loads(r["descriptor_json"])
+        if doc is None and r.descriptor_json:
+            device = json.loads(r.descriptor_json)
             row.update(
                 hostname=device.get("hostname"),
                 cpu_model=device.get("cpu_model"),
@@ -222,11 +228,11 @@ def _campaign_id(store: Store, campaign: str | None) -> str | None:
         return None
     row = store.campaign_by_name(campaign)
     if row is None:
-        known = ", ".join(sorted({r["name"] for r in store.campaigns()})) or "none"
+        known = ", ".join(sorted({r.name for r in store.campaigns()})) or "none"
         raise UsageError(
             f"no campaign {campaign!r} in the database", hint=f"campaigns there: {known}"
         )
-    return str(row["campaign_id"])
+    return str(row.campaign_id)
 
 
 def _frame(store: Store, campaign_id: str | None) -> Any:

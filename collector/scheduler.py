@@ -9,13 +9,13 @@ on a device, and a device's results always come from that device.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from collector.campaign.targets import Targets
 from collector.store import Store
+from collector.store.rows import CampaignRow
 from shared.errors import UsageError
 
 PAYLOAD_KEYS = {"name", "targets", "jobs", "timeout_s", "retries", "spec"}
@@ -49,16 +49,18 @@ def check_payload(payload: Mapping[str, Any]) -> None:
         )
 
 
-def expand_for_agent(store: Store, campaign: Any, agent_id: str, tags: Mapping[str, str]) -> int:
+def expand_for_agent(
+    store: Store, campaign: CampaignRow, agent_id: str, tags: Mapping[str, str]
+) -> int:
     """Queue the campaign's jobs for one agent unless it has them already; returns how many."""
-    payload = json.loads(campaign["spec_json"])
+    payload = campaign.spec
     if not targets_match(payload["targets"], agent_id, tags):
         return 0
-    if store.jobs(campaign_id=campaign["campaign_id"], agent_id=agent_id):
+    if store.jobs(campaign_id=campaign.campaign_id, agent_id=agent_id):
         return 0
     attempts = 1 + int(payload["retries"])
     rows = [
-        (uuid.uuid4().hex, campaign["campaign_id"], agent_id, job["sha256"], job["model"],
+        (uuid.uuid4().hex, campaign.campaign_id, agent_id, job["sha256"], job["model"],
          job["settings"], int(job["repeat"]), attempts, float(payload["timeout_s"]))
         for job in payload["jobs"]
     ]  # fmt: skip

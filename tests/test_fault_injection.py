@@ -12,7 +12,6 @@ FLOPGAP_FAULTS_SEED=N replays a run; every assertion message names the seed.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -124,15 +123,15 @@ def _check_store(db: Path, seed: int) -> None:
         jobs, results = store.jobs(), store.result_rows()
         assert len(jobs) == JOBS, f"{len(jobs)} jobs, expected {JOBS} {why}"
         assert len(results) == len(jobs), f"{len(results)} results for {len(jobs)} jobs {why}"
-        assert len({r["result_id"] for r in results}) == len(results), f"duplicate ids {why}"
-        assert {r["job_id"] for r in results} == {j["job_id"] for j in jobs}, f"lost jobs {why}"
-        assert all(j["state"] == "done" for j in jobs), f"jobs not done {why}"
+        assert len({r.result_id for r in results}) == len(results), f"duplicate ids {why}"
+        assert {r.job_id for r in results} == {j.job_id for j in jobs}, f"lost jobs {why}"
+        assert all(j.state == "done" for j in jobs), f"jobs not done {why}"
         for r in results:
-            assert r["status"] == "ok", f"{r['error']} {why}"
-            n = json.loads(r["document_json"])["latency_ms"]["n"]
-            lat = store.latencies(r["result_id"])
-            assert lat.size == n and lat.dtype == np.int64, f"latencies of {r['result_id']} {why}"
-            assert (lat > 0).all(), f"non-positive latency in {r['result_id']} {why}"
+            assert r.status == "ok", f"{r.error} {why}"
+            n = (r.document or {})["latency_ms"]["n"]
+            lat = store.latencies(r.result_id)
+            assert lat.size == n and lat.dtype == np.int64, f"latencies of {r.result_id} {why}"
+            assert (lat > 0).all(), f"non-positive latency in {r.result_id} {why}"
     finally:
         store.close()
 

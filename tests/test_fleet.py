@@ -68,12 +68,12 @@ def test_campaign_survives_agent_and_collector_sigkill(tmp_path: Path) -> None:
         results = store.result_rows()
         assert len(jobs) == expected_jobs
         assert len(results) == len(jobs)  # exactly one result per job: none lost, none doubled
-        assert len({r["result_id"] for r in results}) == len(results)
-        assert {r["job_id"] for r in results} == {j["job_id"] for j in jobs}
+        assert len({r.result_id for r in results}) == len(results)
+        assert {r.job_id for r in results} == {j.job_id for j in jobs}
         for r in results:
-            assert r["status"] == "ok", r["error"]
-            n = json.loads(r["document_json"])["latency_ms"]["n"]
-            latencies = store.latencies(r["result_id"])
+            assert r.status == "ok", r.error
+            n = (r.document or {})["latency_ms"]["n"]
+            latencies = store.latencies(r.result_id)
             assert latencies.size == n and latencies.dtype == np.int64 and (latencies > 0).all()
     finally:
         store.close()
@@ -163,7 +163,7 @@ def test_late_agent_picks_up_work_and_a_frozen_agent_is_requeued(tmp_path: Path)
     try:
         assert len(store.result_rows()) == len(store.jobs()) == 4
         assert store.calibration_rows() == []  # --no-calibrate (the test default) holds
-        errors = [json.loads(j["errors_json"]) for j in store.jobs(agent_id="early")]
+        errors = [json.loads(j.errors_json) for j in store.jobs(agent_id="early")]
         assert any("agent_missing" in e for errs in errors for e in errs)
     finally:
         store.close()

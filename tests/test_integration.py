@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from collector.export import COLUMNS
-from collector.store import Store
+from collector.store import JobState, ResultStatus, Store
 from tests.conftest import Runner
 from tests.fleet_helpers import start_agent, start_collector, write_campaign
 
@@ -38,16 +38,19 @@ def test_agent_measures_jobs_and_collector_exports_csv(
 
     store = Store(db)
     try:
-        rows = {r["model_name"]: r for r in store.result_rows()}
+        rows = {r.model_name: r for r in store.result_rows()}
         assert set(rows) == {"tiny", "runtime_fail"}
         ok, failed = rows["tiny"], rows["runtime_fail"]
-        assert ok["status"] == "ok" and failed["status"] == "error"
-        assert failed["error_kind"] == "measurement_error" and "Reshape" in failed["error"]
-        latencies = store.latencies(ok["result_id"])
+        assert ok.status is ResultStatus.OK and failed.status is ResultStatus.ERROR
+        assert failed.error_kind == "measurement_error" and "Reshape" in (failed.error or "")
+        latencies = store.latencies(ok.result_id)
         assert latencies.dtype == np.int64 and latencies.size >= 64 and (latencies > 0).all()
-        assert {j["state"] for j in store.jobs(agent_id="it-agent")} == {"done", "failed"}
+        assert {j.state for j in store.jobs(agent_id="it-agent")} == {
+            JobState.DONE,
+            JobState.FAILED,
+        }
         calibration = store.calibration_rows()  # asked for once: one agent, one thread count
-        assert len(calibration) == 1 and calibration[0]["peak_gflops"] > 0
+        assert len(calibration) == 1 and (calibration[0].peak_gflops or 0) > 0
     finally:
         store.close()
 

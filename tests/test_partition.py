@@ -14,7 +14,6 @@ and links are deleted in a `finally`. Opt-in like the fault suite: FLOPGAP_FAULT
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -166,13 +165,13 @@ def _check_store(db: Path) -> None:
         jobs, results = store.jobs(), store.result_rows()
         assert len(jobs) == JOBS
         assert len(results) == len(jobs)  # each job completed exactly once
-        assert {r["job_id"] for r in results} == {j["job_id"] for j in jobs}
-        assert len({r["result_id"] for r in results}) == len(results)
-        assert {r["agent_id"] for r in results} == set(AGENTS)
+        assert {r.job_id for r in results} == {j.job_id for j in jobs}
+        assert len({r.result_id for r in results}) == len(results)
+        assert {r.agent_id for r in results} == set(AGENTS)
         for r in results:
-            assert r["status"] == "ok", r["error"]
-            n = json.loads(r["document_json"])["latency_ms"]["n"]
-            lat = store.latencies(r["result_id"])
+            assert r.status == "ok", r.error
+            n = (r.document or {})["latency_ms"]["n"]
+            lat = store.latencies(r.result_id)
             assert lat.size == n and lat.dtype == np.int64 and (lat > 0).all()
     finally:
         store.close()

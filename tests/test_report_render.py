@@ -25,6 +25,7 @@ from collector.report import (
     write_png_dir,
 )
 from collector.store import Store
+from collector.store.rows import CalibrationRow, OpTimeRow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FLOPS = {"tiny": 1e6, "small": 1e7, "dwnet": 5e7, "big": 1e9}
@@ -202,14 +203,12 @@ def _store(path: Path, p50: dict[str, float], cls: type[Store] = Store) -> Store
 class ProfilingStore(Store):
     """The interface build_report expects once the store keeps op times and calibrations."""
 
-    def op_time_rows(self, campaign_id: str | None) -> list[dict[str, Any]]:
-        return [{"result_id": "r0", "node_name": "n", "op_type": "MatMul", "provider": "CPU",
-                 "kernel_time_us": 5.0, "flops": 1e6, "macs": 5e5, "bytes": 1e5,
-                 "fused_from": None}]  # fmt: skip
+    def op_time_rows(self, campaign_id: str | None = None) -> list[OpTimeRow]:
+        return [OpTimeRow("r0", "n", "MatMul", "CPU", 5.0, 1_000_000, 500_000, 100_000, None,
+                          None, None)]  # fmt: skip
 
-    def calibration_rows(self) -> list[dict[str, Any]]:
-        return [{"agent_id": "pc", "threads": 1, "peak_gflops": 10.0, "bandwidth_gbs": 2.0,
-                 "measured_at": 0.0}]  # fmt: skip
+    def calibration_rows(self) -> list[CalibrationRow]:
+        return [CalibrationRow("pc", 1, 10.0, 2.0, 0.0, "{}")]
 
 
 def test_build_report_reads_a_store(tmp_path: Path) -> None:

@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from collector import latency_blob
-from collector.store import STORE_SCHEMA_VERSION, Store
+from collector.store import (
+    STORE_SCHEMA_VERSION,
+    CampaignState,
+    Failure,
+    JobState,
+    ResultStatus,
+    Store,
+)
+from collector.store.rows import JobRow, ModelRow, typed
 from shared.errors import StoreError
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -100,7 +108,35 @@ def test_next_job_is_the_oldest_campaigns_oldest_job(tmp_path: Path) -> None:
     store.add_jobs([_job("f1", "first"), _job("f0", "first")])  # same created: by job id
     order = []
     while (job := store.next_queued_job("a1")) is not None:
-        order.append(job["job_id"])
-        store.start_job(job["job_id"])
+        order.append(job.job_id)
+        store.start_job(job.job_id)
     assert order == ["f0", "f1", "s1"]
     assert store.next_queued_job("another agent") is None
+
+
+def test_reads_are_typed_rows_with_state_enums(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    campaign = store.add_campaign("c1", "nightly", {"name": "nightly"})
+    assert store.campaign_by_name("nightly") == campaign
+    assert campaign.state is CampaignState.RUNNING and campaign.spec == {"name": "nightly"}
+    store.add_jobs([_job("j1", "c1")])
+    (job,) = store.jobs(campaign_id="c1", state=JobState.QUEUED)
+    assert isinstance(job, JobRow) and job.state is JobState.QUEUED and not job.state.terminal
+    store.start_job(job.job_id)
+    assert store.fail_attempt("j1", Failure("r1", "dev", "crash", "boom")) is JobState.FAILED
+    failed = store.job("j1")
+    assert failed is not None and failed.state is JobState.FAILED and failed.errors
+    (result,) = store.result_rows("c1")
+    assert result.status is ResultStatus.ERROR and result.document is None
+    assert store.finish_campaign_if_done("c1")
+    assert [c.state for c in store.campaigns()] == [CampaignState.DONE]
+    with pytest.raises(TypeError, match="no column"):
+        store.jobs(**{"state=state OR 1": "x"})  # a filter name is never spliced into SQL
+
+
+def test_a_row_type_that_does_not_match_its_query_raises(tmp_path: Path) -> None:
+    db = sqlite3.connect(":memory:")
+    db.row_factory = sqlite3.Row
+    row = db.execute("SELECT 'a' AS sha256, 'n' AS name, 'p' AS path").fetchone()
+    with pytest.raises(TypeError, match="ModelRow"):
+        typed(ModelRow, row)

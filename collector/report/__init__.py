@@ -49,7 +49,7 @@ def build_report(
         row = store.campaign_by_name(campaign)
         if row is None:
             raise UsageError(f"no campaign {campaign!r} in the database", hint="check the name")
-        campaign_id = str(row["campaign_id"])
+        campaign_id = row.campaign_id
     results, op_times, calibration, missing = frames.from_store(store, campaign_id)
     return build_report_from_frames(
         results, op_times, calibration, campaign, devices, threshold, missing

@@ -136,7 +136,7 @@ def from_store(
         reader = getattr(store, method, None)
         if reader is None:
             missing.append(what)
-        extras.append([] if reader is None else [dict(r) for r in reader(*args)])
+        extras.append([] if reader is None else [r._asdict() for r in reader(*args)])
     return (
         frame(all_rows, RESULT_COLUMNS),
         op_times_frame(extras[0]),

@@ -14,18 +14,20 @@ job's state lives here too, so a restarted collector resumes every unfinished ca
 - ``campaigns``  campaigns, and finishing one
 - ``jobs``       the job queue, dispatch, requeue and failed attempts (``Failure``)
 - ``results``    results, their packed latencies and per-op kernel times
+- ``rows``       the typed rows every read returns, and the job and campaign states
 """
 
 from __future__ import annotations
 
 from collector.store.agents import Agents
 from collector.store.campaigns import Campaigns
-from collector.store.jobs import JOB_STATES, TERMINAL, Failure
+from collector.store.jobs import Failure
 from collector.store.models import Models
 from collector.store.results import Results
+from collector.store.rows import CampaignState, JobState, ResultStatus
 from collector.store.schema import STORE_SCHEMA_VERSION
 
-__all__ = ["JOB_STATES", "STORE_SCHEMA_VERSION", "TERMINAL", "Failure", "Store"]
+__all__ = ["STORE_SCHEMA_VERSION", "CampaignState", "Failure", "JobState", "ResultStatus", "Store"]
 
 
 class Store(Agents, Models, Campaigns, Results):

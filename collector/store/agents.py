@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
 from collector.store.connection import Database
+from collector.store.rows import AgentRow, CalibrationRow, typed
 
 
 class Agents(Database):
@@ -24,8 +24,10 @@ class Agents(Database):
                  json.dumps(tags), now, now),
             )  # fmt: skip
 
-    def agents(self) -> list[sqlite3.Row]:
-        return list(self.db.execute("SELECT * FROM agents ORDER BY agent_id"))
+    def agents(self) -> list[AgentRow]:
+        return [
+            typed(AgentRow, r) for r in self.db.execute("SELECT * FROM agents ORDER BY agent_id")
+        ]
 
     def put_calibration(self, agent_id: str, calibration: dict[str, Any]) -> None:
         """The device's measured peak FLOP/s and bandwidth at a thread count (latest wins)."""
@@ -36,5 +38,5 @@ class Agents(Database):
                  calibration.get("bandwidth_gbs"), time.time(), json.dumps(calibration)),
             )  # fmt: skip
 
-    def calibration_rows(self) -> list[sqlite3.Row]:
-        return list(self.db.execute("SELECT * FROM calibrations"))
+    def calibration_rows(self) -> list[CalibrationRow]:
+        return [typed(CalibrationRow, r) for r in self.db.execute("SELECT * FROM calibrations")]

@@ -3,35 +3,38 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
 from collector.store.connection import Database
+from collector.store.rows import CampaignRow, CampaignState, typed
 
 
 class Campaigns(Database):
     """The ``campaigns`` table."""
 
-    def add_campaign(self, campaign_id: str, name: str, spec: dict[str, Any]) -> None:
+    def add_campaign(self, campaign_id: str, name: str, spec: dict[str, Any]) -> CampaignRow:
+        """Store a new running campaign; returns its row."""
+        row = (campaign_id, name, json.dumps(spec), CampaignState.RUNNING.value, time.time(), None)
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO campaigns VALUES (?, ?, ?, 'running', ?, NULL)",
-                (campaign_id, name, json.dumps(spec), time.time()),
-            )
+            db.execute("INSERT INTO campaigns VALUES (?, ?, ?, ?, ?, ?)", row)
+        return CampaignRow(*row[:3], CampaignState.RUNNING, *row[4:])
 
-    def campaigns(self, state: str | None = None) -> list[sqlite3.Row]:
+    def campaigns(self, state: CampaignState | None = None) -> list[CampaignRow]:
         if state is None:
-            return list(self.db.execute("SELECT * FROM campaigns ORDER BY created"))
-        return list(
-            self.db.execute("SELECT * FROM campaigns WHERE state=? ORDER BY created", (state,))
-        )
+            cur = self.db.execute("SELECT * FROM campaigns ORDER BY created")
+        else:
+            cur = self.db.execute(
+                "SELECT * FROM campaigns WHERE state=? ORDER BY created", (state.value,)
+            )
+        return [typed(CampaignRow, row) for row in cur]
 
-    def campaign_by_name(self, name: str) -> sqlite3.Row | None:
-        return self.db.execute(
+    def campaign_by_name(self, name: str) -> CampaignRow | None:
+        row = self.db.execute(
             "SELECT * FROM campaigns WHERE name=? OR campaign_id=? ORDER BY created DESC",
             (name, name),
         ).fetchone()
+        return None if row is None else typed(CampaignRow, row)
 
     def finish_campaign_if_done(self, campaign_id: str) -> bool:
         """Mark a campaign done once every job is terminal; True when it just finished."""

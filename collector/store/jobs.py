@@ -7,15 +7,12 @@ campaign: ``requeue_running`` puts back what a previous collector left running.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from collector.store.connection import Database
-
-JOB_STATES = ("queued", "running", "done", "failed")
-TERMINAL = ("done", "failed")
+from collector.store.rows import JobRow, JobState, typed
 
 
 @dataclass(frozen=True)
@@ -42,20 +39,23 @@ class Jobs(Database):
                 [(*r[:5], json.dumps(r[5], sort_keys=True), *r[6:], now, now) for r in rows],
             )
 
-    def job(self, job_id: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+    def job(self, job_id: str) -> JobRow | None:
+        row = self.db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        return None if row is None else typed(JobRow, row)
 
-    def jobs(self, **where: str) -> list[sqlite3.Row]:
-        """Jobs filtered by equality on columns, e.g. jobs(agent_id="a", state="queued")."""
+    def jobs(self, **where: str) -> list[JobRow]:
+        """Jobs filtered by equality on columns, e.g. jobs(agent_id="a", state=JobState.QUEUED)."""
+        unknown = set(where) - set(JobRow._fields)
+        if unknown:  # the names go into the SQL text: only column names may
+            raise TypeError(f"jobs() has no column {', '.join(sorted(unknown))}")
         clause = " AND ".join(f"{k}=?" for k in where) or "1=1"
-        return list(
-            self.db.execute(
-                f"SELECT * FROM jobs WHERE {clause} ORDER BY created, job_id",
-                tuple(where.values()),
-            )
+        cur = self.db.execute(
+            f"SELECT * FROM jobs WHERE {clause} ORDER BY created, job_id",
+            tuple(str(v) for v in where.values()),
         )
+        return [typed(JobRow, row) for row in cur]
 
-    def next_queued_job(self, agent_id: str) -> sqlite3.Row | None:
+    def next_queued_job(self, agent_id: str) -> JobRow | None:
         """The agent's oldest queued job of the oldest running campaign that has one.
 
         One index seek per running campaign (jobs_in_order), not a sort of every queued job:
@@ -70,7 +70,7 @@ class Jobs(Database):
                 (agent_id, campaign_id),
             ).fetchone()
             if job is not None:
-                return job
+                return typed(JobRow, job)
         return None
 
     def start_job(self, job_id: str) -> None:
@@ -107,25 +107,25 @@ class Jobs(Database):
             )
         return cur.rowcount
 
-    def fail_attempt(self, job_id: str, failure: Failure) -> str:
+    def fail_attempt(self, job_id: str, failure: Failure) -> JobState | None:
         """Record a failed attempt; requeue while attempts remain, else store it as the job's
-        error result, in one transaction. Returns the job's new state."""
+        error result, in one transaction. Returns the job's new state (None: no such job)."""
         job = self.job(job_id)
-        if job is None or job["state"] in TERMINAL:
-            return job["state"] if job is not None else "missing"
-        errors = [*json.loads(job["errors_json"]), f"{failure.kind}: {failure.error}"]
-        final = job["attempts"] >= job["max_attempts"]
+        if job is None or job.state.terminal:
+            return None if job is None else job.state
+        errors = [*job.errors, f"{failure.kind}: {failure.error}"]
+        final = job.attempts >= job.max_attempts
+        state = JobState.FAILED if final else JobState.QUEUED
         now = time.time()
         with self.transaction() as db:
             db.execute(
                 "UPDATE jobs SET state=?, errors_json=?, updated=? WHERE job_id=?",
-                ("failed" if final else "queued", json.dumps(errors), now, job_id),
+                (state.value, json.dumps(errors), now, job_id),
             )
             if final:
                 db.execute(
                     "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, 'error', ?, ?, NULL, ?)",
-                    (failure.result_id, job_id, job["campaign_id"], job["agent_id"],
-                     failure.device_id, job["model_sha256"], failure.kind,
-                     " | ".join(errors), now),
+                    (failure.result_id, job_id, job.campaign_id, job.agent_id,
+                     failure.device_id, job.model_sha256, failure.kind, " | ".join(errors), now),
                 )  # fmt: skip
-        return "failed" if final else "queued"
+        return state

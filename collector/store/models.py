@@ -7,10 +7,10 @@ model once per resolution; a model that could not be counted keeps the reason in
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from collector.store.connection import Database
+from collector.store.rows import CostRow, ModelRow, typed
 
 
 class Models(Database):
@@ -22,14 +22,16 @@ class Models(Database):
                 "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?)", (sha256, name, path, size_bytes)
             )
 
-    def model(self, sha256: str) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM models WHERE sha256=?", (sha256,)).fetchone()
+    def model(self, sha256: str) -> ModelRow | None:
+        row = self.db.execute("SELECT * FROM models WHERE sha256=?", (sha256,)).fetchone()
+        return None if row is None else typed(ModelRow, row)
 
-    def cost(self, sha256: str, input_shapes: str) -> sqlite3.Row | None:
+    def cost(self, sha256: str, input_shapes: str) -> CostRow | None:
         """The stored cost of a model at canonical-JSON input shapes, if counted."""
-        return self.db.execute(
+        row = self.db.execute(
             "SELECT * FROM model_costs WHERE sha256=? AND input_shapes=?", (sha256, input_shapes)
         ).fetchone()
+        return None if row is None else typed(CostRow, row)
 
     def put_cost(
         self,

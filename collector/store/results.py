@@ -16,6 +16,7 @@ import numpy as np
 
 from collector import latency_blob
 from collector.store.jobs import Jobs
+from collector.store.rows import JobRow, OpTimeRow, ResultRow, typed
 from shared.errors import StoreError
 
 
@@ -29,7 +30,7 @@ class Results(Jobs):
         device_id: str,
         document: dict[str, Any],
         latencies_ns: np.ndarray,
-        job: sqlite3.Row | None = None,
+        job: JobRow | None = None,
     ) -> bool:
         """Store a result and mark its job done, atomically. False (and nothing written) when
         this result id is already stored or the job already has a result. `job`: its row, when
@@ -42,8 +43,8 @@ class Results(Jobs):
             with self.transaction() as db:
                 db.execute(
                     "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, NULL, ?, ?)",
-                    (result_id, job_id, job["campaign_id"], job["agent_id"], device_id,
-                     job["model_sha256"], json.dumps(document), time.time()),
+                    (result_id, job_id, job.campaign_id, job.agent_id, device_id,
+                     job.model_sha256, json.dumps(document), time.time()),
                 )  # fmt: skip
                 db.execute(
                     "INSERT INTO latencies VALUES (?, ?, ?, ?, ?)",
@@ -67,18 +68,17 @@ class Results(Jobs):
         except StoreError as exc:
             raise StoreError(f"result {result_id}: {exc.message}", hint=exc.hint) from None
 
-    def result_rows(self, campaign_id: str | None = None) -> list[sqlite3.Row]:
+    def result_rows(self, campaign_id: str | None = None) -> list[ResultRow]:
         """Results joined with their job, model and agent, oldest first."""
         where, args = ("WHERE r.campaign_id=?", (campaign_id,)) if campaign_id else ("", ())
-        return list(
-            self.db.execute(
-                "SELECT r.*, j.settings_json, j.repeat, j.model_name, a.descriptor_json "
-                "FROM results r JOIN jobs j USING (job_id) "
-                "LEFT JOIN agents a ON a.agent_id = r.agent_id "
-                f"{where} ORDER BY r.received_at, r.result_id",
-                args,
-            )
+        cur = self.db.execute(
+            "SELECT r.*, j.settings_json, j.repeat, j.model_name, a.descriptor_json "
+            "FROM results r JOIN jobs j USING (job_id) "
+            "LEFT JOIN agents a ON a.agent_id = r.agent_id "
+            f"{where} ORDER BY r.received_at, r.result_id",
+            args,
         )
+        return [typed(ResultRow, row) for row in cur]
 
     def put_op_times(self, result_id: str, rows: list[dict[str, Any]]) -> None:
         """Per-node kernel times of a profiled result, joined to theory (None where unknown)."""
@@ -91,9 +91,12 @@ class Results(Jobs):
                   r.get("folded_flops")) for r in rows],
             )  # fmt: skip
 
-    def op_time_rows(self, campaign_id: str | None = None) -> list[sqlite3.Row]:
+    def op_time_rows(self, campaign_id: str | None = None) -> list[OpTimeRow]:
         if campaign_id is None:
-            return list(self.db.execute("SELECT * FROM op_times"))
-        return list(self.db.execute(
-            "SELECT o.* FROM op_times o JOIN results r USING (result_id) WHERE r.campaign_id=?",
-            (campaign_id,)))  # fmt: skip
+            cur = self.db.execute("SELECT * FROM op_times")
+        else:
+            cur = self.db.execute(
+                "SELECT o.* FROM op_times o JOIN results r USING (result_id) WHERE r.campaign_id=?",
+                (campaign_id,),
+            )
+        return [typed(OpTimeRow, row) for row in cur]

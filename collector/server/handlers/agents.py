@@ -16,6 +16,7 @@ from collector import scheduler
 from collector.server.context import Context, Sender
 from collector.server.handlers import jobs
 from collector.server.registry import AgentRecord
+from collector.store.rows import CampaignState, JobState
 from shared import protocol
 
 log = logging.getLogger("flopgap.collector")
@@ -54,7 +55,7 @@ def register(ctx: Context, sender: Sender, msg: protocol.Register) -> None:
                           "the agent restarted while running this job")  # fmt: skip
     if msg.running_job_id:
         adopt_running(ctx, agent, msg.running_job_id)
-    for campaign in store.campaigns(state="running"):
+    for campaign in store.campaigns(state=CampaignState.RUNNING):
         scheduler.expand_for_agent(store, campaign, agent.agent_id, agent.tags)
     log.info(
         "agent %s registered (device %s, %s)",
@@ -77,11 +78,11 @@ def heartbeat(ctx: Context, sender: Sender, msg: protocol.Heartbeat) -> None:
 def adopt_running(ctx: Context, agent: AgentRecord, job_id: str) -> None:
     """Take the agent's word that it runs `job_id`, if that job is its own and not done."""
     job = ctx.store.job(job_id)
-    if job is not None and job["agent_id"] == agent.agent_id and job["state"] == "queued":
+    if job is None or job.agent_id != agent.agent_id or job.state.terminal:
+        return
+    if job.state is JobState.QUEUED:
         ctx.store.mark_running(job_id)
-        agent.running = job_id
-    elif job is not None and job["agent_id"] == agent.agent_id and job["state"] == "running":
-        agent.running = job_id
+    agent.running = job_id
 
 
 def check_liveness(ctx: Context) -> None:
@@ -98,4 +99,4 @@ def check_liveness(ctx: Context) -> None:
                 f"agent went silent for {ctx.registry.missing_after_s:g} s mid-job",
             )
             if job is not None:
-                jobs.campaign_progress(ctx, job["campaign_id"])
+                jobs.campaign_progress(ctx, job.campaign_id)

@@ -50,12 +50,11 @@ def submit(ctx: Context, sender: Sender, msg: protocol.SubmitCampaign) -> None:
             str(models.path(job["sha256"])),
             models.path(job["sha256"]).stat().st_size,
         )
-    store.add_campaign(campaign_id, str(payload["name"]), payload)
-    campaign = store.campaign_by_name(campaign_id)
+    campaign = store.add_campaign(campaign_id, str(payload["name"]), payload)
     total = sum(scheduler.expand_for_agent(store, campaign, a.agent_id, a.tags)
                 for a in registry.all())  # fmt: skip
     log.info("campaign %s (%s) accepted: %d jobs on %d agents now", payload["name"],
-             campaign_id[:8], total, len({j["agent_id"] for j in store.jobs(
+             campaign_id[:8], total, len({j.agent_id for j in store.jobs(
                  campaign_id=campaign_id)}))  # fmt: skip
     ctx.reply(sender.routing_id, protocol.CampaignAccepted(campaign_id, total))
     for agent in registry.all():

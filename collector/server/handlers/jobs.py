@@ -9,7 +9,6 @@ delays a result.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 
@@ -17,6 +16,7 @@ from collector.enrich import enrich, needs_calibration
 from collector.server.context import Context, Refused, Sender
 from collector.server.registry import AgentRecord
 from collector.store import Failure
+from collector.store.rows import JobState
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.result import check_document
@@ -32,17 +32,17 @@ def dispatch(ctx: Context, agent: AgentRecord) -> None:
     job = store.next_queued_job(agent.agent_id)
     if job is None:
         return
-    store.start_job(job["job_id"])
-    agent.running = job["job_id"]
-    settings = json.loads(job["settings_json"])
+    store.start_job(job.job_id)
+    agent.running = job.job_id
+    settings = job.settings
     if ctx.calibrate and needs_calibration(
         store, agent.agent_id, settings, agent.descriptor.get("onnxruntime")
     ):
         settings["calibrate"] = True  # once per agent, threads and onnxruntime version
     ctx.reply(agent.routing_id, protocol.Job(
-        job["job_id"], job["model_name"], job["model_sha256"], settings,
-        float(job["timeout_s"])))  # fmt: skip
-    log.debug("job %s: %s -> %s", job["job_id"][:8], job["model_name"], agent.agent_id)
+        job.job_id, job.model_name, job.model_sha256, settings,
+        float(job.timeout_s)))  # fmt: skip
+    log.debug("job %s: %s -> %s", job.job_id[:8], job.model_name, agent.agent_id)
 
 
 def progress(ctx: Context, sender: Sender, msg: protocol.Progress) -> None:
@@ -65,7 +65,7 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
     its campaign is done."""
     store, agent = ctx.store, sender.registered
     job = store.job(msg.job_id)
-    if job is None or job["agent_id"] != agent.agent_id:
+    if job is None or job.agent_id != agent.agent_id:
         raise Refused(f"result for job {msg.job_id[:12]}, which is not this agent's", "unknown_job")
     if agent.running == msg.job_id:
         agent.running = None
@@ -78,16 +78,16 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
         ctx.counters["results" if stored else "duplicates"] += 1
         lat = msg.document["latency_ms"]
         log.info("result %s: %s on %s p50 %.3f ms (%s)%s", msg.result_id[:8],
-                 job["model_name"], agent.agent_id, lat["p50"],
+                 job.model_name, agent.agent_id, lat["p50"],
                  "valid" if msg.document["valid"] else "INVALID",
                  "" if stored else " [duplicate, not stored]")  # fmt: skip
     else:
         fail(ctx, agent, msg.job_id, msg.kind, msg.error, msg.result_id)
     ctx.reply(agent.routing_id, protocol.Ack(msg.result_id))  # after the durable write
     if isinstance(msg, protocol.Result):  # after the ack: enriching never delays a result
-        enrich(store, ctx.models, agent.agent_id, msg.result_id, job["model_sha256"],
+        enrich(store, ctx.models, agent.agent_id, msg.result_id, job.model_sha256,
                msg.document)  # fmt: skip
-    campaign_progress(ctx, job["campaign_id"])
+    campaign_progress(ctx, job.campaign_id)
 
 
 def fail(
@@ -104,7 +104,7 @@ def fail(
     if agent.running == job_id:
         agent.running = None
     log.warning("job %s %s on %s (%s: %s)", job_id[:8],
-                "failed for good" if state == "failed" else "will be retried",
+                "failed for good" if state is JobState.FAILED else "will be retried",
                 agent.agent_id, kind, error[:200])  # fmt: skip
 
 

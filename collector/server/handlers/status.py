@@ -11,6 +11,7 @@ from collections import Counter
 from typing import Any
 
 from collector.server.context import Context, Sender
+from collector.store.rows import CampaignRow, JobState
 from shared import protocol
 
 
@@ -32,7 +33,7 @@ def status_document(ctx: Context, campaign: str = "") -> dict[str, Any]:
     ]  # fmt: skip
     rows = ctx.store.campaigns()
     if campaign:
-        rows = [r for r in rows if campaign in (r["name"], r["campaign_id"])]
+        rows = [r for r in rows if campaign in (r.name, r.campaign_id)]
     return {
         "agents": agents,
         "campaigns": [_campaign(ctx, row) for row in rows[-20:]],
@@ -40,22 +41,20 @@ def status_document(ctx: Context, campaign: str = "") -> dict[str, Any]:
     }
 
 
-def _campaign(ctx: Context, row: Any) -> dict[str, Any]:
-    jobs = ctx.store.jobs(campaign_id=row["campaign_id"])
-    per_agent: dict[str, Counter[str]] = {}
+def _campaign(ctx: Context, row: CampaignRow) -> dict[str, Any]:
+    jobs = ctx.store.jobs(campaign_id=row.campaign_id)
+    per_agent: dict[str, Counter[JobState]] = {}
     for job in jobs:
-        per_agent.setdefault(job["agent_id"], Counter())[job["state"]] += 1
-    totals = Counter(job["state"] for job in jobs)
-    finished = [j for j in jobs if j["state"] in ("done", "failed") and j["started"]]
-    mean_s = (sum(j["updated"] - j["started"] for j in finished) / len(finished)
-              if finished else None)  # fmt: skip
-    remaining = totals["queued"] + totals["running"]
+        per_agent.setdefault(job.agent_id, Counter())[job.state] += 1
+    totals = Counter(job.state for job in jobs)
+    spans = [j.updated - j.started for j in jobs if j.state.terminal and j.started is not None]
+    mean_s = sum(spans) / len(spans) if spans else None
+    remaining = totals[JobState.QUEUED] + totals[JobState.RUNNING]
     workers = max(1, len(per_agent))
     return {
-        "campaign_id": row["campaign_id"], "name": row["name"], "state": row["state"],
-        "jobs": {s: totals[s] for s in ("queued", "running", "done", "failed")},
-        "per_agent": {a: {s: c[s] for s in ("queued", "running", "done", "failed")}
-                      for a, c in per_agent.items()},
-        "elapsed_s": round((row["finished"] or time.time()) - row["created"], 1),
+        "campaign_id": row.campaign_id, "name": row.name, "state": row.state.value,
+        "jobs": {s.value: totals[s] for s in JobState},
+        "per_agent": {a: {s.value: c[s] for s in JobState} for a, c in per_agent.items()},
+        "elapsed_s": round((row.finished or time.time()) - row.created, 1),
         "eta_s": None if mean_s is None else round(mean_s * remaining / workers, 1),
     }  # fmt: skip
