@@ -28,8 +28,8 @@ from agent.engine.measure import MeasureSettings, measure
 from agent.engine.timing import StopRule
 from bench.figure import Figure
 from bench.fleet_helpers import collector, tiny_model
-from collector import latency_blob
 from collector.client import Client
+from collector.store import latency_blob
 from shared import protocol
 from shared.result import check_document
 

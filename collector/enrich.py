@@ -11,8 +11,8 @@ import logging
 from typing import Any
 
 from collector.costs import ensure_cost, shapes_key
-from collector.model_store import ModelStore
 from collector.store import Store
+from collector.store.model_files import ModelStore
 from shared.errors import FlopgapError
 
 log = logging.getLogger("flopgap.collector")

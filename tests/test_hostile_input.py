@@ -17,11 +17,11 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.model_store import ModelStore
 from collector.procs import Child
 from collector.ratelimit import MAX_PEERS, RateLimiter
 from collector.server import Collector
 from collector.store import Store
+from collector.store.model_files import ModelStore
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.transport import configure_client, max_message_bytes

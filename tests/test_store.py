@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from collector import latency_blob
 from collector.store import (
     STORE_SCHEMA_VERSION,
     CampaignState,
@@ -19,6 +18,7 @@ from collector.store import (
     JobState,
     ResultStatus,
     Store,
+    latency_blob,
 )
 from collector.store.rows import JobRow, ModelRow, typed
 from shared.errors import StoreError

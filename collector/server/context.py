@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from collector.model_store import ModelStore
 from collector.server.registry import AgentRecord, Registry
 from collector.store import Store
+from collector.store.model_files import ModelStore
 from shared import protocol
 from shared.errors import ProtocolError
 

@@ -21,13 +21,13 @@ from collections.abc import Sequence
 
 import zmq
 
-from collector.model_store import ModelStore
 from collector.ratelimit import RateLimiter
 from collector.server.context import Context, Refused, Sender
 from collector.server.handlers import agents, jobs
 from collector.server.registry import Registry
 from collector.server.table import ROUTES, Role, Route
 from collector.store import Store
+from collector.store.model_files import ModelStore
 from shared import protocol
 from shared.errors import FlopgapError, ProtocolError, UsageError
 from shared.keys import Allowlist

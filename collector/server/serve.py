@@ -19,10 +19,10 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from collector.model_store import ModelStore
 from collector.ratelimit import RateLimiter
 from collector.server.loop import HEARTBEAT_S, Collector
 from collector.store import Store
+from collector.store.model_files import ModelStore
 from shared.errors import UsageError
 from shared.keys import Allowlist, KeyPair, load_collector
 from shared.transport import configure_server, require_safe

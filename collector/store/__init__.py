@@ -2,7 +2,7 @@
 
 A result is acknowledged to the agent only after its transaction commits with
 synchronous=FULL, so an acknowledged result survives a crash of the collector or the machine.
-Raw steady-state latencies are kept whole, packed losslessly (collector/latency_blob.py). Every
+Raw steady-state latencies are kept whole, packed losslessly (``latency_blob``). Every
 job's state lives here too, so a restarted collector resumes every unfinished campaign.
 
 ``Store`` is composed of one class per group of tables, each in its own module:
@@ -14,6 +14,8 @@ job's state lives here too, so a restarted collector resumes every unfinished ca
 - ``campaigns``  campaigns, and finishing one
 - ``jobs``       the job queue, dispatch, requeue and failed attempts (``Failure``)
 - ``results``    results, their packed latencies and per-op kernel times
+- ``latency_blob`` how raw latencies are packed, losslessly, in the fewest whole bytes
+- ``model_files`` the model files themselves, one per sha256, beside the database
 - ``rows``       the typed rows every read returns, and the job and campaign states
 """
 

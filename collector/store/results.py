@@ -1,6 +1,6 @@
 """Reads and writes of results: the document, its raw latencies, and its per-op kernel times.
 
-Raw steady-state latencies are kept whole, packed losslessly (collector/latency_blob.py). A
+Raw steady-state latencies are kept whole, packed losslessly (collector/store/latency_blob.py). A
 result, its latencies and its job's move to done commit in one transaction, so a job is never
 done without its result, nor a result stored twice.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from collector import latency_blob
+from collector.store import latency_blob
 from collector.store.jobs import Jobs
 from collector.store.rows import JobRow, OpTimeRow, ResultRow, typed
 from shared.errors import StoreError
