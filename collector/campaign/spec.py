@@ -2,8 +2,8 @@
 
 Why: the scheduler should not know TOML. It asks a ``CampaignSpec`` which agents it targets
 (``targets.matches``) and, per device, which jobs to queue (``jobs()``); every job's settings
-are a dict that ``agent.engine.options.settings_from_dict`` accepts, so the agent measures exactly
-what the campaign says and the stored result records it.
+are a dict that ``shared.settings.parse_job_settings`` (hence the agent) accepts, so the agent
+measures exactly what the campaign says and the stored result records it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.engine.options import SETTING_KEYS
 from collector import zoo
 from collector.campaign import stored
 from collector.campaign.matrix import Matrix
@@ -21,6 +20,7 @@ from collector.campaign.models import ModelRef
 from collector.campaign.shapes import Shapes, job_shapes
 from collector.campaign.targets import Targets
 from shared.errors import UsageError
+from shared.settings import SETTING_KEYS
 
 
 @dataclass(frozen=True)
