@@ -12,14 +12,14 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from agent.inputs import specs as agent_inputs
 from collector.flops.counter import count_model
 from collector.flops.report import CostReport
+from shared import input_specs
 
 
 def parse_input_specs(specs: Iterable[str]) -> dict[str, list[int]]:
-    """The ``--input`` flags, read by the agent's own parser so both CLIs take one syntax."""
-    return {name: list(dims) for name, dims in agent_inputs.parse_input_specs(list(specs)).items()}
+    """The ``--input`` flags, read by the agent's parser (shared.input_specs): one syntax."""
+    return {name: list(dims) for name, dims in input_specs.parse_input_specs(list(specs)).items()}
 
 
 def add_parser(
