@@ -148,7 +148,7 @@ def _issue_bundle(
     args: argparse.Namespace, folder: Path, name: str, allowlisted: Path, server_key: Path
 ) -> int:
     """`keys agent NAME --bundle FILE`: allowlist a new key and write one enrolment file."""
-    from agent.board.enroll import bundle_text
+    from shared.enrollment import bundle_text
     from shared.transport import parse_tcp
 
     bundle: Path = args.bundle
