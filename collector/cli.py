@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import __version__
 from collector import keys_cli
 from collector.ratelimit import BURST, RATE_PER_S, RateLimiter
 from shared.cli_errors import run_guarded
+from shared.version import __version__
 
 PROG = "flopgap"
 DEFAULT_COLLECTOR = "tcp://127.0.0.1:5555"
