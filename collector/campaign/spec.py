@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collector import zoo
 from collector.campaign import stored
 from collector.campaign.matrix import Matrix
 from collector.campaign.models import ModelRef
@@ -93,6 +92,8 @@ class CampaignSpec:
 
     def materialize_models(self, out_dir: Path) -> dict[str, Path]:
         """The file of every model by name, writing zoo models (seeded by ``seed``) to out_dir."""
+        from collector import zoo  # builds with onnx; the server never materializes
+
         wanted = [model.zoo for model in self.models if model.zoo is not None]
         written = zoo.write_zoo(out_dir, self.seed, wanted) if wanted else {}
         paths: dict[str, Path] = {}
