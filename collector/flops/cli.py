@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from collector.flops.counter import count_model
+from collector.flops import count_model
 from collector.flops.report import CostReport
 from shared import input_specs
 
