@@ -4,4 +4,6 @@ Imports only the standard library, onnxruntime, psutil, pyzmq and numpy (never p
 so it installs and runs on a 1 GB Raspberry Pi.
 """
 
-__version__ = "0.1.0"
+from shared.version import __version__
+
+__all__ = ["__version__"]

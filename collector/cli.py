@@ -15,13 +15,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import __version__
 from collector import keys_cli
+from collector.cli_flags import DEFAULT_COLLECTOR, add_collector_flags, add_results_flags
 from collector.ratelimit import BURST, RATE_PER_S, RateLimiter
 from shared.cli_errors import run_guarded
+from shared.cli_parsers import Subparsers, actions, command
+from shared.version import __version__
 
 PROG = "flopgap"
-DEFAULT_COLLECTOR = "tcp://127.0.0.1:5555"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +59,11 @@ def _positive(text: str) -> float:
     return value
 
 
-def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def _add_serve(sub: Subparsers) -> None:
+    p = command(
+        sub,
         "serve",
+        cmd_serve,
         help="run the collector",
         description="Bind a ZeroMQ ROUTER, register agents, run submitted campaigns and store "
         "every result in --db (SQLite, WAL). Restarted on the same --db, it resumes every "
@@ -111,14 +114,14 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="do not ask agents to measure their peak GFLOP/s and memory bandwidth",
     )
     keys_cli.add_serve_flags(p)
-    p.set_defaults(func=cmd_serve)
 
 
-def _add_campaign(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_campaign(sub: Subparsers) -> None:
     campaign = sub.add_parser("campaign", help="run benchmark campaigns on the fleet")
-    csub = campaign.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = csub.add_parser(
+    p = command(
+        actions(campaign),
         "run",
+        cmd_campaign_run,
         help="submit a campaign and follow it",
         description="Validate CONFIG (TOML; see configs/campaign.example.toml), upload its "
         "models, submit it, and show live progress per device until it completes.",
@@ -128,36 +131,34 @@ def _add_campaign(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--detach", action="store_true", help="return as soon as it is queued")
     p.add_argument("--insecure", action="store_true")
     keys_cli.add_client_flags(p)
-    p.set_defaults(func=cmd_campaign_run)
 
 
-def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("status", help="agents and campaigns of a running collector")
-    p.add_argument("--collector", default=DEFAULT_COLLECTOR, metavar="ADDR")
-    p.add_argument("--insecure", action="store_true")
-    keys_cli.add_client_flags(p)
-    p.set_defaults(func=cmd_status)
+def _add_status(sub: Subparsers) -> None:
+    p = command(sub, "status", cmd_status, help="agents and campaigns of a running collector")
+    add_collector_flags(p)
 
 
-def _add_export(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def _add_export(sub: Subparsers) -> None:
+    p = command(
+        sub,
         "export",
+        cmd_export,
         help="write results as CSV or Parquet",
         description="Long form: one row per device x model x setting x repeat, under stable "
         "column headers, with a .meta.json sidecar naming units and the FLOPs convention. "
         "--wide: a model x device matrix of median latency, and one of achieved GFLOP/s.",
     )
-    p.add_argument("--db", type=Path, required=True, help="the collector's database")
-    p.add_argument("--campaign", help="only this campaign (name or id)")
+    add_results_flags(p)
     p.add_argument("--csv", type=Path, help="output CSV file")
     p.add_argument("--wide", action="store_true", help="matrix form instead of one row each")
     p.add_argument("--parquet", type=Path, help="write the long form as Parquet too")
-    p.set_defaults(func=cmd_export)
 
 
-def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+def _add_demo(sub: Subparsers) -> None:
+    p = command(
+        sub,
         "demo",
+        cmd_demo,
         help="benchmark the built-in zoo on loopback",
         description="Build the model zoo, start a collector and an agent on 127.0.0.1, run a "
         "campaign over every zoo model, print the table and write the CSV.",
@@ -172,7 +173,6 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="steady-state seconds per model (default %(default)s)",
     )
     p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
-    p.set_defaults(func=cmd_demo)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -17,10 +17,11 @@ import os
 from pathlib import Path
 
 from shared import keys
+from shared.cli_parsers import Subparsers, actions, command
 from shared.errors import UsageError
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     """Register `keys` and its actions under the `flopgap` command."""
     parser = subparsers.add_parser(
         "keys",
@@ -28,15 +29,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Keys encrypt every connection and tell the collector who is who: an "
         "agent is known by its key, whatever name it claims. See SECURITY.md.",
     )
-    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    init = sub.add_parser("init", help="create the collector's key pair and allowlists")
+    sub = actions(parser)
+    init = command(sub, "init", cmd_init, help="create the collector's key pair and allowlists")
     init.add_argument(
         "dir", nargs="?", type=Path, default=keys.DEFAULT_DIR, metavar="DIR",
         help="key folder, made 0700 (default %(default)s)",
     )  # fmt: skip
-    init.set_defaults(func=cmd_init)
     for role, what in (("agent", "an agent (a board)"), ("client", "campaign run / status")):
-        p = sub.add_parser(role, help=f"create and allowlist a key pair for {what}")
+        p = command(
+            sub, role, cmd_issue, help=f"create and allowlist a key pair for {what}", role=role
+        )
         p.add_argument("name", help=f"the {role}'s identity: letters, digits, . _ -")
         _add_dir(p)
         p.add_argument(
@@ -55,10 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                 "--collector", metavar="tcp://HOST:PORT",
                 help="the address agents reach the collector at (needed with --bundle)",
             )  # fmt: skip
-        p.set_defaults(func=cmd_issue, role=role)
-    listing = sub.add_parser("list", help="allowlisted agents and clients")
-    _add_dir(listing)
-    listing.set_defaults(func=cmd_list)
+    _add_dir(command(sub, "list", cmd_list, help="allowlisted agents and clients"))
 
 
 def _add_dir(parser: argparse.ArgumentParser) -> None:
@@ -148,7 +147,7 @@ def _issue_bundle(
     args: argparse.Namespace, folder: Path, name: str, allowlisted: Path, server_key: Path
 ) -> int:
     """`keys agent NAME --bundle FILE`: allowlist a new key and write one enrolment file."""
-    from agent.board.enroll import bundle_text
+    from shared.enrollment import bundle_text
     from shared.transport import parse_tcp
 
     bundle: Path = args.bundle

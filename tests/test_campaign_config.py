@@ -1,8 +1,7 @@
 """Campaign config: the TOML schema, its validation at load, and the expansion into jobs.
 
 Every valid campaign's job settings go through ``agent.engine.options.settings_from_dict``, the
-parser
-the agent itself uses, so a campaign that loads is one the agents accept. Every error case
+parser the agent itself uses, so a campaign that loads is one the agents accept. Every error case
 asserts that the message names the file and the key path, which is what the user must fix.
 """
 

@@ -16,21 +16,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("agent", "collector", "shared")
-# collector modules that may import agent/: the demo runs its local agent as a subprocess
-# (`python -m agent run`), so today none needs to; a module added here must say why.
-# Collector modules still reading a settings, inputs or keys contract from the agent; the
-# list only shrinks, and is empty once those contracts live in shared/.
-COLLECTOR_MAY_IMPORT_AGENT: frozenset[str] = frozenset(
-    {
-        "collector.cli",
-        "collector.keys_cli",
-        "collector.campaign.loader",
-        "collector.campaign.spec",
-        "collector.campaign.matrix",
-        "collector.campaign.shapes",
-        "collector.flops.cli",
-    }
-)
+# collector modules that may import agent/: none. The demo runs its local agent as a subprocess
+# (`python -m agent run`), and settings, input specs, keys, the bundle format and the version
+# are contracts in shared/; a module added here must say why.
+COLLECTOR_MAY_IMPORT_AGENT: frozenset[str] = frozenset()
 
 
 def _module_name(path: Path) -> str:

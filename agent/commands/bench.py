@@ -51,7 +51,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from agent.engine.measure import measure
     from agent.engine.options import settings_from_args
     from agent.engine.table import render
-    from agent.inputs.specs import parse_input_specs
+    from shared.input_specs import parse_input_specs
 
     shapes = parse_input_specs(args.input)
     settings = settings_from_args(args, shapes)

@@ -10,7 +10,7 @@ import datetime as dt
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ from agent.power.meter import PowerSampler, open_sampler
 from agent.probes import cpufreq, memory
 from shared.errors import MeasurementError
 from shared.hashing import file_sha256
+from shared.settings import SETTINGS
+
+SETTING_ORDER = tuple(s.name for s in SETTINGS if s.side != "collector")
 
 
 def default_root() -> str:
@@ -54,22 +57,16 @@ class MeasureSettings:
     root: str = field(default_factory=default_root)
 
     def as_dict(self) -> dict[str, Any]:
-        out = self.session.as_dict()
-        out.update(
-            input_shapes={k: list(v) for k, v in self.input_shapes.items()},
-            seed=self.seed,
-            warmup_runs=self.warmup_runs,
-            warmup_seconds=self.warmup_seconds,
-            sample_interval_ms=self.sample_interval_s * 1000.0,
-            power=self.power,
-            power_rate_hz=self.power_rate_hz,
-            idle_seconds=self.idle_seconds,
-            profile_ops=self.profile_ops,
-            calibrate=self.calibrate,
-            **asdict(self.stop),
-            **asdict(self.limits),
-        )
-        return out
+        """The job settings this measures under, keyed and ordered as shared.settings.SETTINGS
+        (wire units: sample_interval_ms, input shapes as lists)."""
+        flat: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            nested = is_dataclass(value) and not isinstance(value, type)
+            flat.update(asdict(value) if nested else {f.name: value})
+        flat["sample_interval_ms"] = self.sample_interval_s * 1000.0
+        flat["input_shapes"] = {k: list(v) for k, v in self.input_shapes.items()}
+        return {key: flat[key] for key in SETTING_ORDER}
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,21 @@ from typing import Any
 import onnxruntime as ort
 
 from shared.errors import ModelError, ProviderError, UsageError
+from shared.settings import OPT_LEVELS
 
-OPT_LEVELS: dict[str, ort.GraphOptimizationLevel] = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
+# shared.settings.OPT_LEVELS names them for both sides; this is what each means to onnxruntime
+_ORT_LEVELS: dict[str, ort.GraphOptimizationLevel] = dict(
+    zip(
+        OPT_LEVELS,
+        (
+            ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        ),
+        strict=True,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ def session_options(settings: SessionSettings) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = settings.threads
     opts.inter_op_num_threads = settings.inter_threads
-    opts.graph_optimization_level = OPT_LEVELS[settings.opt_level]
+    opts.graph_optimization_level = _ORT_LEVELS[settings.opt_level]
     # Fatal only: ORT's errors arrive as exceptions, which we turn into one clear line.
     opts.log_severity_level = 4
     return opts

@@ -5,7 +5,7 @@ and the feeds must exist before the first timestamp, so that nothing is allocate
 inside a timed inference. The work is split by job, and this module re-exports each public name
 so that callers keep importing from ``agent.inputs``:
 
-- ``agent.inputs.specs``: parse ``--input NAME=DIMS`` flags into shapes.
+- ``shared.input_specs``: parse ``--input NAME=DIMS`` flags into shapes.
 - ``agent.inputs.shapes``: resolve every model input's dynamic dimensions against those flags.
 - ``agent.inputs.data``: seeded, small, finite host data, one fill rule per kind of element type.
 - ``agent.inputs.dtypes``: the supported element types, their ONNX codes (the agent never imports
@@ -32,7 +32,7 @@ from agent.inputs.dtypes import (
 )
 from agent.inputs.feeds import Feed, Feeds, synthesize_inputs
 from agent.inputs.shapes import NodeArgLike, resolve_shapes
-from agent.inputs.specs import Shape, parse_input_spec, parse_input_specs
+from shared.input_specs import Shape, parse_input_spec, parse_input_specs
 
 __all__ = [
     "BFLOAT16",

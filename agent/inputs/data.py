@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from agent.inputs.specs import Shape
+from shared.input_specs import Shape
 
 Fill = Callable[[np.random.Generator, Shape], np.ndarray]
 

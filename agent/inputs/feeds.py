@@ -17,8 +17,8 @@ import onnxruntime as ort
 
 from agent.inputs.dtypes import ElementType, element_type
 from agent.inputs.shapes import NodeArgLike
-from agent.inputs.specs import Shape
 from shared.errors import ModelError, UsageError
+from shared.input_specs import Shape
 
 Feed: TypeAlias = "np.ndarray | ort.OrtValue"
 

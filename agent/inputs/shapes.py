@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from agent.inputs.specs import Shape
 from shared.errors import UsageError
+from shared.input_specs import Shape
 
 
 class NodeArgLike(Protocol):

@@ -3,7 +3,8 @@
 Why validate everything here: once jobs are queued on a fleet, a typo costs a board-hour per
 job. Every key is checked (unknown keys too, with the known ones listed), every model is found
 and its inputs read, every shape and batch size is checked against the model, and every job's
-settings are passed through the agent's own ``settings_from_dict`` before anything is queued.
+settings are passed through ``shared.settings.parse_job_settings`` (what the agent's
+``settings_from_dict`` applies first) before anything is queued.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agent.engine.options import settings_from_dict
 from collector.campaign.matrix import read_matrix
-from collector.campaign.measure import read_measure
+from collector.campaign.measure import read_measure, read_setting
 from collector.campaign.models import resolve_models
 from collector.campaign.shapes import check_coverage, read_input_shapes
 from collector.campaign.spec import CampaignSpec
 from collector.campaign.tables import Table, read_toml, usage
 from collector.campaign.targets import read_targets
 from shared.errors import UsageError
+from shared.settings import BY_NAME, parse_job_settings
 
 TOP_KEYS = (
     "name", "description", "models", "timeout_s", "retries", "seed",
@@ -37,7 +38,7 @@ def load_campaign(path: Path) -> CampaignSpec:
         raise top.error(
             "name", f"{name!r} is not a campaign name", "use 1-64 letters, digits, '.', '_', '-'"
         )
-    seed = top.count("seed", 0)
+    seed = int(read_setting(top, BY_NAME["seed"]) or 0)
     matrix, targets, measure = read_matrix(top), read_targets(top), read_measure(top)
     models = resolve_models(top, source.parent, seed or 0)
     shapes = read_input_shapes(top, models, batching=bool(matrix.batch_sizes))
@@ -64,12 +65,12 @@ def load_campaign(path: Path) -> CampaignSpec:
 
 
 def _check_agent_accepts(spec: CampaignSpec) -> None:
-    """Pass the settings of every distinct job through the agent's own parser."""
+    """Pass the settings of every distinct job through the parser the agent applies."""
     for job in spec.jobs():
         if job.repeat:
             break  # later repeats have the same settings
         try:
-            settings_from_dict(job.settings)
+            parse_job_settings(job.settings)
         except UsageError as exc:
             raise usage(
                 spec.source,

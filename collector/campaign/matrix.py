@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.engine.session import OPT_LEVELS
 from collector.campaign.tables import Table
+from shared.settings import BY_NAME
 
 MATRIX_KEYS = ("threads", "inter_threads", "providers", "opt_levels", "batch_sizes")
 
@@ -51,8 +51,10 @@ def _at_least(low: int) -> Callable[[int], str | None]:
     return lambda value: None if value >= low else f"must be >= {low}, got {value}"
 
 
-def _opt_level(value: str) -> str | None:
-    return None if value in OPT_LEVELS else f"must be one of {', '.join(OPT_LEVELS)}, got {value!r}"
+def _rule_of(setting: str) -> Callable[[Any], str | None]:
+    """The range rule shared.settings gives ``setting`` (the one the agent applies)."""
+    rule = BY_NAME[setting].rule
+    return rule.problem if rule is not None else lambda _value: None
 
 
 def _named(value: str) -> str | None:
@@ -64,8 +66,10 @@ def read_matrix(top: Table) -> Matrix:
     table = top.table("matrix", MATRIX_KEYS)
     return Matrix(
         providers=tuple(table.items("providers", "a string", _named) or ()),
-        opt_levels=tuple(table.items("opt_levels", "a string", _opt_level) or ()),
-        threads=tuple(table.items("threads", "an integer", _at_least(0)) or ()),
-        inter_threads=tuple(table.items("inter_threads", "an integer", _at_least(0)) or ()),
+        opt_levels=tuple(table.items("opt_levels", "a string", _rule_of("opt_level")) or ()),
+        threads=tuple(table.items("threads", "an integer", _rule_of("threads")) or ()),
+        inter_threads=tuple(
+            table.items("inter_threads", "an integer", _rule_of("inter_threads")) or ()
+        ),
         batch_sizes=tuple(table.items("batch_sizes", "an integer", _at_least(1)) or ()),
     )

@@ -2,9 +2,9 @@
 
 Why: a path that does not exist, a glob that matches nothing or two files with the same stem
 must stop the campaign at load, not after a fleet has run half of it. The inputs each model
-declares are read here, once, with onnx (weights stay on disk: ``load_external_data=False``),
-so that shapes and batch sizes are checked against the model and the stored campaign can expand
-its jobs after a restart without opening the files again.
+declares are read here, once, with onnx (imported only then; weights stay on disk:
+``load_external_data=False``), so that shapes and batch sizes are checked against the model and
+the stored campaign can expand its jobs after a restart without opening the files again.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import onnx
-
-from collector import zoo
 from collector.campaign.tables import Table
 from shared.errors import ModelError
+
+if TYPE_CHECKING:
+    import onnx
 
 ZOO_PREFIX = "zoo:"
 _GLOB_CHARS = frozenset("*?[")
@@ -75,6 +76,8 @@ def resolve_models(top: Table, base: Path, seed: int) -> list[ModelRef]:
 def _expand(top: Table, index: int, entry: str, base: Path) -> list[ModelRef]:
     """The models one ``models`` entry stands for: a zoo name, a glob or a single path."""
     if entry.startswith(ZOO_PREFIX):
+        from collector import zoo  # builds with onnx: imported when a campaign is loaded
+
         name = entry[len(ZOO_PREFIX) :]
         if name == "*":
             return [ModelRef(name=n, zoo=n) for n in zoo.ZOO]
@@ -114,6 +117,8 @@ def _expand(top: Table, index: int, entry: str, base: Path) -> list[ModelRef]:
 def _with_inputs(top: Table, ref: ModelRef, seed: int) -> ModelRef:
     """``ref`` with the inputs its graph declares (initializers are not inputs)."""
     if ref.zoo is not None:
+        from collector import zoo
+
         model = zoo.build(ref.zoo, seed)
     else:
         assert ref.path is not None  # _expand gives every non-zoo model a path
@@ -129,7 +134,12 @@ def _with_inputs(top: Table, ref: ModelRef, seed: int) -> ModelRef:
 
 
 def _load(top: Table, path: Path) -> onnx.ModelProto:
-    """The model's graph without its external weights, or a ModelError naming the file."""
+    """The model's graph without its external weights, or a ModelError naming the file.
+
+    onnx is imported here, when a campaign is loaded, so that the server (which imports the
+    campaign package for its stored specs and targets) never loads it."""
+    import onnx
+
     try:
         return onnx.load(os.fspath(path), load_external_data=False)
     except Exception as exc:  # onnx raises protobuf DecodeError, ValueError, OSError, ...

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from agent.inputs.specs import parse_input_spec
 from collector.campaign.models import Dims, ModelInput, ModelRef
 from collector.campaign.tables import Table, show, toml_key, usage
 from shared.errors import UsageError
+from shared.input_specs import parse_input_spec
 
 Shapes = dict[str, list[int]]
 _EXAMPLE = 'write a shape as "1x3x224x224" or [1, 3, 224, 224]'

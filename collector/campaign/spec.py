@@ -2,8 +2,8 @@
 
 Why: the scheduler should not know TOML. It asks a ``CampaignSpec`` which agents it targets
 (``targets.matches``) and, per device, which jobs to queue (``jobs()``); every job's settings
-are a dict that ``agent.engine.options.settings_from_dict`` accepts, so the agent measures exactly
-what the campaign says and the stored result records it.
+are a dict that ``shared.settings.parse_job_settings`` (hence the agent) accepts, so the agent
+measures exactly what the campaign says and the stored result records it.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.engine.options import SETTING_KEYS
-from collector import zoo
 from collector.campaign import stored
 from collector.campaign.matrix import Matrix
 from collector.campaign.models import ModelRef
 from collector.campaign.shapes import Shapes, job_shapes
 from collector.campaign.targets import Targets
 from shared.errors import UsageError
+from shared.settings import SETTING_KEYS
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,8 @@ class CampaignSpec:
 
     def materialize_models(self, out_dir: Path) -> dict[str, Path]:
         """The file of every model by name, writing zoo models (seeded by ``seed``) to out_dir."""
+        from collector import zoo  # builds with onnx; the server never materializes
+
         wanted = [model.zoo for model in self.models if model.zoo is not None]
         written = zoo.write_zoo(out_dir, self.seed, wanted) if wanted else {}
         paths: dict[str, Path] = {}

@@ -1,14 +1,21 @@
 """Theoretical cost of ONNX models: MACs, FLOPs, params, bytes and arithmetic intensity.
 
 The convention is ``docs/FLOPS.md`` (see ``CONVENTION``); ``count_model`` is the entry point.
+Importing the package loads neither onnx nor onnxruntime: the export and the server read
+``CONVENTION`` from here, and onnx is imported when a model is first counted.
 """
 
 from __future__ import annotations
 
-from collector.flops.counter import count_model
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
 from collector.flops.registry import DATA_MOVEMENT, FORMULAS, KNOWN_OP_TYPES, op_key
 from collector.flops.report import CONVENTION, CostReport, NodeCost, OpTypeCost, Totals
 from shared.hashing import file_sha256 as model_sha256
+
+if TYPE_CHECKING:
+    from collector.flops.counter import ModelLike
 
 __all__ = [
     "CONVENTION",
@@ -23,3 +30,15 @@ __all__ = [
     "model_sha256",
     "op_key",
 ]
+
+
+def count_model(
+    model: ModelLike, input_shapes: Mapping[str, Sequence[int]] | None = None
+) -> CostReport:
+    """Count ``model`` (a path or ModelProto) at ``input_shapes`` ({input name: dims}).
+
+    See ``collector.flops.counter.count_model``, which this imports on first use (with onnx).
+    """
+    from collector.flops.counter import count_model as count
+
+    return count(model, input_shapes)

@@ -12,22 +12,23 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from agent.inputs import specs as agent_inputs
-from collector.flops.counter import count_model
+from collector.flops import count_model
 from collector.flops.report import CostReport
+from shared import input_specs
+from shared.cli_parsers import Subparsers, command
 
 
 def parse_input_specs(specs: Iterable[str]) -> dict[str, list[int]]:
-    """The ``--input`` flags, read by the agent's own parser so both CLIs take one syntax."""
-    return {name: list(dims) for name, dims in agent_inputs.parse_input_specs(list(specs)).items()}
+    """The ``--input`` flags, read by the agent's parser (shared.input_specs): one syntax."""
+    return {name: list(dims) for name, dims in input_specs.parse_input_specs(list(specs)).items()}
 
 
-def add_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Register the ``flops`` subcommand on an argparse subparsers object."""
-    parser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "flops",
+        run,
         help="count MACs, FLOPs, params and bytes of an ONNX model",
         description="Theoretical cost of an ONNX model under flopgap's FLOP convention.",
     )
@@ -41,7 +42,6 @@ def add_parser(
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--per-node", action="store_true", help="include one row per node")
-    parser.set_defaults(func=run)
     return parser
 
 

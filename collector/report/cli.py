@@ -12,24 +12,25 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from collector.cli_flags import add_results_flags
 from collector.report import build_report, render_text, write_csv_dir, write_html, write_png_dir
 from collector.report.fits import DEFAULT_THRESHOLD
+from shared.cli_parsers import Subparsers, command
 from shared.errors import UsageError
 
 
-def add_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Register the ``report`` subcommand on an argparse subparsers object."""
-    p = subparsers.add_parser(
+    p = command(
+        subparsers,
         "report",
+        run,
         help="where FLOPs mispredict latency, per device, model and op type",
         description="Analyse stored results: FLOPs vs latency per device (rank correlation, "
         "log-log fit, residuals), the roofline from calibration, op-type time vs FLOP shares, "
         "and cross-device ratios. Prints text; --html writes one self-contained file.",
     )
-    p.add_argument("--db", type=Path, required=True, help="the collector's database")
-    p.add_argument("--campaign", help="only this campaign (name or id)")
+    add_results_flags(p)
     p.add_argument(
         "--device",
         action="append",
@@ -47,7 +48,6 @@ def add_parser(
     p.add_argument("--png-dir", type=Path, metavar="DIR", help="write every figure as PNG")
     p.add_argument("--csv-dir", type=Path, metavar="DIR", help="write one CSV per table")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the report as JSON")
-    p.set_defaults(func=run)
     return p
 
 

@@ -2,7 +2,8 @@
 
 Why: the agent CLI, ``flopgap flops`` and the campaign loader all take shapes from the user in the
 same spelling, so they share one parser and one set of error messages. Parsing needs no model;
-checking a shape against a model's declared inputs is ``agent.inputs.shapes``.
+checking a shape against a model's declared inputs is ``agent.inputs.shapes``. It lives in
+shared/ so the collector parses shapes without importing the agent.
 """
 
 from __future__ import annotations
