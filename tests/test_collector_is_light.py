@@ -1,5 +1,6 @@
-"""Contract: the collector's server and its everyday commands never load onnx, onnxruntime or the
-agent, so `flopgap serve`, `flopgap status` and `flopgap export` start fast on any host.
+"""Contract: the collector's server and its everyday commands never load onnx, onnxruntime, the
+agent or pandas, so `flopgap serve`, `flopgap status` and `flopgap export` start fast on any
+host.
 
 Only loading a campaign (onnx reads each model's inputs), counting FLOPs and the demo (which
 runs an agent) may load them, and they do so inside the function that needs them. Each case runs
@@ -16,7 +17,7 @@ import pytest
 
 from tests.conftest import REPO
 
-HEAVY = ("onnx", "onnxruntime", "agent")
+HEAVY = ("onnx", "onnxruntime", "agent", "pandas")
 
 _PROBE = """
 import sys
@@ -44,6 +45,7 @@ CASES = {
     "flopgap serve --help": (_CLI, ["serve", "--help"]),
     "flopgap status --help": (_CLI, ["status", "--help"]),
     "flopgap export --help": (_CLI, ["export", "--help"]),
+    "flopgap report --help": (_CLI, ["report", "--help"]),
 }
 
 

@@ -8,24 +8,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from collector.report.defaults import DEFAULT_THRESHOLD
 
-from collector.flops import CONVENTION
-from collector.report import frames
-from collector.report.analysis import attach_roofline, model_table, result_index, roof_warnings
-from collector.report.compare import cross_device_table
-from collector.report.fits import DEFAULT_THRESHOLD, fit_devices
-from collector.report.ops import op_type_table
-from collector.report.plots import write_png_dir
-from collector.report.render_html import write_html
-from collector.report.render_text import render_text
-from collector.report.report import Report, write_csv_dir
-from shared.errors import UsageError
+if TYPE_CHECKING:
+    from collector.report.build import build_report, build_report_from_frames
+    from collector.report.plots import write_png_dir
+    from collector.report.render_html import write_html
+    from collector.report.report import Report, write_csv_dir
+    from collector.report.text import render_text
 
 __all__ = [
+    "DEFAULT_THRESHOLD",
     "Report",
     "build_report",
     "build_report_from_frames",
@@ -35,100 +31,21 @@ __all__ = [
     "write_png_dir",
 ]
 
-
-def build_report(
-    store: Any,
-    campaign: str | None = None,
-    devices: Sequence[str] | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
-) -> Report:
-    """The report of `campaign` (name or id; None = every result) on `devices` (agent ids or
-    hostnames; None = all) from a collector Store."""
-    campaign_id = None
-    if campaign is not None:
-        row = store.campaign_by_name(campaign)
-        if row is None:
-            raise UsageError(f"no campaign {campaign!r} in the database", hint="check the name")
-        campaign_id = row.campaign_id
-    results, op_times, calibration, missing = frames.from_store(store, campaign_id)
-    return build_report_from_frames(
-        results, op_times, calibration, campaign, devices, threshold, missing
-    )
+# Where each public name lives. They load on first use (PEP 562), so `flopgap status`, which
+# registers the `report` subcommand's flags, does not import pandas.
+_HOMES = {
+    "Report": "report",
+    "build_report": "build",
+    "build_report_from_frames": "build",
+    "render_text": "text",
+    "write_csv_dir": "report",
+    "write_html": "render_html",
+    "write_png_dir": "plots",
+}
 
 
-def build_report_from_frames(
-    results: pd.DataFrame | None,
-    op_times: pd.DataFrame | None = None,
-    calibration: pd.DataFrame | None = None,
-    campaign: str | None = None,
-    devices: Sequence[str] | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
-    missing: Sequence[str] = (),
-) -> Report:
-    """Run every analysis; each step adds what it lacked to the report's missing list.
-
-    `devices` keeps the results of those agent ids or hostnames, and the first of them present
-    is the reference of the cross-device table."""
-    res, ops, cal, lacking = _select(results, op_times, calibration, devices, campaign)
-    lacking = [*missing, *lacking]
-    models, more = model_table(res.reset_index(drop=True))
-    lacking += more
-    models, more = attach_roofline(models, cal)
-    lacking += more if not models.empty else []
-    models, fits, more = fit_devices(models, threshold)
-    lacking += more
-    op_table, more, notes = op_type_table(ops, models, result_index(res))
-    said = any(m.startswith("no per-op times") for m in lacking)
-    lacking += [m for m in more if not (said and m.startswith("no per-op times"))]
-    preferred = [d for name in devices or () for d in _devices_of(models, name)]
-    cross, more = cross_device_table(models, preferred)
-    lacking += more
-    notes += roof_warnings(models)
-    return Report(
-        campaign=campaign,
-        convention=CONVENTION,
-        threshold=threshold,
-        models=models,
-        fits=fits,
-        op_types=op_table,
-        cross_device=cross,
-        calibration=cal.reset_index(drop=True),
-        missing=lacking,
-        notes=notes,
-    )
-
-
-def _select(
-    results: pd.DataFrame | None,
-    op_times: pd.DataFrame | None,
-    calibration: pd.DataFrame | None,
-    devices: Sequence[str] | None,
-    campaign: str | None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
-    """The input frames normalised and cut to `devices`, and what they lack."""
-    everything = frames.frame(results, frames.RESULT_COLUMNS)
-    if devices:
-        wanted = set(devices)
-        everything = everything[
-            everything["agent_id"].isin(wanted) | everything["hostname"].isin(wanted)
-        ]
-    res = frames.results_frame(everything)
-    ops = frames.op_times_frame(op_times)
-    cal = frames.calibration_frame(calibration)
-    lacking = []
-    if len(res) < len(everything):
-        lacking.append(f"{len(everything) - len(res)} result(s) ended in error: no latency")
-    if devices:
-        ops = ops[ops["result_id"].isin(set(res["result_id"]))].reset_index(drop=True)
-        cal = cal[cal["agent_id"].isin(set(res["agent_id"]))].reset_index(drop=True)
-    if res.empty:
-        scope = f"campaign {campaign!r}" if campaign else "the database"
-        lacking.append(f"{scope} has no ok results" + (" on those devices" if devices else ""))
-    return res, ops, cal, lacking
-
-
-def _devices_of(models: pd.DataFrame, name: str) -> list[str]:
-    """Device keys of an agent id or hostname (several when it ran several settings)."""
-    hit = (models["agent_id"] == name) | (models["device"] == name)
-    hit |= models["host"].astype(str).str.split(" ").str[0] == name
-    return sorted(set(models.loc[hit, "device"]))
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"collector.report.{home}"), name)

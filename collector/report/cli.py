@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from collector.cli_flags import add_results_flags
-from collector.report import build_report, render_text, write_csv_dir, write_html, write_png_dir
-from collector.report.fits import DEFAULT_THRESHOLD
+from collector.report.defaults import DEFAULT_THRESHOLD
 from shared.cli_parsers import Subparsers, command
 from shared.errors import UsageError
 
@@ -53,6 +52,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Build the report from ``args.db``, print it, write what was asked; returns 0."""
+    from collector.report import build_report, render_text, write_csv_dir, write_html, write_png_dir
     from collector.store import Store
 
     stream = out if out is not None else sys.stdout

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from collector.report.defaults import DEFAULT_THRESHOLD
 from collector.report.stats import (
     MIN_FIT_POINTS,
     PowerFit,
@@ -18,8 +19,6 @@ from collector.report.stats import (
     power_law_fit,
     spearman,
 )
-
-DEFAULT_THRESHOLD = 1.5  # a model >1.5x off its device's FLOPs fit is flagged
 
 FIT_COLUMNS = (
     "device",

@@ -1,0 +1,117 @@
+"""Building a report: read the frames (from a Store or from anywhere), run every analysis and
+collect what each lacked, so the renderers only format."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from collector.flops import CONVENTION
+from collector.report import frames
+from collector.report.analysis import attach_roofline, model_table, result_index, roof_warnings
+from collector.report.compare import cross_device_table
+from collector.report.defaults import DEFAULT_THRESHOLD
+from collector.report.fits import fit_devices
+from collector.report.ops import op_type_table
+from collector.report.report import Report
+from shared.errors import UsageError
+
+
+def build_report(
+    store: Any,
+    campaign: str | None = None,
+    devices: Sequence[str] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Report:
+    """The report of `campaign` (name or id; None = every result) on `devices` (agent ids or
+    hostnames; None = all) from a collector Store."""
+    campaign_id = None
+    if campaign is not None:
+        row = store.campaign_by_name(campaign)
+        if row is None:
+            raise UsageError(f"no campaign {campaign!r} in the database", hint="check the name")
+        campaign_id = row.campaign_id
+    results, op_times, calibration, missing = frames.from_store(store, campaign_id)
+    return build_report_from_frames(
+        results, op_times, calibration, campaign, devices, threshold, missing
+    )
+
+
+def build_report_from_frames(
+    results: pd.DataFrame | None,
+    op_times: pd.DataFrame | None = None,
+    calibration: pd.DataFrame | None = None,
+    campaign: str | None = None,
+    devices: Sequence[str] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    missing: Sequence[str] = (),
+) -> Report:
+    """Run every analysis; each step adds what it lacked to the report's missing list.
+
+    `devices` keeps the results of those agent ids or hostnames, and the first of them present
+    is the reference of the cross-device table."""
+    res, ops, cal, lacking = _select(results, op_times, calibration, devices, campaign)
+    lacking = [*missing, *lacking]
+    models, more = model_table(res.reset_index(drop=True))
+    lacking += more
+    models, more = attach_roofline(models, cal)
+    lacking += more if not models.empty else []
+    models, fits, more = fit_devices(models, threshold)
+    lacking += more
+    op_table, more, notes = op_type_table(ops, models, result_index(res))
+    said = any(m.startswith("no per-op times") for m in lacking)
+    lacking += [m for m in more if not (said and m.startswith("no per-op times"))]
+    preferred = [d for name in devices or () for d in _devices_of(models, name)]
+    cross, more = cross_device_table(models, preferred)
+    lacking += more
+    notes += roof_warnings(models)
+    return Report(
+        campaign=campaign,
+        convention=CONVENTION,
+        threshold=threshold,
+        models=models,
+        fits=fits,
+        op_types=op_table,
+        cross_device=cross,
+        calibration=cal.reset_index(drop=True),
+        missing=lacking,
+        notes=notes,
+    )
+
+
+def _select(
+    results: pd.DataFrame | None,
+    op_times: pd.DataFrame | None,
+    calibration: pd.DataFrame | None,
+    devices: Sequence[str] | None,
+    campaign: str | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """The input frames normalised and cut to `devices`, and what they lack."""
+    everything = frames.frame(results, frames.RESULT_COLUMNS)
+    if devices:
+        wanted = set(devices)
+        everything = everything[
+            everything["agent_id"].isin(wanted) | everything["hostname"].isin(wanted)
+        ]
+    res = frames.results_frame(everything)
+    ops = frames.op_times_frame(op_times)
+    cal = frames.calibration_frame(calibration)
+    lacking = []
+    if len(res) < len(everything):
+        lacking.append(f"{len(everything) - len(res)} result(s) ended in error: no latency")
+    if devices:
+        ops = ops[ops["result_id"].isin(set(res["result_id"]))].reset_index(drop=True)
+        cal = cal[cal["agent_id"].isin(set(res["agent_id"]))].reset_index(drop=True)
+    if res.empty:
+        scope = f"campaign {campaign!r}" if campaign else "the database"
+        lacking.append(f"{scope} has no ok results" + (" on those devices" if devices else ""))
+    return res, ops, cal, lacking
+
+
+def _devices_of(models: pd.DataFrame, name: str) -> list[str]:
+    """Device keys of an agent id or hostname (several when it ran several settings)."""
+    hit = (models["agent_id"] == name) | (models["device"] == name)
+    hit |= models["host"].astype(str).str.split(" ").str[0] == name
+    return sorted(set(models.loc[hit, "device"]))
