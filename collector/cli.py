@@ -17,7 +17,7 @@ from pathlib import Path
 
 from collector import keys_cli
 from collector.cli_flags import DEFAULT_COLLECTOR, add_collector_flags, add_results_flags
-from collector.ratelimit import BURST, RATE_PER_S, RateLimiter
+from collector.server.ratelimit import BURST, RATE_PER_S, RateLimiter
 from shared.cli_errors import run_guarded
 from shared.cli_parsers import Subparsers, actions, command
 from shared.version import __version__

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.procs import Child
-from collector.ratelimit import MAX_PEERS, RateLimiter
 from collector.server import Collector
+from collector.server.ratelimit import MAX_PEERS, RateLimiter
 from collector.store import Store
 from collector.store.model_files import ModelStore
 from shared import protocol

@@ -7,7 +7,7 @@ resumes: jobs left running are requeued, and agents re-register with what they a
 
 With CURVE keys (an `Allowlist`), a peer is who its key says: the ZAP User-Id ("agent:NAME" or
 "client:NAME") of each message, never the name a Register claims. Each peer is rate limited
-(collector.ratelimit), and replies never block the loop on a peer that does not read them.
+(collector.server.ratelimit), and replies never block the loop on a peer that does not read them.
 
 This module receives, sends and routes; collector.server.table says which handler (in
 collector.server.handlers) answers each message and who may send it.
@@ -21,9 +21,9 @@ from collections.abc import Sequence
 
 import zmq
 
-from collector.ratelimit import RateLimiter
 from collector.server.context import Context, Refused, Sender
 from collector.server.handlers import agents, jobs
+from collector.server.ratelimit import RateLimiter
 from collector.server.registry import Registry
 from collector.server.table import ROUTES, Role, Route
 from collector.store import Store

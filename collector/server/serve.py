@@ -19,8 +19,8 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from collector.ratelimit import RateLimiter
 from collector.server.loop import HEARTBEAT_S, Collector
+from collector.server.ratelimit import RateLimiter
 from collector.store import Store
 from collector.store.model_files import ModelStore
 from shared.errors import UsageError
@@ -92,7 +92,7 @@ def serve(
     limiter: RateLimiter | None = None,
 ) -> int:
     """Run the collector until SIGTERM/SIGINT; with `keys_dir`, only allowlisted keys connect.
-    `limiter`: each peer's message rate (collector.ratelimit's defaults when None)."""
+    `limiter`: each peer's message rate (collector.server.ratelimit's defaults when None)."""
     logs = log_from_a_thread()
     try:
         return _serve(bind, db, insecure, heartbeat_s, keys_dir, max_message_bytes, calibrate,
