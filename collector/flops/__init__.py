@@ -27,6 +27,7 @@ __all__ = [
     "OpTypeCost",
     "Totals",
     "count_model",
+    "load_counter",
     "model_sha256",
     "op_key",
 ]
@@ -42,3 +43,10 @@ def count_model(
     from collector.flops.counter import count_model as count
 
     return count(model, input_shapes)
+
+
+def load_counter() -> None:
+    """Import the counter (and onnx, about a second) now. `flopgap serve` calls it before it
+    listens, so that cost is paid at start-up, not inside the batch of the first result, whose
+    acks would otherwise wait for it."""
+    import collector.flops.counter  # noqa: F401

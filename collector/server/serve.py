@@ -19,6 +19,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
+from collector import flops
 from collector.server.loop import HEARTBEAT_S, Collector
 from collector.server.ratelimit import RateLimiter
 from collector.store import Store
@@ -125,6 +126,7 @@ def _serve(
     limiter: RateLimiter | None,
 ) -> int:
     require_safe(bind, insecure, "bind", keys=keys_dir is not None)
+    flops.load_counter()
     keys = load_collector(keys_dir) if keys_dir is not None else None  # before anything binds
     allowlist = Allowlist(keys_dir) if keys_dir is not None else None
     auth = start_authenticator(allowlist) if allowlist is not None else None
