@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from enum import Enum
 from typing import Any, NamedTuple, TypeVar
 
@@ -183,24 +184,41 @@ class OpTimeRow(NamedTuple):
     folded_flops: int | None
 
 
-_ENUMS: dict[str, type[Enum]] = {
-    "JobRow.state": JobState,
-    "CampaignRow.state": CampaignState,
-    "ResultRow.status": ResultStatus,
+_ENUMS: dict[tuple[str, str], type[Enum]] = {
+    ("JobRow", "state"): JobState,
+    ("CampaignRow", "state"): CampaignState,
+    ("ResultRow", "status"): ResultStatus,
 }
 
 Row = TypeVar("Row", bound=tuple[Any, ...])
+_Plan = Callable[[sqlite3.Row], Any]
+_PLANS: dict[tuple[type, tuple[str, ...]], _Plan] = {}
 
 
 def typed(cls: type[Row], row: sqlite3.Row) -> Row:
     """A typed row from a sqlite3.Row, by column name (so column order cannot swap fields),
-    state columns made enums; a missing or extra column is a bug, and raises."""
+    state columns made enums; a missing or extra column is a bug, and raises. The mapping is
+    worked out once per row type and query shape: the server reads several rows per result."""
+    key = (cls, tuple(row.keys()))
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _PLANS[key] = _plan(cls, key[1])
+    result: Row = plan(row)
+    return result
+
+
+def _plan(cls: type[Row], columns: tuple[str, ...]) -> _Plan:
     fields: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
-    if set(row.keys()) != set(fields):
-        raise TypeError(f"{cls.__name__} has {fields}, the query gave {tuple(row.keys())}")
-    values = {name: row[name] for name in fields}
-    for name in fields:
-        enum = _ENUMS.get(f"{cls.__name__}.{name}")
-        if enum is not None:
-            values[name] = enum(values[name])
-    return cls(**values)
+    if sorted(columns) != sorted(fields):
+        raise TypeError(f"{cls.__name__} has {fields}, the query gave {columns}")
+    order = [columns.index(name) for name in fields]
+    enums = [(i, enum) for i, name in enumerate(fields)
+             if (enum := _ENUMS.get((cls.__name__, name))) is not None]  # fmt: skip
+
+    def build(row: sqlite3.Row) -> Any:
+        values = [row[i] for i in order]
+        for i, enum in enums:
+            values[i] = enum(values[i])
+        return cls(*values)
+
+    return build
