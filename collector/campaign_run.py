@@ -44,6 +44,7 @@ def payload_for(config: Path, models_dir: Path) -> tuple[dict[str, Any], dict[st
         "jobs": jobs,
         "timeout_s": float(spec.timeout_s),
         "retries": int(spec.retries),
+        "retry_invalid": int(spec.retry_invalid),
         "spec": spec.to_dict(),
     }
     return payload, blobs

@@ -87,12 +87,14 @@ DOCUMENT_COLUMNS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "foreign_cpu_cores": lambda d: d["system"].get("foreign_cpu_cores"),
     "power_avg_w": lambda d: (d["power"] or {}).get("avg_w"),
     "started_at": lambda d: d.get("started_at"),
+    "finished_at": lambda d: d.get("finished_at"),
     "schema_version": lambda d: d["schema_version"],
 }
 
 # Columns copied from the stored result row (collector.store.results.result_rows).
 STORE_COLUMNS = ("result_id", "job_id", "status", "error_kind", "error", "agent_id", "device_id",
-                 "model_name", "model_sha256", "campaign_id", "repeat")  # fmt: skip
+                 "model_name", "model_sha256", "campaign_id", "repeat", "attempt",
+                 "job_result")  # fmt: skip
 POWER_COLUMNS = ("power_source", "energy_j_per_inference", "net_energy_j_per_inference",
                  "idle_w", "j_per_gflop")  # fmt: skip
 
@@ -120,6 +122,9 @@ COLUMNS: tuple[str, ...] = (
     # energy (power_columns)
     "power_source", "energy_j_per_inference", "net_energy_j_per_inference", "idle_w",
     "j_per_gflop",
+    # when the measurement ended; which attempt of its job a result is, and whether it is the
+    # job's result (invalid attempts measured again are exported too)
+    "finished_at", "attempt", "job_result",
     # new columns go here, and only here
 )  # fmt: skip
 
@@ -244,7 +249,7 @@ def _frame(store: Store, campaign_id: str | None) -> Any:
 def write_wide(store: Store, path: Path, campaign_id: str | None) -> list[Path]:
     """Model (x settings) by device matrices: median p50 latency, and achieved GFLOP/s."""
     frame = _frame(store, campaign_id)
-    ok = frame[frame["status"] == "ok"]
+    ok = frame[(frame["status"] == "ok") & (frame["job_result"] == 1)]  # not superseded attempts
     keys = ["model_name", "provider", "threads", "opt_level"]
     written = []
     for value, target in (

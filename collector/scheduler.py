@@ -13,12 +13,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from collector.campaign.spec import MAX_RETRY_INVALID
 from collector.campaign.targets import Targets
 from collector.store import Store
 from collector.store.rows import CampaignRow
 from shared.errors import UsageError
 
 PAYLOAD_KEYS = {"name", "targets", "jobs", "timeout_s", "retries", "spec"}
+OPTIONAL_PAYLOAD_KEYS = {"retry_invalid"}  # older clients do not send them
 
 
 def targets_match(targets: Mapping[str, Any], agent_name: str, tags: Mapping[str, str]) -> bool:
@@ -33,7 +35,7 @@ def targets_match(targets: Mapping[str, Any], agent_name: str, tags: Mapping[str
 def check_payload(payload: Mapping[str, Any]) -> None:
     """Refuse a malformed campaign before anything is queued."""
     missing = PAYLOAD_KEYS - payload.keys()
-    unknown = payload.keys() - PAYLOAD_KEYS
+    unknown = payload.keys() - PAYLOAD_KEYS - OPTIONAL_PAYLOAD_KEYS
     if missing or unknown:
         raise UsageError(f"campaign payload: missing {sorted(missing)}, unknown {sorted(unknown)}")
     jobs = payload["jobs"]
@@ -42,6 +44,12 @@ def check_payload(payload: Mapping[str, Any]) -> None:
     for job in jobs:
         if not isinstance(job, dict) or {"model", "sha256", "settings", "repeat"} - job.keys():
             raise UsageError("campaign job lacks model, sha256, settings or repeat")
+    retry_invalid = payload.get("retry_invalid", 0)
+    if type(retry_invalid) is not int or not 0 <= retry_invalid <= MAX_RETRY_INVALID:
+        raise UsageError(
+            f"campaign retry_invalid {retry_invalid!r} is not a whole number 0-{MAX_RETRY_INVALID}",
+            hint="set retry_invalid = 1 (the default) or 0 in the campaign file",
+        )
     if not payload["targets"].get("agents") and not payload["targets"].get("tags"):
         raise UsageError(
             "the campaign's target selector is empty",
@@ -59,9 +67,11 @@ def expand_for_agent(
     if store.jobs(campaign_id=campaign.campaign_id, agent_id=agent_id):
         return 0
     attempts = 1 + int(payload["retries"])
+    retry_invalid = int(payload.get("retry_invalid", 0))
     rows = [
         (uuid.uuid4().hex, campaign.campaign_id, agent_id, job["sha256"], job["model"],
-         job["settings"], int(job["repeat"]), attempts, float(payload["timeout_s"]))
+         job["settings"], int(job["repeat"]), attempts, float(payload["timeout_s"]),
+         retry_invalid)
         for job in payload["jobs"]
     ]  # fmt: skip
     store.add_jobs(rows)

@@ -64,10 +64,13 @@ def write_campaign(
     name: str = "fleet",
     agents: str = '["*"]',
     extra: str = "",
+    retry_invalid: int = 0,
 ) -> Path:
+    """A small campaign. Invalid results are not measured again by default: on a loaded test
+    machine many are invalid, and most fleet tests count one result per job."""
     config = folder / f"{name}.toml"
     config.write_text(
-        f'name = "{name}"\nmodels = {models!r}\n'.replace("'", '"')
+        f'name = "{name}"\nmodels = {models!r}\nretry_invalid = {retry_invalid}\n'.replace("'", '"')
         + f"[matrix]\nthreads = {threads}\n[targets]\nagents = {agents}\n"
         "[measure]\nmin_iterations = 64\nmin_seconds = 0.2\nwarmup_seconds = 0.05\n"
         "warmup_runs = 2\nrepeats = 1\n" + extra

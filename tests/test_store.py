@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from collector.store import (
     ResultStatus,
     Store,
     latency_blob,
+    schema,
 )
 from collector.store.rows import JobRow, ModelRow, typed
 from shared.errors import StoreError
@@ -140,3 +142,58 @@ def test_a_row_type_that_does_not_match_its_query_raises(tmp_path: Path) -> None
     row = db.execute("SELECT 'a' AS sha256, 'n' AS name, 'p' AS path").fetchone()
     with pytest.raises(TypeError, match="ModelRow"):
         typed(ModelRow, row)
+
+
+def test_a_schema_3_database_keeps_its_results_as_each_jobs_only_attempt(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite"
+    old = schema.SCHEMA.replace(schema.RESULTS_TABLE.format(name="results"), _V3_RESULTS)
+    old = old.replace(",\n    retry_invalid INTEGER NOT NULL DEFAULT 0, invalid_attempts INTEGER "
+                      "NOT NULL DEFAULT 0)", ")")  # fmt: skip
+    assert "retry_invalid" not in old and "job_id TEXT NOT NULL UNIQUE" in old
+    db = sqlite3.connect(path)
+    db.executescript(old + "INSERT INTO meta VALUES ('schema', '3');")
+    db.execute("INSERT INTO campaigns VALUES ('c1', 'c', '{}', 'done', 0, 1)")
+    db.execute("INSERT INTO jobs VALUES ('j1', 'c1', 'a1', 's', 'm', '{}', 0, 'done', 1, 1, 60, "
+               "'[]', 0, 0, 1)")  # fmt: skip
+    doc = '{"valid": false, "invalid_reasons": ["other processes used 1.00 CPU cores"]}'
+    db.execute("INSERT INTO results VALUES ('r1', 'j1', 'c1', 'a1', 'd', 's', 'ok', NULL, NULL, "
+               "?, 5)", (doc,))  # fmt: skip
+    db.execute("INSERT INTO latencies VALUES ('r1', 1, ?, 0, 8)", (np.ones(1, "<i8").tobytes(),))
+    db.commit()
+    db.close()
+    store = Store(path)
+    (result,) = store.result_rows()
+    assert (result.attempt, result.job_result, result.valid) == (1, 1, 0)
+    assert json.loads(result.invalid_reasons or "[]") == ["other processes used 1.00 CPU cores"]
+    job = store.job("j1")
+    assert job is not None and (job.retry_invalid, job.invalid_attempts) == (0, 0)
+    assert store.integrity_ok()
+
+
+_V3_RESULTS = """
+CREATE TABLE IF NOT EXISTS results (
+    result_id TEXT PRIMARY KEY, job_id TEXT NOT NULL UNIQUE, campaign_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL, device_id TEXT NOT NULL, model_sha256 TEXT NOT NULL,
+    status TEXT NOT NULL, error_kind TEXT, error TEXT, document_json TEXT,
+    received_at REAL NOT NULL);
+"""
+
+
+def test_an_invalid_result_is_kept_and_its_job_measured_again(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.add_campaign("c1", "c", {})
+    store.add_jobs([(*_job("j1", "c1"), 1)])  # retry_invalid = 1
+    lat = np.ones(10, dtype=np.int64)
+    bad = {"valid": False, "invalid_reasons": ["timings too noisy: robust CV 30%"]}
+    store.start_job("j1")
+    assert store.record_result("j1", "r1", "d", bad, lat) is JobState.QUEUED
+    job = store.job("j1")
+    assert job is not None and job.state is JobState.QUEUED and job.invalid_attempts == 1
+    assert job.attempts == 0  # an invalid result is not a failed attempt
+    store.start_job("j1")
+    assert store.record_result("j1", "r2", "d", bad, lat) is JobState.DONE  # no retry left
+    assert store.record_result("j1", "r3", "d", {"valid": True}, lat) is None  # job finished
+    rows = {r.result_id: r for r in store.result_rows()}
+    assert set(rows) == {"r1", "r2"}
+    assert [(rows[r].attempt, rows[r].job_result) for r in ("r1", "r2")] == [(1, 0), (2, 1)]
+    assert store.verdicts("c1") == [("ok", 0, '["timings too noisy: robust CV 30%"]')]

@@ -16,14 +16,14 @@ from collector.campaign.matrix import read_matrix
 from collector.campaign.measure import read_measure, read_setting
 from collector.campaign.models import resolve_models
 from collector.campaign.shapes import check_coverage, read_input_shapes
-from collector.campaign.spec import CampaignSpec
+from collector.campaign.spec import MAX_RETRY_INVALID, CampaignSpec
 from collector.campaign.tables import Table, read_toml, usage
 from collector.campaign.targets import read_targets
 from shared.errors import UsageError
 from shared.settings import BY_NAME, parse_job_settings
 
 TOP_KEYS = (
-    "name", "description", "models", "timeout_s", "retries", "seed",
+    "name", "description", "models", "timeout_s", "retries", "retry_invalid", "seed",
     "inputs", "matrix", "targets", "measure",
 )  # fmt: skip
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -56,12 +56,22 @@ def load_campaign(path: Path) -> CampaignSpec:
         repeats=measure.repeats,
         timeout_s=top.amount("timeout_s", 600.0, strict=True) or 600.0,
         retries=top.count("retries", 2) or 0,
+        retry_invalid=_retry_invalid(top),
         seed=seed or 0,
         target_ci=measure.target_ci,
         profile_ops=measure.profile_ops,
     )
     _check_agent_accepts(spec)
     return spec
+
+
+def _retry_invalid(top: Table) -> int:
+    value = top.count("retry_invalid", 1) or 0
+    if value > MAX_RETRY_INVALID:
+        raise top.error("retry_invalid", f"must be <= {MAX_RETRY_INVALID}, got {value}",
+                        "an invalid result that keeps recurring needs a quieter board, not "
+                        "more retries")  # fmt: skip
+    return value
 
 
 def _check_agent_accepts(spec: CampaignSpec) -> None:

@@ -21,6 +21,8 @@ from collector.campaign.targets import Targets
 from shared.errors import UsageError
 from shared.settings import SETTING_KEYS
 
+MAX_RETRY_INVALID = 10  # re-measuring an invalid result more often only hides a busy board
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -51,6 +53,7 @@ class CampaignSpec:
     repeats: int = 1
     timeout_s: float = 600.0
     retries: int = 2
+    retry_invalid: int = 1  # an invalid result is measured again up to this many times
     seed: int = 0
     target_ci: float | None = None
     profile_ops: bool = False

@@ -31,6 +31,7 @@ def spec_to_dict(spec: CampaignSpec) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         **{key: getattr(spec, key) for key in _SCALARS},
+        "retry_invalid": spec.retry_invalid,
         "profile_ops": spec.profile_ops,
         "source": str(spec.source),
         "models": [_model_to_dict(model) for model in spec.models],
@@ -56,6 +57,7 @@ def fields_from_dict(raw: Mapping[str, Any]) -> dict[str, Any]:
     try:
         return {
             **{key: raw[key] for key in _SCALARS},
+            "retry_invalid": int(raw.get("retry_invalid", 1)),  # absent before schema 4
             "profile_ops": bool(raw["profile_ops"]),
             "source": Path(raw["source"]),
             "models": [_model_from_dict(model) for model in raw["models"]],

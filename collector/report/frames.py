@@ -127,7 +127,7 @@ def from_store(
     from collector.export import rows
 
     missing: list[str] = []
-    all_rows = list(rows(store, campaign_id))
+    all_rows = [r for r in rows(store, campaign_id) if r["job_result"]]  # not retried attempts
     extras: list[list[dict[str, Any]]] = []
     for method, args, what in (
         ("op_time_rows", (campaign_id,), "no per-op times: the store has no op_times table"),

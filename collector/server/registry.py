@@ -70,5 +70,28 @@ class Registry:
             record.state = "missing"
         return found
 
+    def device_busy(self, record: AgentRecord) -> AgentRecord | None:
+        """Another online agent on `record`'s device that is running a job, if any. An agent
+        without a device id shares with nobody."""
+        if not record.device_id:
+            return None
+        for other in self._by_name.values():
+            if (other is not record and other.device_id == record.device_id
+                    and other.state == "online" and other.running is not None):  # fmt: skip
+                return other
+        return None
+
+    def sharing(self, record: AgentRecord) -> list[AgentRecord]:
+        """The other online agents on `record`'s device, in name order starting after it."""
+        if not record.device_id:
+            return []
+        ring = sorted(
+            (r for r in self._by_name.values()
+             if r.device_id == record.device_id and r.state == "online"),
+            key=lambda r: r.agent_id,
+        )  # fmt: skip
+        at = next((i for i, r in enumerate(ring) if r is record), -1)
+        return [r for r in ring[at + 1 :] + ring[: at + 1] if r is not record]
+
     def all(self) -> list[AgentRecord]:
         return sorted(self._by_name.values(), key=lambda r: r.agent_id)

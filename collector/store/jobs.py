@@ -30,14 +30,17 @@ class Jobs(Database):
 
     def add_jobs(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert jobs: (job_id, campaign_id, agent_id, sha256, model_name, settings, repeat,
-        max_attempts, timeout_s), all in one transaction."""
+        max_attempts, timeout_s[, retry_invalid]), all in one transaction."""
         now = time.time()
         with self.transaction() as db:
             db.executemany(
-                "INSERT INTO jobs VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, '[]', ?, NULL, ?)",
-                [(*r[:5], json.dumps(r[5], sort_keys=True), *r[6:], now, now) for r in rows],
-            )
+                "INSERT INTO jobs (job_id, campaign_id, agent_id, model_sha256, model_name, "
+                "settings_json, repeat, state, attempts, max_attempts, timeout_s, errors_json, "
+                "created, started, updated, retry_invalid, invalid_attempts) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, '[]', ?, NULL, ?, ?, 0)",
+                [(*r[:5], json.dumps(r[5], sort_keys=True), *r[6:9], now, now,
+                  int(r[9]) if len(r) > 9 else 0) for r in rows],
+            )  # fmt: skip
 
     def job(self, job_id: str) -> JobRow | None:
         row = self.db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
@@ -107,6 +110,13 @@ class Jobs(Database):
             )
         return cur.rowcount
 
+    def next_attempt(self, job_id: str) -> int:
+        """The attempt number the job's next stored result gets (1 for its first)."""
+        (count,) = self.db.execute(
+            "SELECT COUNT(*) FROM results WHERE job_id=?", (job_id,)
+        ).fetchone()
+        return int(count) + 1
+
     def fail_attempt(self, job_id: str, failure: Failure) -> JobState | None:
         """Record a failed attempt; requeue while attempts remain, else store it as the job's
         error result, in one transaction. Returns the job's new state (None: no such job)."""
@@ -122,10 +132,13 @@ class Jobs(Database):
                 "UPDATE jobs SET state=?, errors_json=?, updated=? WHERE job_id=?",
                 (state.value, json.dumps(errors), now, job_id),
             )
-            if final:
+            if final:  # the error is the job's result; invalid attempts before it stay attempts
                 db.execute(
-                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, 'error', ?, ?, NULL, ?)",
+                    "INSERT INTO results (result_id, job_id, campaign_id, agent_id, device_id, "
+                    "model_sha256, status, error_kind, error, document_json, received_at, "
+                    "attempt, job_result) VALUES (?, ?, ?, ?, ?, ?, 'error', ?, ?, NULL, ?, ?, 1)",
                     (failure.result_id, job_id, job.campaign_id, job.agent_id,
-                     failure.device_id, job.model_sha256, failure.kind, " | ".join(errors), now),
+                     failure.device_id, job.model_sha256, failure.kind, " | ".join(errors), now,
+                     self.next_attempt(job_id)),
                 )  # fmt: skip
         return state

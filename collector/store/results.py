@@ -1,8 +1,10 @@
 """Reads and writes of results: the document, its raw latencies, and its per-op kernel times.
 
 Raw steady-state latencies are kept whole, packed losslessly (collector/store/latency_blob.py). A
-result, its latencies and its job's move to done commit in one transaction, so a job is never
-done without its result, nor a result stored twice.
+result, its latencies and its job's next state commit in one transaction, so a job is never
+done without its result, nor a result stored twice. A job keeps every attempt that measured:
+an invalid result with invalid retries left stays as an attempt (``job_result`` 0) and the job
+goes back to the queue; the job's result (``job_result`` 1) is its valid one, or its last.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from collector.store import latency_blob
 from collector.store.jobs import Jobs
-from collector.store.rows import JobRow, OpTimeRow, ResultRow, typed
+from collector.store.rows import JobRow, JobState, OpTimeRow, ResultRow, typed
 from shared.errors import StoreError
 
 
@@ -31,31 +33,58 @@ class Results(Jobs):
         document: dict[str, Any],
         latencies_ns: np.ndarray,
         job: JobRow | None = None,
-    ) -> bool:
-        """Store a result and mark its job done, atomically. False (and nothing written) when
-        this result id is already stored or the job already has a result. `job`: its row, when
-        the caller has just read it."""
+    ) -> JobState | None:
+        """Store a result and move its job on, atomically: done, or queued again (at the back
+        of its agent's queue) when the result is invalid and the job has invalid retries left.
+        Returns the job's new state; None (and nothing written) when this result id is already
+        stored or the job is already finished. `job`: its row, when the caller just read it."""
         job = job if job is not None else self.job(job_id)
         if job is None:
             raise StoreError(f"no job {job_id}")
+        if job.state.terminal:
+            return None
+        valid = bool(document.get("valid", True))
+        retry = not valid and job.invalid_attempts < job.retry_invalid
         packed = latency_blob.pack(latencies_ns)
+        now = time.time()
         try:
             with self.transaction() as db:
                 db.execute(
-                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, NULL, ?, ?)",
+                    "INSERT INTO results (result_id, job_id, campaign_id, agent_id, device_id, "
+                    "model_sha256, status, error_kind, error, document_json, received_at, "
+                    "attempt, job_result, valid, invalid_reasons) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, NULL, ?, ?, ?, ?, ?, ?)",
                     (result_id, job_id, job.campaign_id, job.agent_id, device_id,
-                     job.model_sha256, json.dumps(document), time.time()),
+                     job.model_sha256, json.dumps(document), now, self.next_attempt(job_id),
+                     0 if retry else 1, int(valid),
+                     json.dumps(list(document.get("invalid_reasons") or []))),
                 )  # fmt: skip
                 db.execute(
                     "INSERT INTO latencies VALUES (?, ?, ?, ?, ?)",
                     (result_id, int(latencies_ns.size), packed.data, packed.base, packed.width),
                 )
-                db.execute(
-                    "UPDATE jobs SET state='done', updated=? WHERE job_id=?", (time.time(), job_id)
-                )
+                if retry:  # not a failed attempt: the failure budget is for crashes
+                    db.execute(
+                        "UPDATE jobs SET state='queued', invalid_attempts=invalid_attempts+1, "
+                        "attempts=MAX(attempts-1, 0), created=?, updated=? WHERE job_id=?",
+                        (now, now, job_id),
+                    )
+                else:
+                    db.execute("UPDATE jobs SET state='done', updated=? WHERE job_id=?",
+                               (now, job_id))  # fmt: skip
         except sqlite3.IntegrityError:
-            return False
-        return True
+            return None
+        return JobState.QUEUED if retry else JobState.DONE
+
+    def verdicts(self, campaign_id: str) -> list[tuple[str, int | None, str | None]]:
+        """(status, valid, invalid_reasons JSON) of each job's result in a campaign: what the
+        status counts, without reading a single document."""
+        cur = self.db.execute(
+            "SELECT status, valid, invalid_reasons FROM results "
+            "WHERE campaign_id=? AND job_result=1",
+            (campaign_id,),
+        )
+        return [(str(r[0]), r[1], r[2]) for r in cur]
 
     def latencies(self, result_id: str) -> np.ndarray:
         row = self.db.execute(

@@ -133,6 +133,8 @@ class JobRow(NamedTuple):
     created: float
     started: float | None
     updated: float
+    retry_invalid: int  # how many invalid results the job may replace by measuring again
+    invalid_attempts: int
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -159,6 +161,10 @@ class ResultRow(NamedTuple):
     error: str | None
     document_json: str | None
     received_at: float
+    attempt: int  # 1 for the job's first stored result
+    job_result: int  # 1: the job's result; 0: an invalid attempt it measured again
+    valid: int | None  # None for an error result
+    invalid_reasons: str | None  # JSON list
     settings_json: str
     repeat: int
     model_name: str

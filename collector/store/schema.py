@@ -1,8 +1,8 @@
-"""The store's tables, their version, and the one upgrade it knows (schema 2 to 3).
+"""The store's tables, their version, and the upgrades it knows (schema 2 to 3 to 4).
 
 The DDL runs on every open (``IF NOT EXISTS``), so a new database and an old one converge on the
-same tables and indexes; ``check_version`` then stamps a new file, upgrades a schema-2 file in
-one transaction, or refuses any other version rather than guess at its layout.
+same tables and indexes; ``check_version`` then stamps a new file, upgrades a schema-2 or -3 file
+in one transaction each, or refuses any other version rather than guess at its layout.
 """
 
 from __future__ import annotations
@@ -15,9 +15,22 @@ from pathlib import Path
 from shared.errors import StoreError
 
 # 3: latencies packed (base, width), 2's read as width 8; op_times.folded_flops (BN in convs)
-STORE_SCHEMA_VERSION = 3
+# 4: a job may keep several results (invalid attempts retried): results.job_id is no longer
+#    unique, results gain attempt, job_result, valid, invalid_reasons; jobs gain retry_invalid
+#    and invalid_attempts
+STORE_SCHEMA_VERSION = 4
 
-SCHEMA = """
+RESULTS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    result_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, campaign_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL, device_id TEXT NOT NULL, model_sha256 TEXT NOT NULL,
+    status TEXT NOT NULL, error_kind TEXT, error TEXT, document_json TEXT,
+    received_at REAL NOT NULL, attempt INTEGER NOT NULL DEFAULT 1,
+    job_result INTEGER NOT NULL DEFAULT 1, valid INTEGER, invalid_reasons TEXT);
+"""
+
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS agents (
     agent_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, descriptor_json TEXT NOT NULL,
@@ -32,12 +45,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     model_sha256 TEXT NOT NULL, model_name TEXT NOT NULL, settings_json TEXT NOT NULL,
     repeat INTEGER NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
     max_attempts INTEGER NOT NULL, timeout_s REAL NOT NULL, errors_json TEXT NOT NULL,
-    created REAL NOT NULL, started REAL, updated REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS results (
-    result_id TEXT PRIMARY KEY, job_id TEXT NOT NULL UNIQUE, campaign_id TEXT NOT NULL,
-    agent_id TEXT NOT NULL, device_id TEXT NOT NULL, model_sha256 TEXT NOT NULL,
-    status TEXT NOT NULL, error_kind TEXT, error TEXT, document_json TEXT,
-    received_at REAL NOT NULL);
+    created REAL NOT NULL, started REAL, updated REAL NOT NULL,
+    retry_invalid INTEGER NOT NULL DEFAULT 0, invalid_attempts INTEGER NOT NULL DEFAULT 0);
+"""
+    + RESULTS_TABLE.format(name="results")
+    + """
 CREATE TABLE IF NOT EXISTS latencies (
     result_id TEXT PRIMARY KEY REFERENCES results(result_id), n INTEGER NOT NULL,
     ns BLOB NOT NULL, base INTEGER NOT NULL DEFAULT 0, width INTEGER NOT NULL DEFAULT 8);
@@ -56,6 +68,13 @@ CREATE INDEX IF NOT EXISTS jobs_by_campaign ON jobs(campaign_id, state);
 CREATE INDEX IF NOT EXISTS jobs_in_order ON jobs(agent_id, state, campaign_id, created, job_id);
 -- jobs_in_order also serves every (agent_id, state) lookup; schema 2's narrower index goes
 """
+)
+
+# Indexes on columns an older schema lacks: made once the file is at the current version.
+CURRENT_INDEXES = """
+CREATE INDEX IF NOT EXISTS results_by_campaign ON results(campaign_id, job_result);
+CREATE INDEX IF NOT EXISTS results_by_job ON results(job_id);
+"""
 
 
 def check_version(
@@ -67,14 +86,54 @@ def check_version(
     row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
     if row is None:
         db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(STORE_SCHEMA_VERSION),))
-    elif int(row[0]) == 2:  # add the packing columns; old rows are width 8, base 0
+        db.executescript(CURRENT_INDEXES)
+        return
+    version = int(row[0])
+    if version == 2:  # add the packing columns; old rows are width 8, base 0
         with transaction() as tx:
             tx.execute("ALTER TABLE latencies ADD COLUMN base INTEGER NOT NULL DEFAULT 0")
             tx.execute("ALTER TABLE latencies ADD COLUMN width INTEGER NOT NULL DEFAULT 8")
             tx.execute("ALTER TABLE op_times ADD COLUMN folded_flops INTEGER")
             tx.execute("UPDATE meta SET value='3' WHERE key='schema'")
-    elif int(row[0]) != STORE_SCHEMA_VERSION:
+        version = 3
+    if version == 3:
+        db.execute("PRAGMA foreign_keys=OFF")  # results is rebuilt under latencies' reference
+        try:
+            with transaction() as tx:
+                _upgrade_3_to_4(tx)
+                if tx.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise StoreError(
+                        f"{path}: upgrading to store schema 4 broke a reference",
+                        hint="keep the file and report this; nothing was changed",
+                    )
+        finally:
+            db.execute("PRAGMA foreign_keys=ON")
+        version = 4
+    if version != STORE_SCHEMA_VERSION:
         raise StoreError(
             f"{path} has store schema {row[0]}, this flopgap reads {STORE_SCHEMA_VERSION}",
             hint="use the flopgap that wrote it, or start a new database",
         )
+    db.executescript(CURRENT_INDEXES)
+
+
+def _upgrade_3_to_4(tx: sqlite3.Connection) -> None:
+    """Rebuild results without the UNIQUE job_id (SQLite cannot drop a constraint), each old
+    result its job's only attempt, its verdict copied out of its document; add the jobs'
+    invalid-retry columns (old jobs retry nothing)."""
+    tx.execute(RESULTS_TABLE.format(name="results_v4"))
+    tx.execute(
+        "INSERT INTO results_v4 SELECT result_id, job_id, campaign_id, agent_id, device_id, "
+        "model_sha256, status, error_kind, error, document_json, received_at, 1, 1, "
+        "CASE WHEN document_json IS NULL THEN NULL "
+        "ELSE json_extract(document_json, '$.valid') END, "
+        "CASE WHEN document_json IS NULL THEN NULL "
+        "ELSE json_extract(document_json, '$.invalid_reasons') END FROM results"
+    )
+    tx.execute("DROP TABLE results")
+    tx.execute("ALTER TABLE results_v4 RENAME TO results")
+    have = {row[1] for row in tx.execute("PRAGMA table_info(jobs)")}
+    for column in ("retry_invalid", "invalid_attempts"):
+        if column not in have:
+            tx.execute(f"ALTER TABLE jobs ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0")
+    tx.execute("UPDATE meta SET value='4' WHERE key='schema'")

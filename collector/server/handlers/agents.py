@@ -63,6 +63,11 @@ def register(ctx: Context, sender: Sender, msg: protocol.Register) -> None:
         agent.device_id,
         msg.device.get("cpu_model", "?"),
     )
+    sharers = registry.sharing(agent)
+    if sharers:
+        names = ", ".join(a.agent_id for a in sharers)
+        log.info("agent %s shares device %s with %s: their jobs run one at a time",
+                 agent.agent_id, agent.device_id, names)  # fmt: skip
     ctx.reply(routing_id, protocol.Welcome(agent.agent_id, ctx.heartbeat_s))
     jobs.dispatch(ctx, agent)
 
@@ -100,3 +105,4 @@ def check_liveness(ctx: Context) -> None:
             )
             if job is not None:
                 jobs.campaign_progress(ctx, job.campaign_id)
+            jobs.dispatch_device(ctx, agent)  # its device is free for the agents sharing it

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from collector.enrich import enrich, needs_calibration
 from collector.server.context import Context, Refused, Sender
@@ -20,13 +21,15 @@ from collector.store.rows import JobState
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.result import check_document
+from shared.verdicts import reason_kind
 
 log = logging.getLogger("flopgap.collector")
 
 
 def dispatch(ctx: Context, agent: AgentRecord) -> None:
-    """Give an idle agent its next queued job, if it has one."""
-    if not agent.idle:
+    """Give an idle agent its next queued job, if it has one and its device is free: one
+    measurement at a time per device, whichever agents hold it."""
+    if not agent.idle or ctx.registry.device_busy(agent) is not None:
         return
     store = ctx.store
     job = store.next_queued_job(agent.agent_id)
@@ -72,15 +75,21 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
     ctx.progress.pop(msg.job_id, None)
     if isinstance(msg, protocol.Result):
         check_document(msg.document)
-        stored = store.record_result(
+        state = store.record_result(
             msg.job_id, msg.result_id, agent.device_id, msg.document, msg.latencies_ns, job
         )
-        ctx.counters["results" if stored else "duplicates"] += 1
+        ctx.counters["results" if state is not None else "duplicates"] += 1
         lat = msg.document["latency_ms"]
+        if state is None:
+            outcome = " [duplicate, not stored]"
+        elif state is JobState.QUEUED:
+            outcome = (f"; measuring it again later (invalid retry {job.invalid_attempts + 1} "
+                       f"of {job.retry_invalid})")  # fmt: skip
+        else:
+            outcome = ""
         log.info("result %s: %s on %s p50 %.3f ms (%s)%s", msg.result_id[:8],
-                 job.model_name, agent.agent_id, lat["p50"],
-                 "valid" if msg.document["valid"] else "INVALID",
-                 "" if stored else " [duplicate, not stored]")  # fmt: skip
+                 job.model_name, agent.agent_id, lat["p50"], _verdict(msg.document),
+                 outcome)  # fmt: skip
     else:
         fail(ctx, agent, msg.job_id, msg.kind, msg.error, msg.result_id)
     ctx.reply(agent.routing_id, protocol.Ack(msg.result_id))  # after the durable write
@@ -88,6 +97,22 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
         enrich(store, ctx.models, agent.agent_id, msg.result_id, job.model_sha256,
                msg.document)  # fmt: skip
     campaign_progress(ctx, job.campaign_id)
+    dispatch_device(ctx, agent)
+
+
+def _verdict(document: dict[str, Any]) -> str:
+    if document["valid"]:
+        return "valid"
+    kinds = sorted({reason_kind(r) for r in document.get("invalid_reasons") or []})
+    return f"INVALID: {', '.join(kinds) or 'no reason given'}"
+
+
+def dispatch_device(ctx: Context, freed: AgentRecord) -> None:
+    """The device `freed` ran on is free again: offer the next job to the other agents that
+    share it, in turn starting after `freed`, so no sharer waits for the other's whole queue;
+    the loop then offers `freed` its own next job if the device is still free."""
+    for agent in ctx.registry.sharing(freed):
+        dispatch(ctx, agent)
 
 
 def fail(

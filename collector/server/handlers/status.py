@@ -6,6 +6,7 @@ Computed from the registry and the store on request, so `flopgap status` and
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from collector.server.context import Context, Sender
 from collector.store.rows import CampaignRow, JobState
 from shared import protocol
+from shared.verdicts import count_kinds
 
 
 def answer(ctx: Context, sender: Sender, msg: protocol.StatusRequest) -> None:
@@ -28,6 +30,8 @@ def status_document(ctx: Context, campaign: str = "") -> dict[str, Any]:
             "last_seen_s": round(now - a.last_seen, 1), "board": a.descriptor.get("board"),
             "cpu_model": a.descriptor.get("cpu_model"),
             "progress": ctx.progress.get(a.running or "", None),
+            "device_id": a.device_id,
+            "sharing": [o.agent_id for o in ctx.registry.sharing(a)],
         }
         for a in ctx.registry.all()
     ]  # fmt: skip
@@ -57,4 +61,21 @@ def _campaign(ctx: Context, row: CampaignRow) -> dict[str, Any]:
         "per_agent": {a: {s.value: c[s] for s in JobState} for a, c in per_agent.items()},
         "elapsed_s": round((row.finished or time.time()) - row.created, 1),
         "eta_s": None if mean_s is None else round(mean_s * remaining / workers, 1),
+        "results": _results(ctx, row.campaign_id),
     }  # fmt: skip
+
+
+def _results(ctx: Context, campaign_id: str) -> dict[str, Any]:
+    """Each job's result counted as valid, invalid or failed, with the invalid reasons by
+    kind (shared.verdicts), from the columns the store keeps beside each document."""
+    counts = {"valid": 0, "invalid": 0, "failed": 0}
+    reasons: list[list[str]] = []
+    for status, valid, invalid_reasons in ctx.store.verdicts(campaign_id):
+        if status != "ok":
+            counts["failed"] += 1
+        elif valid:
+            counts["valid"] += 1
+        else:
+            counts["invalid"] += 1
+            reasons.append(json.loads(invalid_reasons or "[]"))
+    return {**counts, "invalid_reasons": count_kinds(reasons)}
