@@ -7,11 +7,14 @@ The status documents are built here in the shape the collector sends
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
 from typing import Any
 
 from collector import campaign_view
 from collector.campaign_run import ProgressView, exit_status
 from collector.campaign_view import EXIT_FAILED, EXIT_INVALID
+from tests.fleet_helpers import start_collector
 
 
 def _campaign(done: int = 24, failed: int = 0, results: dict[str, Any] | None = None,
@@ -125,3 +128,25 @@ def test_status_says_a_campaign_has_no_matching_agent_instead_of_waiting_0() -> 
     camp["per_agent"] = {}
     text = "\n".join(campaign_view.status_lines(_status(camp)))
     assert "no matching agent has registered yet" in text
+
+
+def test_a_log_line_carries_its_level_once_and_journald_gets_a_priority_instead_of_a_time() -> None:
+    import logging
+
+    from shared.log_lines import LineFormatter
+
+    record = logging.LogRecord("flopgap.collector", logging.WARNING, __file__, 1, "lost %s",
+                               ("it",), None)  # fmt: skip
+    plain = LineFormatter("collector", journal=False).format(record)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d [\d:,]+ collector WARNING lost it", plain), plain
+    assert LineFormatter("agent", journal=True).format(record) == "<4>agent WARNING lost it"
+
+
+def test_the_collectors_log_lines_name_their_level_once(tmp_path: Path) -> None:
+    """Through the collector's queue-and-thread logging, as `flopgap serve` writes them."""
+    collector, _ = start_collector(tmp_path / "log.sqlite")
+    assert collector.stop() == 0  # logs "signal 15: stopping" on its way out
+    logged = [line for line in collector.lines if " collector " in line]
+    assert any(line.endswith("collector INFO signal 15: stopping") for line in logged), logged
+    assert all(line.count("INFO") <= 1 for line in logged), logged
+    assert not [line for line in logged if "flopgap.collector:" in line], logged

@@ -19,7 +19,6 @@ from typing import Any
 from collector import scheduler
 from collector.server.context import Context, Sender
 from collector.server.handlers import jobs
-from collector.store.campaigns import describe
 from collector.store.rows import CampaignRow
 from shared import protocol
 from shared.errors import UsageError
@@ -74,7 +73,8 @@ def _check(ctx: Context, payload: dict[str, Any]) -> list[CampaignRow]:
     taken = ctx.store.campaigns_named(name)
     if taken and not payload.get("replace"):
         raise UsageError(
-            f"a campaign named {name!r} exists already ({describe(taken)})",
+            f"a campaign named {name!r} exists already (id "
+            f"{', '.join(r.campaign_id[:8] for r in taken)})",
             hint="pass --replace to give this one the name (the old one is renamed "
             f"{name}@ID8 and keeps its results), or change `name` in the campaign file",
         )
