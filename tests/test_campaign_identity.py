@@ -134,8 +134,9 @@ def test_a_waiting_campaign_runs_when_its_agent_registers_and_others_are_named(
         run.expect(r"campaign later complete in", 120)
         code = run.wait(30)
         refused = _flopgap("campaign", "run", elsewhere, "--collector", endpoint)
-        exported = _flopgap("export", "--db", db, "--csv", tmp_path / "l.csv", "--campaign",
-                            _accepted_id("\n".join(run.lines)))  # fmt: skip
+        short = _accepted_id("\n".join(run.lines))
+        exported = _flopgap("export", "--db", db, "--csv", tmp_path / "l.csv", "--campaign", short)
+        reported = _flopgap("report", "--db", db, "--campaign", short[:5], timeout=120)
     finally:
         run.stop()
         if agent is not None:
@@ -146,3 +147,4 @@ def test_a_waiting_campaign_runs_when_its_agent_registers_and_others_are_named(
     assert "no registered agent matches" in refused.stderr
     assert "labby (online, tags site=lab)" in refused.stderr
     assert exported.returncode == 0 and "wrote 1 results" in exported.stdout, exported.stderr
+    assert reported.returncode == 0, reported.stderr
