@@ -2,7 +2,12 @@
 
 Validation happens here, before anything is queued: a bad key, a missing model or an empty
 selector never reaches the collector. Models travel by content hash; the collector stores each
-once. The live view shows done / running / failed / waiting per device and an ETA.
+once. The live view (collector.campaign_view) shows done / running / failed / waiting per
+device, valid and invalid results apart, and an ETA.
+
+No wait is silent: the collector refuses a campaign no registered agent matches, unless
+`--wait-for-agents SECONDS` asks to queue it, and then this client waits that long for one.
+The exit status says whether every job gave a valid result (campaign_view.EXIT_CODES_HELP).
 """
 
 from __future__ import annotations
@@ -11,14 +16,24 @@ import hashlib
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+from collector import campaign_view
+from collector.campaign_view import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_NO_AGENT
 from collector.client import Client
 from shared import protocol
+from shared.errors import FlopgapError
 from shared.keys import PeerKeys
 
 POLL_S = 0.5
+
+
+class NoMatchingAgent(FlopgapError):
+    """No agent matching the campaign's targets registered within --wait-for-agents."""
+
+    exit_code = EXIT_NO_AGENT
 
 
 def payload_for(config: Path, models_dir: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -58,11 +73,22 @@ def run_campaign(
     stop: threading.Event | None = None,
     out: Any = None,
     keys: PeerKeys | None = None,
+    replace: bool = False,
+    wait_for_agents: float | None = None,
 ) -> int:
-    """Submit `config` and follow it; 0 when every job produced a result, 1 if any failed."""
+    """Submit `config` and follow it; the exit status is one of campaign_view.EXIT_CODES_HELP.
+
+    `replace` takes the name from an existing campaign (renamed NAME@ID8); `wait_for_agents`
+    lets the collector queue a campaign no registered agent matches yet, and bounds how long
+    this waits for one (NoMatchingAgent once it passes)."""
     out = out or sys.stdout
+    stop = stop or threading.Event()
     with tempfile.TemporaryDirectory(prefix="flopgap-campaign-") as tmp:
         payload, blobs = payload_for(config, Path(tmp))
+    if replace:  # only when asked: a collector older than these keys refuses unknown ones
+        payload["replace"] = True
+    if wait_for_agents is not None:
+        payload["wait_for_agents"] = True
     with Client(endpoint, insecure=insecure, keys=keys) as client:
         for sha, data in blobs.items():
             client.send(protocol.ModelData(sha, data))
@@ -74,9 +100,47 @@ def run_campaign(
             file=out,
             flush=True,
         )
+        if accepted.jobs == 0 and wait_for_agents is not None:
+            if not wait_for_agent(client, accepted.campaign_id, wait_for_agents, stop, out):
+                return EXIT_INTERRUPTED
         if detach:
             return 0
-        return follow(client, accepted.campaign_id, stop or threading.Event(), out)
+        return follow(client, accepted.campaign_id, stop, out)
+
+
+def wait_for_agent(
+    client: Client, campaign_id: str, seconds: float, stop: threading.Event, out: Any
+) -> bool:
+    """Wait up to `seconds` until a matching agent registers and gets the campaign's jobs;
+    False when interrupted, NoMatchingAgent when the time passes."""
+    print(f"no registered agent matches yet; waiting up to {seconds:g} s for one", file=out,
+          flush=True)  # fmt: skip
+    deadline = time.monotonic() + seconds
+    while True:
+        camp = _campaign(client, campaign_id)
+        if sum(camp["jobs"].values()) > 0:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise NoMatchingAgent(
+                f"no agent matching campaign {camp['name']} registered within {seconds:g} s",
+                hint=f"it stays queued as {campaign_id[:8]} and an agent that registers later "
+                "still gets its jobs; start one, or check [targets] against `flopgap status`",
+            )
+        if stop.wait(min(POLL_S, left)):
+            return False
+
+
+def _campaign(client: Client, campaign_id: str) -> dict[str, Any]:
+    reply = client.request(protocol.StatusRequest(campaign_id), protocol.Status)
+    assert isinstance(reply, protocol.Status)
+    campaigns = reply.status["campaigns"]
+    if not campaigns:
+        raise FlopgapError(
+            f"the collector no longer knows campaign {campaign_id[:8]}",
+            hint="was it restarted on another --db?",
+        )
+    return dict(campaigns[0])
 
 
 def follow(client: Client, campaign_id: str, stop: threading.Event, out: Any) -> int:
@@ -93,9 +157,19 @@ def follow(client: Client, campaign_id: str, stop: threading.Event, out: Any) ->
         view.draw(camp, reply.status["agents"])
         if camp["state"] == "done":
             view.summary(camp)
-            return 0 if camp["jobs"]["failed"] == 0 else 1
+            return exit_status(camp)
         if stop.wait(POLL_S):
-            return 130
+            return EXIT_INTERRUPTED
+
+
+def exit_status(camp: dict[str, Any]) -> int:
+    """0 when every job gave a valid result; EXIT_FAILED, else EXIT_INVALID, otherwise."""
+    results = campaign_view.validity(camp)
+    if camp["jobs"]["failed"] or (results is not None and results["failed"]):
+        return EXIT_FAILED
+    if results is not None and results["invalid"]:
+        return EXIT_INVALID
+    return 0
 
 
 class ProgressView:
@@ -108,28 +182,14 @@ class ProgressView:
         self.last = ""
 
     def draw(self, camp: dict[str, Any], agents: list[dict[str, Any]]) -> None:
-        if not self.tty:  # a log: one line per change of the job counts, no redraws
-            jobs = camp["jobs"]
-            line = (f"campaign {camp['name']}: done {jobs['done']}  running {jobs['running']}  "
-                    f"failed {jobs['failed']}  waiting {jobs['queued']}")  # fmt: skip
+        if not self.tty:  # a log: one line per change of the counts, no redraws
+            line = campaign_view.progress_line(camp)
             if line != self.last:
                 self.out.write(line + "\n")
                 self.out.flush()
                 self.last = line
             return
-        online = {a["name"]: a for a in agents}
-        rows = []
-        for name, counts in sorted(camp["per_agent"].items()):
-            total = sum(counts.values()) or 1
-            filled = round(20 * (counts["done"] + counts["failed"]) / total)
-            state = online.get(name, {}).get("state", "unknown")
-            rows.append(
-                f"  {name:<20} [{'#' * filled}{'.' * (20 - filled)}] "
-                f"done {counts['done']}  running {counts['running']}  "
-                f"failed {counts['failed']}  waiting {counts['queued']}  ({state})"
-            )
-        eta = f"ETA {camp['eta_s']:.0f} s" if camp.get("eta_s") is not None else "ETA n/a"
-        text = "\n".join([f"campaign {camp['name']}: {camp['elapsed_s']:.0f} s, {eta}", *rows])
+        text = campaign_view.progress_table(camp, agents)
         if text == self.last:
             return
         if self.lines:
@@ -139,13 +199,7 @@ class ProgressView:
         self.lines, self.last = text.count("\n") + 1, text
 
     def summary(self, camp: dict[str, Any]) -> None:
-        jobs = camp["jobs"]
-        print(
-            f"campaign {camp['name']} complete in {camp['elapsed_s']:.0f} s: {jobs['done']} "
-            f"results, {jobs['failed']} failed jobs",
-            file=self.out,
-            flush=True,
-        )
+        print(campaign_view.summary_line(camp), file=self.out, flush=True)
 
 
 def print_status(
@@ -156,24 +210,6 @@ def print_status(
     with Client(endpoint, insecure=insecure, keys=keys) as client:
         reply = client.request(protocol.StatusRequest(""), protocol.Status)
     assert isinstance(reply, protocol.Status)
-    status = reply.status
-    print(f"{'agent':<20} {'state':<8} {'busy':<10} {'last seen':>9}  tags", file=out)
-    for a in status["agents"]:
-        tags = ",".join(f"{k}={v}" for k, v in a["tags"].items())
-        busy = (a["busy"] or "-")[:8]
-        print(
-            f"{a['name']:<20} {a['state']:<8} {busy:<10} {a['last_seen_s']:>8.1f}s  {tags}",
-            file=out,
-        )
-    print(file=out)
-    print(f"{'campaign':<20} {'state':<8} {'done':>5} {'run':>4} {'fail':>5} {'wait':>5}", file=out)
-    for c in status["campaigns"]:
-        j = c["jobs"]
-        print(
-            f"{c['name']:<20} {c['state']:<8} {j['done']:>5} {j['running']:>4} "
-            f"{j['failed']:>5} {j['queued']:>5}",
-            file=out,
-        )
-    counters = ", ".join(f"{k} {v}" for k, v in sorted(status["counters"].items()))
-    print(f"\nmessages: {counters}", file=out)
+    for line in campaign_view.status_lines(reply.status):
+        print(line, file=out)
     return 0

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from collector import keys_cli
+from collector.campaign_view import EXIT_CODES_HELP
 from collector.cli_flags import DEFAULT_COLLECTOR, add_collector_flags, add_results_flags
 from collector.server.ratelimit import BURST, RATE_PER_S, RateLimiter
 from shared.cli_errors import run_guarded
@@ -131,6 +132,20 @@ def _add_campaign(sub: Subparsers) -> None:
     p.add_argument("--detach", action="store_true", help="return as soon as it is queued")
     p.add_argument("--insecure", action="store_true")
     keys_cli.add_client_flags(p)
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="take the name from an existing campaign of that name, which is renamed "
+        "NAME@ID8 and keeps its results (without it, a name in use is refused)",
+    )
+    p.add_argument(
+        "--wait-for-agents",
+        type=_positive,
+        metavar="SECONDS",
+        help="queue the campaign even if no registered agent matches it yet, and wait this "
+        "long for one (without it, a campaign no agent matches is refused)",
+    )
+    p.epilog = EXIT_CODES_HELP
 
 
 def _add_status(sub: Subparsers) -> None:
@@ -193,7 +208,13 @@ def cmd_campaign_run(args: argparse.Namespace) -> int:
     from collector.campaign_run import run_campaign
 
     return run_campaign(
-        args.config, args.collector, args.detach, args.insecure, keys=keys_cli.client_keys(args)
+        args.config,
+        args.collector,
+        args.detach,
+        args.insecure,
+        keys=keys_cli.client_keys(args),
+        replace=args.replace,
+        wait_for_agents=args.wait_for_agents,
     )
 
 

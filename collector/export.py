@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from enum import Enum
 from pathlib import Path
@@ -229,13 +230,25 @@ def export(
 
 
 def _campaign_id(store: Store, campaign: str | None) -> str | None:
+    """The id of the campaign `campaign` names (name, id or unique id prefix), after checking
+    that the export would select at least one result: an empty file that exits 0 reads as
+    "nothing went wrong" when the name was wrong or nothing has run yet."""
     if campaign is None:
+        if store.result_count() == 0:
+            raise UsageError(
+                "the database holds no results yet",
+                hint="run a campaign first (`flopgap campaign run`), or pass the --db "
+                "that `flopgap serve` used",
+            )
         return None
-    row = store.campaign_by_name(campaign)
-    if row is None:
-        known = ", ".join(sorted({r.name for r in store.campaigns()})) or "none"
+    row = store.resolve_campaign(campaign)
+    if store.result_count(row.campaign_id) == 0:
+        jobs = Counter(job.state.value for job in store.jobs(campaign_id=row.campaign_id))
+        what = ", ".join(f"{n} {state}" for state, n in sorted(jobs.items())) or "no jobs"
         raise UsageError(
-            f"no campaign {campaign!r} in the database", hint=f"campaigns there: {known}"
+            f"campaign {row.name} ({row.campaign_id[:8]}) has no results yet "
+            f"({row.state.value}: {what})",
+            hint="wait for its jobs (`flopgap status`) or check that an agent matches it",
         )
     return str(row.campaign_id)
 

@@ -20,7 +20,12 @@ from collector.store.rows import CampaignRow
 from shared.errors import UsageError
 
 PAYLOAD_KEYS = {"name", "targets", "jobs", "timeout_s", "retries", "spec"}
-OPTIONAL_PAYLOAD_KEYS = {"retry_invalid"}  # older clients do not send them
+# Keys a newer client may add; an older client's payload without them stays valid.
+# replace: take the name from an existing campaign; wait_for_agents: accept a campaign that
+# matches no registered agent yet (the client bounds how long it waits for one);
+# retry_invalid: how many times an invalid result is measured again.
+OPTIONAL_PAYLOAD_KEYS = {"replace", "wait_for_agents", "retry_invalid"}
+FLAG_PAYLOAD_KEYS = {"replace", "wait_for_agents"}
 
 
 def targets_match(targets: Mapping[str, Any], agent_name: str, tags: Mapping[str, str]) -> bool:
@@ -38,6 +43,9 @@ def check_payload(payload: Mapping[str, Any]) -> None:
     unknown = payload.keys() - PAYLOAD_KEYS - OPTIONAL_PAYLOAD_KEYS
     if missing or unknown:
         raise UsageError(f"campaign payload: missing {sorted(missing)}, unknown {sorted(unknown)}")
+    for key in FLAG_PAYLOAD_KEYS & payload.keys():
+        if not isinstance(payload[key], bool):
+            raise UsageError(f"campaign payload: {key} must be true or false")
     jobs = payload["jobs"]
     if not isinstance(jobs, list) or not jobs:
         raise UsageError("campaign has no jobs")
@@ -95,3 +103,27 @@ def unsatisfiable(
             names = ", ".join(a[0] for a in matching)
             return f"no matching agent ({names}) has execution provider {provider!r}"
     return None
+
+
+def no_matching_agent(
+    payload: Mapping[str, Any], agents: list[tuple[str, dict[str, str], str]]
+) -> str | None:
+    """Why the campaign would wait for ever (no registered agent matches its targets), naming
+    the agents and tags there are so the selector can be fixed; None when one matches.
+
+    `agents` holds (name, tags, state) of the registered agents."""
+    if any(targets_match(payload["targets"], name, tags) for name, tags, _ in agents):
+        return None
+    targets = payload["targets"]
+    wanted = ", ".join(
+        [f"agents {list(targets.get('agents') or [])}"] * bool(targets.get("agents"))
+        + [f"tags {_tags(targets.get('tags') or {})}"] * bool(targets.get("tags"))
+    )
+    if not agents:
+        return f"no agent is registered, so none matches the campaign's targets ({wanted})"
+    there = "; ".join(f"{name} ({state}, tags {_tags(tags)})" for name, tags, state in agents)
+    return f"no registered agent matches the campaign's targets ({wanted}); registered: {there}"
+
+
+def _tags(tags: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(tags.items())) or "none"

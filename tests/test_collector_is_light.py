@@ -69,9 +69,18 @@ def test_entry_point_loads_no_onnx_and_no_agent(case: str) -> None:
 
 
 def test_export_runs_without_onnx_or_the_agent(tmp_path: Path) -> None:
-    """A real `flopgap export` of an (empty) database, not only its --help."""
+    """A real `flopgap export` of a database with one (error) result, not only its --help (an
+    export that selects nothing exits non-zero)."""
     db, csv = tmp_path / "results.sqlite", tmp_path / "out.csv"
-    setup = f"from collector.store import Store\nStore({str(db)!r}).close()\n" + _CLI
+    setup = (
+        "from collector.store import Failure, Store\n"
+        f"store = Store({str(db)!r})\n"
+        "store.add_campaign('c1', 'c', {})\n"
+        "store.add_jobs([('j1', 'c1', 'a1', 'f' * 64, 'tiny', {'threads': 1}, 0, 1, 60.0)])\n"
+        "store.start_job('j1')\n"
+        "store.fail_attempt('j1', Failure('r1', 'dev', 'crash', 'boom'))\n"
+        "store.close()\n" + _CLI
+    )
     assert _heavy_modules(setup, ["export", "--db", str(db), "--csv", str(csv)]) == "HEAVY="
     assert csv.is_file()
 

@@ -40,6 +40,7 @@ from agent.link.unacked import Unacked
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.keys import PeerKeys
+from shared.log_lines import LineFormatter
 
 log = logging.getLogger("flopgap.agent")
 
@@ -204,7 +205,9 @@ def run_agent(
 
     from shared.transport import require_safe
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(LineFormatter("agent"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     require_safe(endpoint, insecure, "connect to", keys=keys is not None)
     spool = Spool(spool_dir, spool_max_bytes)
     agent = Agent(endpoint, name, tags, spool, ModelCache(cache_dir, cache_max_bytes),

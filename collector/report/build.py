@@ -16,7 +16,6 @@ from collector.report.defaults import DEFAULT_THRESHOLD
 from collector.report.fits import fit_devices
 from collector.report.ops import op_type_table
 from collector.report.report import Report
-from shared.errors import UsageError
 
 
 def build_report(
@@ -25,14 +24,11 @@ def build_report(
     devices: Sequence[str] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
 ) -> Report:
-    """The report of `campaign` (name or id; None = every result) on `devices` (agent ids or
-    hostnames; None = all) from a collector Store."""
+    """The report of `campaign` (name, id or unique id prefix; None = every result) on
+    `devices` (agent ids or hostnames; None = all) from a collector Store."""
     campaign_id = None
     if campaign is not None:
-        row = store.campaign_by_name(campaign)
-        if row is None:
-            raise UsageError(f"no campaign {campaign!r} in the database", hint="check the name")
-        campaign_id = row.campaign_id
+        campaign_id = store.resolve_campaign(campaign).campaign_id  # name, id or id prefix
     results, op_times, calibration, missing = frames.from_store(store, campaign_id)
     return build_report_from_frames(
         results, op_times, calibration, campaign, devices, threshold, missing

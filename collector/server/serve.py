@@ -26,6 +26,7 @@ from collector.store import Store
 from collector.store.model_files import ModelStore
 from shared.errors import UsageError
 from shared.keys import Allowlist, KeyPair, load_collector
+from shared.log_lines import LineFormatter
 from shared.transport import configure_server, require_safe
 
 log = logging.getLogger("flopgap.collector")
@@ -108,8 +109,13 @@ def log_from_a_thread() -> QueueListener:
     bench, writing two lines per result inline was a fifth of the loop's time."""
     lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     writer = logging.StreamHandler()
-    writer.setFormatter(logging.Formatter("%(asctime)s collector %(levelname)s %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[QueueHandler(lines)], force=True)
+    writer.setFormatter(LineFormatter("collector"))
+    # The QueueHandler renders the message only (args merged, traceback appended): left
+    # without a formatter, basicConfig gives it "LEVEL:name:message" and every line carried
+    # its level twice ("collector INFO INFO:flopgap.collector:...").
+    enqueue = QueueHandler(lines)
+    enqueue.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[enqueue], force=True)
     listener = QueueListener(lines, writer)
     listener.start()
     return listener

@@ -18,7 +18,7 @@ from shared.verdicts import count_kinds
 
 
 def answer(ctx: Context, sender: Sender, msg: protocol.StatusRequest) -> None:
-    """Reply with the status document, for one campaign (name or id) or all."""
+    """Reply with the status document, for one campaign (name, id or id prefix) or all."""
     ctx.reply(sender.routing_id, protocol.Status(status_document(ctx, msg.campaign)))
 
 
@@ -37,7 +37,7 @@ def status_document(ctx: Context, campaign: str = "") -> dict[str, Any]:
     ]  # fmt: skip
     rows = ctx.store.campaigns()
     if campaign:
-        rows = [r for r in rows if campaign in (r.name, r.campaign_id)]
+        rows = [r for r in rows if r.name == campaign or r.campaign_id.startswith(campaign)]
     return {
         "agents": agents,
         "campaigns": [_campaign(ctx, row) for row in rows[-20:]],
