@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
+from agent.board import config, service
 from agent.board.device_lock import LOCK_ENV, DeviceBusyError, DeviceLock
 from agent.jobs import worker
-from tests.conftest import FAST, REPO
+from tests.conftest import FAST, REPO, Runner
 
 DEADLINE_S = 60.0
 
@@ -181,3 +182,20 @@ def test_an_agent_job_on_a_busy_device_is_device_busy(
     assert out.document is None
     assert [p["phase"] for p in seen] == ["waiting for the device"]
     assert "test holder" in seen[0]["note"]
+
+
+def test_an_agent_whose_lock_cannot_be_opened_stops_at_start(agent_cli: Runner) -> None:
+    r = agent_cli("run", "--collector", "tcp://127.0.0.1:9", "--device-lock", "/nonexistent/x.lock")
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        "flopgap-agent: error: cannot open the device lock /nonexistent/x.lock: No such file or "
+        f"directory -- set {LOCK_ENV} to a file every flopgap process on this board can open"
+    )
+
+
+def test_the_config_and_the_service_unit_know_the_lock(tmp_path: Path) -> None:
+    settings = config.check({"device_lock": "locks/device.lock"}, tmp_path / "agent.toml")
+    assert settings["device_lock"] == tmp_path / "locks" / "device.lock"
+    unit = service.render_unit(Path("/venv/bin/flopgap-agent"), tmp_path / "agent.toml", "pi",
+                               [tmp_path / "spool"], user_unit=False)  # fmt: skip
+    assert "ReadWritePaths=-/run/lock" in unit.splitlines()  # outside the unit's PrivateTmp
