@@ -16,6 +16,9 @@ Design, and why:
   `flopgap-agent run` calls first thing): the server then shares, copy-on-write, what the
   agent has already loaded. agent.jobs.fork_server says when it is safe, and why OpenBLAS runs on
   one thread; agent.jobs.server says which threads the server has and why forking it is sound.
+* **Under the device lock** (agent.board.device_lock), taken in the agent before the job
+  goes to the server and held until the child is reaped: the collector gives an agent one job
+  at a time, the lock keeps other agents and hand-run benches on this board out as well.
 * **Bytes only, never pickles.** The job goes to the server as JSON with the write end of a
   fresh pipe (SCM_RIGHTS); the child answers on that pipe with length-prefixed JSON frames and
   one raw int64 frame of latencies (agent.jobs.frames). The server reports the child's pid
@@ -143,16 +146,11 @@ def run_job(
     """
     if not _lock.acquire(blocking=False):
         raise WorkerError("a job is already running", hint="measurements must never overlap")
-    t0 = time.monotonic()
     device = DeviceLock(holder or f"flopgap-agent job ({model_name})")
-    try:
-        device.acquire(timeout_s, _waiting(on_progress, t0), cancel)
-    except (DeviceBusyError, LockWaitCancelled, UsageError) as exc:
+    refused = _take_device(device, timeout_s, on_progress, cancel)
+    if refused is not None:
         _lock.release()
-        kind = {DeviceBusyError: "device_busy", LockWaitCancelled: "cancelled"}
-        error = str(exc)
-        return JobOutcome(False, None, None, kind.get(type(exc), "usage_error"), error,
-                          time.monotonic() - t0, None)  # fmt: skip
+        return refused
     try:
         server = _ensure_server(_START_TIMEOUT_S)
         job = {
@@ -167,6 +165,29 @@ def run_job(
     finally:
         device.release()
         _lock.release()
+
+
+_LOCK_FAILURES: dict[type[Exception], str] = {
+    DeviceBusyError: "device_busy",
+    LockWaitCancelled: "cancelled",
+    UsageError: "usage_error",  # the lock file cannot be opened
+}
+
+
+def _take_device(
+    device: DeviceLock,
+    timeout_s: float,
+    on_progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> JobOutcome | None:
+    """Hold the device lock within `timeout_s`: None once held, else the job's outcome."""
+    t0 = time.monotonic()
+    try:
+        device.acquire(timeout_s, _waiting(on_progress, t0), cancel)
+    except tuple(_LOCK_FAILURES) as exc:
+        kind = _LOCK_FAILURES[type(exc)]
+        return JobOutcome(False, None, None, kind, str(exc), time.monotonic() - t0, None)
+    return None
 
 
 def _waiting(on_progress: ProgressCallback | None, t0: float) -> Callable[[str], None]:
