@@ -11,6 +11,7 @@ field does not need a bump.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +53,13 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
+# Optional top-level keys: (key, what it holds). Older documents lack them and stay valid.
+OPTIONAL: dict[str, str] = {
+    "started_at": "UTC ISO 8601 time the measurement started",
+    "finished_at": "UTC ISO 8601 time its last pass (profiling, calibration) ended",
+}
+
+
 def check_document(doc: Mapping[str, Any]) -> None:
     """Raise ProtocolError unless `doc` is a result document of this schema version."""
     if not isinstance(doc, Mapping):
@@ -74,3 +82,16 @@ def check_document(doc: Mapping[str, Any]) -> None:
                 raise ProtocolError(f"result field {key!r} lacks {', '.join(missing)}")
     if not isinstance(doc["valid"], bool):
         raise ProtocolError("result field 'valid' is not true/false")
+    finished = doc.get("finished_at")
+    if finished is not None and not _is_iso_time(finished):
+        raise ProtocolError(f"result field 'finished_at' is not an ISO 8601 time: {finished!r}")
+
+
+def _is_iso_time(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        dt.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True

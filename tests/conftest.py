@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -48,6 +49,15 @@ def matmul_graph(batch: int | str = 4, width: int = 64) -> onnx.GraphProto:
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, [batch, width])],
         [w],
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_device_lock(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One device lock (agent.board.device_lock) per test session, inherited by every agent
+    and bench the tests start: measurements within a run exclude each other as on a board,
+    but a run does not wait for another engineer's run on the same machine."""
+    path = tmp_path_factory.mktemp("device-lock") / "device.lock"
+    os.environ.setdefault("FLOPGAP_DEVICE_LOCK", str(path))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ suffix, one ``[agent]`` section and an optional ``[tags]`` section)::
     cache = "/home/pi/.cache/flopgap/models"
     cache_max_mb = 2048
     memory_limit_mb = 1024
+    device_lock = "/run/lock/flopgap/device.lock"   # optional: agent.board.device_lock
     [tags]
     board = "pi5"
 
@@ -35,7 +36,7 @@ CONFIG_ENV = "FLOPGAP_AGENT_CONFIG"
 DEFAULT_DIR = Path.home() / ".config" / "flopgap" / "agent"
 CONFIG_NAME = "agent.toml"
 STRINGS = ("collector", "name")
-PATHS = ("keys", "collector_key", "spool", "cache")
+PATHS = ("keys", "collector_key", "spool", "cache", "device_lock")
 INTS = ("cache_max_mb", "memory_limit_mb", "max_message_mb", "spool_max_mb")
 BOOLS = ("insecure",)
 KEYS = (*STRINGS, *PATHS, *INTS, *BOOLS, "tags")

@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from agent.board import config
+from agent.board import config, device_lock
 from shared.errors import UsageError
 
 UNIT = "flopgap-agent.service"
@@ -82,6 +82,9 @@ def render_unit(
     if not user_unit:
         lines += [f"User={user}", *HARDENING]
         lines += [f"ReadWritePaths={_quote(str(p))}" for p in writable]
+        # The device lock (agent.board.device_lock) must be the one a hand-run bench sees:
+        # /run/lock, not the unit's PrivateTmp; "-" lets the unit start on a board without it.
+        lines.append(f"ReadWritePaths=-{device_lock.RUN_LOCK_DIR.parent}")
     else:
         lines.append("NoNewPrivileges=yes")
     target = "default.target" if user_unit else "multi-user.target"
@@ -115,6 +118,8 @@ def install(
     name = str(settings.get("name") or "agent")
     dirs = config.default_dirs(name)
     writable = [Path(settings.get(k) or dirs[k]) for k in ("spool", "cache")]
+    if settings.get("device_lock"):
+        writable.append(Path(settings["device_lock"]).parent)
     user = None if user_unit else _unit_user(cfg, run_as)
     text = render_unit(agent_executable(), cfg, user, writable, user_unit)
     folder = unit_dir or (USER_DIR if user_unit else SYSTEM_DIR)

@@ -62,6 +62,13 @@ def add_parser(sub: Subparsers) -> None:
         type=int,
         help="address-space cap of each job's child process (RLIMIT_AS)",
     )
+    run.add_argument(
+        "--device-lock",
+        type=Path,
+        metavar="FILE",
+        help="the lock every measurement on this board holds, shared with `bench` (default "
+        "$FLOPGAP_DEVICE_LOCK, else /run/lock/flopgap/device.lock or /tmp/flopgap-device.lock)",
+    )
     _add_security_flags(run)
 
 
@@ -94,6 +101,16 @@ def _add_security_flags(run: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_device_lock(path: Path | None) -> None:
+    """Use `path` as the device lock (through its variable, which `bench` reads too), and
+    open it now: a lock no job could take is a start-up error, not a failure per job."""
+    from agent.board import device_lock
+
+    if path is not None:
+        os.environ[device_lock.LOCK_ENV] = str(path)
+    device_lock.DeviceLock("flopgap-agent run").check()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.board.config import merge_run_settings
     from shared.errors import UsageError
@@ -105,6 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--keys and --collector-key go together",
             hint="pass this agent's NAME.key_secret and the collector's collector.key",
         )
+    _check_device_lock(args.device_lock)
     # Before numpy loads: with one BLAS thread it starts no thread (agent.jobs.worker says why).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from agent.jobs import worker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,3 +117,13 @@ def board_throttle(power: dict[str, Any] | None) -> list[str]:
     after = (throttle.get("after") or {}).get("throttled") or {}
     new_since_boot = set(after.get("since_boot", [])) - set(before.get("since_boot", []))
     return sorted(set(after.get("now", [])) | new_since_boot)
+
+
+def stamp_finished(doc: dict[str, Any]) -> None:
+    """Set `finished_at` (UTC, ISO 8601 to the second, as `started_at`) to now.
+
+    Whoever ran measure() calls it as soon as that returns (the job child, `bench`), so the
+    window [started_at, finished_at] covers every pass, the profiling and calibration passes
+    after the timed runs included: the span during which the device lock was needed.
+    """
+    doc["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

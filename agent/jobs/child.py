@@ -79,6 +79,7 @@ def _child(chan: int, spec: bytes, inherited: list[int]) -> int:
 
 
 def _run(send: Callable[[bytes], None], job: dict[str, Any]) -> tuple[bytes, memoryview]:
+    from agent.engine.document import stamp_finished
     from agent.engine.measure import measure  # preloaded in the server: costs nothing here
     from agent.engine.options import settings_from_dict
 
@@ -101,6 +102,7 @@ def _run(send: Callable[[bytes], None], job: dict[str, Any]) -> tuple[bytes, mem
     t0 = time.perf_counter()
     measurement = measure(Path(job["model_path"]), settings, job["model_name"], on_progress)
     measure_s = time.perf_counter() - t0
+    stamp_finished(measurement.document)
     header = {"type": "result", "document": measurement.document, "measure_s": measure_s}
     header["late_imports"] = sorted(set(sys.modules) - imported)
     return dumps(header), measurement.latencies_ns.astype("int64", copy=False).data

@@ -16,6 +16,9 @@ Design, and why:
   `flopgap-agent run` calls first thing): the server then shares, copy-on-write, what the
   agent has already loaded. agent.jobs.fork_server says when it is safe, and why OpenBLAS runs on
   one thread; agent.jobs.server says which threads the server has and why forking it is sound.
+* **Under the device lock** (agent.board.device_lock), taken in the agent before the job
+  goes to the server and held until the child is reaped: the collector gives an agent one job
+  at a time, the lock keeps other agents and hand-run benches on this board out as well.
 * **Bytes only, never pickles.** The job goes to the server as JSON with the write end of a
   fresh pipe (SCM_RIGHTS); the child answers on that pipe with length-prefixed JSON frames and
   one raw int64 frame of latencies (agent.jobs.frames). The server reports the child's pid
@@ -47,13 +50,16 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.board.device_lock import DeviceBusyError, DeviceLock, LockWaitCancelled
 from agent.jobs.child import TEST_HOOK_ENV
 from agent.jobs.fork_server import ForkServer, ServerInfo, WorkerError, can_fork
 from agent.jobs.outcome import JobOutcome, classify_exit, log_tail
 from agent.jobs.supervisor import JobSupervisor, ProgressCallback
+from shared.errors import UsageError
 
 __all__ = [
     "JobOutcome",
@@ -121,8 +127,15 @@ def run_job(
     on_progress: ProgressCallback | None = None,
     memory_limit_bytes: int | None = None,
     cancel: threading.Event | None = None,
+    holder: str | None = None,
 ) -> JobOutcome:
     """Measure one model in a fresh child; every failure of the job is a JobOutcome.
+
+    First it takes the device lock (agent.board.device_lock), so no other measurement on this
+    board, from another agent or a hand-run `bench`, overlaps it; `holder` is how the lock
+    names this job to a waiter. The wait is bounded by `timeout_s` too, reported as progress
+    of phase "waiting for the device", and counts in no timed window: the job's own timeout
+    starts once the lock is held. A device still busy then is error_kind "device_busy".
 
     `timeout_s` bounds the job from the fork on. `on_progress` gets {"phase", "iterations",
     "elapsed_s", "median_ms", "mean_ms"} about once a second; median_ms is the running median
@@ -133,6 +146,11 @@ def run_job(
     """
     if not _lock.acquire(blocking=False):
         raise WorkerError("a job is already running", hint="measurements must never overlap")
+    device = DeviceLock(holder or f"flopgap-agent job ({model_name})")
+    refused = _take_device(device, timeout_s, on_progress, cancel)
+    if refused is not None:
+        _lock.release()
+        return refused
     try:
         server = _ensure_server(_START_TIMEOUT_S)
         job = {
@@ -145,7 +163,45 @@ def run_job(
         }
         return _run_locked(server, job, timeout_s, on_progress, cancel)
     finally:
+        device.release()
         _lock.release()
+
+
+_LOCK_FAILURES: dict[type[Exception], str] = {
+    DeviceBusyError: "device_busy",
+    LockWaitCancelled: "cancelled",
+    UsageError: "usage_error",  # the lock file cannot be opened
+}
+
+
+def _take_device(
+    device: DeviceLock,
+    timeout_s: float,
+    on_progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+) -> JobOutcome | None:
+    """Hold the device lock within `timeout_s`: None once held, else the job's outcome."""
+    t0 = time.monotonic()
+    try:
+        device.acquire(timeout_s, _waiting(on_progress, t0), cancel)
+    except tuple(_LOCK_FAILURES) as exc:
+        kind = _LOCK_FAILURES[type(exc)]
+        return JobOutcome(False, None, None, kind, str(exc), time.monotonic() - t0, None)
+    return None
+
+
+def _waiting(on_progress: ProgressCallback | None, t0: float) -> Callable[[str], None]:
+    """What a job does when the device is busy: log it once, and tell the collector."""
+
+    def say(line: str) -> None:
+        log.warning("%s", line)
+        if on_progress is not None:
+            waited = time.monotonic() - t0
+            on_progress({"phase": "waiting for the device", "iterations": 0,
+                         "elapsed_s": waited, "median_ms": None, "mean_ms": None,
+                         "note": line})  # fmt: skip
+
+    return say
 
 
 def _run_locked(

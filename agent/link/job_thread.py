@@ -26,8 +26,11 @@ log = logging.getLogger("flopgap.agent")
 class Jobs:
     """Queued jobs, the running one, and the events its thread posts to the loop."""
 
-    def __init__(self, memory_limit_bytes: int | None, cancel: threading.Event) -> None:
+    def __init__(
+        self, memory_limit_bytes: int | None, cancel: threading.Event, agent_name: str = ""
+    ) -> None:
         self.memory_limit_bytes = memory_limit_bytes
+        self.agent_name = agent_name  # names this agent in the device lock's note
         self.cancel = cancel  # set: a running job's child is stopped
         self._queued: collections.deque[protocol.Job] = collections.deque()
         self.running: protocol.Job | None = None
@@ -75,6 +78,8 @@ class Jobs:
             on_progress=lambda p: self._post("progress", (job.job_id, p)),
             memory_limit_bytes=self.memory_limit_bytes,
             cancel=self.cancel,
+            holder=f"flopgap-agent run --name {self.agent_name}: job {job.job_id[:8]} "
+                   f"({job.model_name})",
         )  # fmt: skip
         self._post("outcome", (job, outcome))
 

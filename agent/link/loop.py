@@ -66,7 +66,7 @@ class Agent:
         self.stop = threading.Event()
         self.heartbeat_s = 1.0
         self.exit_code = 0
-        self.jobs = Jobs(memory_limit_bytes, cancel=self.stop)
+        self.jobs = Jobs(memory_limit_bytes, cancel=self.stop, agent_name=name)
         self.unacked = Unacked(spool)  # resent at every (re)connection until acknowledged
         self.instance = uuid.uuid4().hex  # tells the collector a reconnect from a restart
         self.device: dict[str, Any] = {}  # agent.board.device.describe(), from the fork server
