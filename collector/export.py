@@ -19,6 +19,7 @@ from collector.costs import cost_columns, shapes_key
 from collector.flops import CONVENTION
 from collector.store import Store
 from shared.errors import UsageError
+from shared.verdicts import summary, tally
 
 
 def _lat(key: str) -> Callable[[dict[str, Any]], Any]:
@@ -215,7 +216,7 @@ def export(
         campaign_id = _campaign_id(store, campaign)
         if csv_path is not None and not wide:
             count = write_csv(store, csv_path, campaign_id)
-            print(f"wrote {count} results to {csv_path}")
+            print(f"wrote {count} results to {csv_path}: {validity(store, campaign_id, count)}")
         if csv_path is not None and wide:
             for path in write_wide(store, csv_path, campaign_id):
                 print(f"wrote {path}")
@@ -227,6 +228,15 @@ def export(
     finally:
         store.close()
     return 0
+
+
+def validity(store: Store, campaign_id: str | None, rows_written: int) -> str:
+    """What the exported results say about themselves: each job's result counted as valid,
+    invalid (with the commonest reasons) or failed, and the invalid attempts measured again."""
+    t = tally(store.verdicts(campaign_id))
+    line = summary(t["valid"], t["invalid"], t["failed"], t["invalid_reasons"])
+    redone = rows_written - (t["valid"] + t["invalid"] + t["failed"])
+    return line + (f"; {redone} invalid attempt(s) measured again" if redone > 0 else "")
 
 
 def _campaign_id(store: Store, campaign: str | None) -> str | None:

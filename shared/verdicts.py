@@ -9,8 +9,10 @@ never dropped.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 # (opening words of a reason, its kind), first match wins.
 KINDS: tuple[tuple[str, str], ...] = (
@@ -44,6 +46,23 @@ def count_kinds(reasons: Iterable[Iterable[str]]) -> dict[str, int]:
     for one in reasons:
         counts.update({reason_kind(r) for r in one})
     return dict(counts.most_common())
+
+
+def tally(verdicts: Iterable[tuple[str, int | None, str | None]]) -> dict[str, Any]:
+    """Count job results given as (status, valid, invalid_reasons JSON) rows (the store's
+    ``verdicts``): {"valid", "invalid", "failed", "invalid_reasons": {kind: count}}."""
+    counts: dict[str, Any] = {"valid": 0, "invalid": 0, "failed": 0}
+    reasons: list[list[str]] = []
+    for status, valid, invalid_reasons in verdicts:
+        if status != "ok":
+            counts["failed"] += 1
+        elif valid:
+            counts["valid"] += 1
+        else:
+            counts["invalid"] += 1
+            reasons.append(list(json.loads(invalid_reasons or "[]")))
+    counts["invalid_reasons"] = count_kinds(reasons)
+    return counts
 
 
 def summary(valid: int, invalid: int, failed: int, kinds: dict[str, int]) -> str:

@@ -57,3 +57,9 @@ def test_two_agents_on_one_device_never_measure_at_once(tmp_path: Path) -> None:
     for (_, end, who), (start, _, next_who) in itertools.pairwise(windows):
         assert end <= start, f"a job on {next_who} started before one on {who} ended"
     assert {who for *_, who in windows} == {"a", "b"}
+    # The agents' own windows, from the documents (to the second): none overlaps another.
+    spans = sorted((doc["started_at"], doc["finished_at"], r.agent_id)
+                   for r in results if (doc := r.document) is not None)  # fmt: skip
+    assert len(spans) == 8
+    for (_, end, who), (start, _, next_who) in itertools.pairwise(spans):
+        assert end <= start, f"{next_who} measured while {who} still did"

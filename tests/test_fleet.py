@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agent.board.device_lock import DeviceLock
 from collector.store import Store
 from tests.conftest import REPO, matmul_graph, save_model
 from tests.fleet_helpers import start_agent, start_collector, wait_for_campaign, write_campaign
@@ -132,26 +133,35 @@ def test_model_is_sent_once_and_a_corrupt_cache_file_is_fetched_again(tmp_path: 
 
 
 def test_late_agent_picks_up_work_and_a_frozen_agent_is_requeued(tmp_path: Path) -> None:
-    """An agent joining mid-campaign gets its jobs; one that stops answering (SIGSTOP) is
-    marked missing, its job goes back to the queue, and when it wakes its work completes."""
+    """An agent joining mid-campaign gets its jobs; one that stops answering (SIGSTOP) in the
+    middle of a job is marked missing, its job goes back to the queue, and when it wakes its
+    work completes.
+
+    "In the middle of a job" is a state the test holds, not a moment it hopes to hit: the test
+    takes the device lock first, so the agent's job waits for it (and says so) until the test
+    lets go. Freezing the agent after a "measuring" line raced the job's end."""
     save_model(matmul_graph(width=48), tmp_path / "w.onnx")
     config = write_campaign(tmp_path, ["w.onnx"], threads=[1, 2], name="late")
     db = tmp_path / "late.sqlite"
     collector, endpoint = start_collector(db, heartbeat=0.3)
+    device = DeviceLock("the test, holding a job mid-way")
+    device.acquire(timeout_s=60)
     early = start_agent(endpoint, "early", tmp_path)
     late = None
     try:
         collector.seen(r"agent early registered", 60)
         _submit(config, endpoint)
-        early.expect(r"job \w+: measuring", 60)
-        early.proc.send_signal(signal.SIGSTOP)  # frozen mid-job: no heartbeats
+        early.expect(r"waiting for the device", 60)  # mid-job, and it cannot finish
+        early.proc.send_signal(signal.SIGSTOP)  # frozen: no heartbeats
         collector.seen(r"agent early missed its heartbeats", 30)
         collector.seen(r"job \w+ will be retried on early \(agent_missing", 10)
         late = start_agent(endpoint, "late", tmp_path)
         collector.seen(r"agent late registered", 60)  # while the campaign still runs
+        device.release()
         early.proc.send_signal(signal.SIGCONT)
         done = wait_for_campaign(endpoint, "late", timeout=120)
     finally:
+        device.release()
         early.proc.send_signal(signal.SIGCONT)
         early.stop()
         if late is not None:

@@ -76,14 +76,19 @@ class Results(Jobs):
             return None
         return JobState.QUEUED if retry else JobState.DONE
 
-    def verdicts(self, campaign_id: str) -> list[tuple[str, int | None, str | None]]:
-        """(status, valid, invalid_reasons JSON) of each job's result in a campaign: what the
-        status counts, without reading a single document."""
-        cur = self.db.execute(
-            "SELECT status, valid, invalid_reasons FROM results "
-            "WHERE campaign_id=? AND job_result=1",
-            (campaign_id,),
-        )
+    def verdicts(self, campaign_id: str | None) -> list[tuple[str, int | None, str | None]]:
+        """(status, valid, invalid_reasons JSON) of each job's result in a campaign (None:
+        every campaign): what the counts show, without reading a single document."""
+        if campaign_id is None:
+            cur = self.db.execute(
+                "SELECT status, valid, invalid_reasons FROM results WHERE job_result=1"
+            )
+        else:
+            cur = self.db.execute(
+                "SELECT status, valid, invalid_reasons FROM results "
+                "WHERE campaign_id=? AND job_result=1",
+                (campaign_id,),
+            )
         return [(str(r[0]), r[1], r[2]) for r in cur]
 
     def latencies(self, result_id: str) -> np.ndarray:

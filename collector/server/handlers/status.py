@@ -6,7 +6,6 @@ Computed from the registry and the store on request, so `flopgap status` and
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from collector.server.context import Context, Sender
 from collector.store.rows import CampaignRow, JobState
 from shared import protocol
-from shared.verdicts import count_kinds
+from shared.verdicts import tally
 
 
 def answer(ctx: Context, sender: Sender, msg: protocol.StatusRequest) -> None:
@@ -68,14 +67,4 @@ def _campaign(ctx: Context, row: CampaignRow) -> dict[str, Any]:
 def _results(ctx: Context, campaign_id: str) -> dict[str, Any]:
     """Each job's result counted as valid, invalid or failed, with the invalid reasons by
     kind (shared.verdicts), from the columns the store keeps beside each document."""
-    counts = {"valid": 0, "invalid": 0, "failed": 0}
-    reasons: list[list[str]] = []
-    for status, valid, invalid_reasons in ctx.store.verdicts(campaign_id):
-        if status != "ok":
-            counts["failed"] += 1
-        elif valid:
-            counts["valid"] += 1
-        else:
-            counts["invalid"] += 1
-            reasons.append(json.loads(invalid_reasons or "[]"))
-    return {**counts, "invalid_reasons": count_kinds(reasons)}
+    return tally(ctx.store.verdicts(campaign_id))
