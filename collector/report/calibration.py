@@ -60,7 +60,7 @@ def calibration_frame(records: Iterable[Mapping[str, Any]] | pd.DataFrame | None
 
 
 def verdict_text(detail: Mapping[str, Any]) -> str:
-    """"valid", "invalid: REASONS", or NO_VERDICT for a calibration without one."""
+    """The verdict in words: valid, "invalid: REASONS", or NO_VERDICT when there is none."""
     if "valid" not in detail:
         return NO_VERDICT
     if detail["valid"] is not False:
