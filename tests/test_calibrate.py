@@ -7,6 +7,7 @@ Only that the numbers are positive and finite is checked, never how fast this ma
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 import threading
@@ -29,6 +30,8 @@ from collector.store import Store
 from collector.store.model_files import ModelStore
 from shared.errors import UsageError
 from shared.protobuf_bytes import varint
+from tests.conftest import Runner
+from tests.fleet_helpers import start_agent, start_collector
 
 SHORT_BYTES = 1 << 20
 
@@ -260,3 +263,59 @@ def test_invalid_calibrations_are_asked_again_a_bounded_number_of_times(
     assert len(store.calibration_rows()) == 1
     assert not enrich.needs_calibration(store, "a", settings, ort.__version__)
     store.close()
+
+
+# --- flopgap calibrate, against a real `flopgap serve` and a real agent -----------------------
+
+
+def test_calibrate_help_names_its_flags(collector_cli: Runner) -> None:
+    proc = collector_cli("calibrate", "--help")
+    assert proc.returncode == 0, proc.stderr
+    for flag in ("--agent NAME", "--threads", "--db", "--timeout", "--collector"):
+        assert flag in proc.stdout
+    assert "4: invalid" in " ".join(proc.stdout.split())
+
+
+def test_calibrate_refuses_a_missing_database_before_connecting(
+    tmp_path: Path, collector_cli: Runner
+) -> None:
+    proc = collector_cli("calibrate", "--agent", "a", "--db", tmp_path / "none.sqlite")
+    assert proc.returncode == 2 and "no database at" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_calibrate_an_unknown_agent_then_a_real_one(tmp_path: Path, collector_cli: Runner) -> None:
+    db = tmp_path / "results.sqlite"
+    collector, endpoint = start_collector(db)  # --no-calibrate: only the forced one runs
+    agent = start_agent(endpoint, "cal-agent", tmp_path)
+    try:
+        collector.expect(r"agent cal-agent registered", 60)
+        proc = collector_cli("calibrate", "--agent", "ghost", "--db", db, "--collector", endpoint)
+        assert proc.returncode == 2, proc.stderr
+        [line] = proc.stderr.strip().splitlines()  # one line: what happened and what to do
+        assert "no agent 'ghost' is registered" in line and "(registered: cal-agent)" in line
+        assert "flopgap-agent run --name ghost" in line
+        proc = collector_cli("calibrate", "--agent", "cal-agent", "--db", db, "--collector",
+                             endpoint, timeout=300)  # fmt: skip
+    finally:
+        agent.stop()
+        collector.stop()
+    # Valid (exit 0, stored) or, on a busy test box, invalid (exit 4, not stored): either way
+    # the verdict printed, the exit code and the store agree.
+    assert proc.returncode in (0, 4), proc.stderr
+    assert "calibration of cal-agent at 1 threads, taken 20" in proc.stdout
+    rounds = r"peak\s+[\d.]+ GFLOP/s\s+\(rounds [\d.]+, [\d.]+, [\d.]+; spread"
+    assert re.search(rounds, proc.stdout)
+    store = Store(db)
+    try:
+        rows = store.calibration_rows()
+    finally:
+        store.close()
+    if proc.returncode == 0:
+        assert "verdict    valid" in proc.stdout and "stored as cal-agent's" in proc.stdout
+        assert [(r.agent_id, r.threads) for r in rows] == [("cal-agent", 1)]
+    else:
+        assert "verdict    INVALID: " in proc.stdout
+        assert "is invalid, not stored" in proc.stderr and rows == []
+        assert collector.seen(r"calibration of cal-agent at 1 threads .* is invalid", 5)
