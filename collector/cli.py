@@ -5,6 +5,7 @@ flopgap campaign run    submit a campaign (TOML) and follow it live
 flopgap status          agents and campaigns of a running collector
 flopgap export          results as CSV (long or wide) or Parquet
 flopgap flops           theoretical FLOPs, MACs, parameters and bytes of an ONNX model
+flopgap calibrate       re-measure an agent's peak GFLOP/s and memory bandwidth now
 flopgap demo            the whole loop on loopback with the built-in model zoo
 """
 
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from collector import keys_cli
+from collector import calibrate_cli, keys_cli
 from collector.campaign_view import EXIT_CODES_HELP
 from collector.cli_flags import DEFAULT_COLLECTOR, add_collector_flags, add_results_flags
 from collector.server.ratelimit import BURST, RATE_PER_S, RateLimiter
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     flops_cli.add_parser(sub)
     report_cli.add_parser(sub)
     keys_cli.add_parser(sub)
+    calibrate_cli.add_parser(sub)
     return parser
 
 

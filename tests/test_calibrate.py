@@ -1,4 +1,5 @@
-"""agent.engine.calibrate: hand-written ONNX bytes that onnx accepts, and a short real calibration.
+"""agent.engine.calibrate: hand-written ONNX bytes that onnx accepts, a short real calibration,
+its verdict under a real foreign load, and what collector.enrich keeps of it.
 
 Only that the numbers are positive and finite is checked, never how fast this machine is.
 """
@@ -6,6 +7,11 @@ Only that the numbers are positive and finite is checked, never how fast this ma
 from __future__ import annotations
 
 import math
+import re
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,12 +19,19 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
+import psutil
 import pytest
 from onnx import TensorProto, helper
 
 from agent.engine import calibrate as cal
+from agent.engine.verdict import Limits
+from collector import enrich
+from collector.store import Store
+from collector.store.model_files import ModelStore
 from shared.errors import UsageError
 from shared.protobuf_bytes import varint
+from tests.conftest import Runner
+from tests.fleet_helpers import start_agent, start_collector
 
 SHORT_BYTES = 1 << 20
 
@@ -127,3 +140,182 @@ def test_peak_is_the_best_of_several_sizes() -> None:
     result = cal.calibrate(1, seconds=0.1, matmul_n=300, stream_bytes=SHORT_BYTES)
     assert result["matmul_n"] in (256, 300)  # each size below the cap is tried, and the cap
     assert result["matmul_runs"] >= 2 and result["peak_gflops"] > 0
+
+
+def test_rounds_keep_the_best_and_the_spread() -> None:
+    result = _short(1)
+    assert result["rounds"] == cal.ROUNDS == 3
+    for what, key in (("peak", "peak_gflops"), ("bandwidth", "bandwidth_gbs")):
+        runs = result[f"{key}_runs"]
+        assert len(runs) == 3 and result[key] == max(runs)
+        assert result[f"{what}_spread"] == pytest.approx((max(runs) - min(runs)) / max(runs))
+    assert isinstance(result["valid"], bool) and isinstance(result["invalid_reasons"], list)
+    assert result["valid"] == (result["invalid_reasons"] == [])
+    assert result["measured_at"].endswith("+00:00")  # UTC, ISO 8601
+    assert result["system"]["own_cpu_cores"] is not None
+    assert result["max_foreign_cpu_cores"] == Limits().max_foreign_cpu_cores
+
+
+def test_one_round_has_no_spread() -> None:
+    result = cal.calibrate(1, seconds=0.1, matmul_n=64, stream_bytes=SHORT_BYTES, rounds=1)
+    assert result["peak_spread"] is None and len(result["peak_gflops_runs"]) == 1
+
+
+def _busy_loops(count: int) -> list[subprocess.Popen[bytes]]:
+    """`count` busy-looping children, returned once each has been seen burning CPU."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    deadline = time.monotonic() + 30
+    waiting = threading.Event()  # never set: a polling period under a deadline
+    for loop in loops:
+        proc = psutil.Process(loop.pid)
+        while proc.cpu_times().user < 0.1:  # a running loop, not a starting interpreter
+            assert time.monotonic() < deadline, "the busy loops did not start in 30 s"
+            waiting.wait(0.02)
+    return loops
+
+
+def _stop(loops: list[subprocess.Popen[bytes]]) -> None:
+    for loop in loops:
+        loop.kill()
+    for loop in loops:
+        loop.wait(timeout=10)
+
+
+@pytest.fixture
+def fresh_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no invalid calibrations counted by this process."""
+    monkeypatch.setattr(enrich, "_invalid_calibrations", {})
+
+
+def _document(calibration: dict[str, Any]) -> dict[str, Any]:
+    return {"settings": {"threads": 1}, "calibration": calibration}
+
+
+@pytest.mark.usefixtures("fresh_counts")
+def test_a_calibration_under_foreign_load_is_invalid_and_not_stored(tmp_path: Path) -> None:
+    store = Store(tmp_path / "results.sqlite")
+    models = ModelStore(tmp_path / "models")
+    cores = psutil.cpu_count() or 1
+    loops = _busy_loops(cores)  # every core busy besides the calibration's one thread
+    try:
+        loaded = cal.calibrate(1, seconds=0.6, matmul_n=128, stream_bytes=4 * SHORT_BYTES)
+    finally:
+        _stop(loops)
+    assert not loaded["valid"], loaded
+    assert any(r.startswith("other processes used") for r in loaded["invalid_reasons"])
+    assert loaded["system"]["foreign_cpu_cores"] > Limits().max_foreign_cpu_cores
+    enrich.enrich(store, models, "a", "r-loaded", "0" * 64, _document(loaded))
+    assert store.calibration_rows() == []  # never the device's figure
+    assert enrich.needs_calibration(store, "a", {"threads": 1}, ort.__version__)  # asks again
+    # Later, quiet: judged at a bar no other engineer's tests on this box can cross (every
+    # core), so the only reasons left would be the board's own (frequency, throttling).
+    quiet = cal.calibrate(
+        1, seconds=0.6, matmul_n=128, stream_bytes=4 * SHORT_BYTES,
+        limits=Limits(max_foreign_cpu_cores=float(cores)),
+    )  # fmt: skip
+    assert not any(r.startswith("other processes") for r in quiet["invalid_reasons"])
+    enrich.enrich(store, models, "a", "r-quiet", "0" * 64, _document(quiet))
+    rows = store.calibration_rows()
+    if quiet["valid"]:
+        assert [(r.agent_id, r.threads, r.peak_gflops) for r in rows] == [
+            ("a", 1, quiet["peak_gflops"])
+        ]
+        assert rows[0].detail["bandwidth_gbs_runs"] == quiet["bandwidth_gbs_runs"]
+        assert not enrich.needs_calibration(store, "a", {"threads": 1}, ort.__version__)
+    else:
+        assert rows == []
+    store.close()
+
+
+def _made_up(valid: bool | None) -> dict[str, Any]:
+    """A calibration document as an agent sends it (None: an older agent, no verdict)."""
+    doc: dict[str, Any] = {"peak_gflops": 100.0, "bandwidth_gbs": 30.0, "threads": 1,
+                           "onnxruntime": ort.__version__}  # fmt: skip
+    if valid is not None:
+        doc.update(valid=valid, invalid_reasons=[] if valid else ["other processes used 1.00"])
+    return doc
+
+
+@pytest.mark.usefixtures("fresh_counts")
+def test_a_stored_row_without_a_verdict_counts_as_valid(tmp_path: Path) -> None:
+    store = Store(tmp_path / "results.sqlite")
+    assert enrich.needs_calibration(store, "a", {"threads": 1}, ort.__version__)
+    store.put_calibration("a", _made_up(None))  # what an older collector stored
+    assert not enrich.needs_calibration(store, "a", {"threads": 1}, ort.__version__)
+    assert enrich.needs_calibration(store, "a", {"threads": 1}, "0.0.1")  # another runtime
+    assert enrich.needs_calibration(store, "a", {"threads": 2}, ort.__version__)
+    store.close()
+
+
+@pytest.mark.usefixtures("fresh_counts")
+def test_invalid_calibrations_are_asked_again_a_bounded_number_of_times(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(tmp_path / "results.sqlite")
+    settings = {"threads": 1}
+    for attempt in range(enrich.MAX_INVALID_CALIBRATIONS):
+        assert enrich.needs_calibration(store, "a", settings, ort.__version__), attempt
+        assert not enrich.keep_calibration(store, "a", f"r{attempt}", 1, _made_up(False))
+    assert not enrich.needs_calibration(store, "a", settings, ort.__version__)
+    assert "is invalid, not stored: other processes used 1.00" in caplog.text
+    assert "flopgap calibrate --agent a --threads 1" in caplog.text
+    assert enrich.keep_calibration(store, "a", "forced", 1, _made_up(True))  # flopgap calibrate
+    assert len(store.calibration_rows()) == 1
+    assert not enrich.needs_calibration(store, "a", settings, ort.__version__)
+    store.close()
+
+
+# --- flopgap calibrate, against a real `flopgap serve` and a real agent -----------------------
+
+
+def test_calibrate_help_names_its_flags(collector_cli: Runner) -> None:
+    proc = collector_cli("calibrate", "--help")
+    assert proc.returncode == 0, proc.stderr
+    for flag in ("--agent NAME", "--threads", "--db", "--timeout", "--collector"):
+        assert flag in proc.stdout
+    assert "4: invalid" in " ".join(proc.stdout.split())
+
+
+def test_calibrate_refuses_a_missing_database_before_connecting(
+    tmp_path: Path, collector_cli: Runner
+) -> None:
+    proc = collector_cli("calibrate", "--agent", "a", "--db", tmp_path / "none.sqlite")
+    assert proc.returncode == 2 and "no database at" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.integration
+def test_calibrate_an_unknown_agent_then_a_real_one(tmp_path: Path, collector_cli: Runner) -> None:
+    db = tmp_path / "results.sqlite"
+    collector, endpoint = start_collector(db)  # --no-calibrate: only the forced one runs
+    agent = start_agent(endpoint, "cal-agent", tmp_path)
+    try:
+        collector.expect(r"agent cal-agent registered", 60)
+        proc = collector_cli("calibrate", "--agent", "ghost", "--db", db, "--collector", endpoint)
+        assert proc.returncode == 2, proc.stderr
+        [line] = proc.stderr.strip().splitlines()  # one line: what happened and what to do
+        assert "no agent 'ghost' is registered" in line and "(registered: cal-agent)" in line
+        assert "flopgap-agent run --name ghost" in line
+        proc = collector_cli("calibrate", "--agent", "cal-agent", "--db", db, "--collector",
+                             endpoint, timeout=300)  # fmt: skip
+    finally:
+        agent.stop()
+        collector.stop()
+    # Valid (exit 0, stored) or, on a busy test box, invalid (exit 4, not stored): either way
+    # the verdict printed, the exit code and the store agree.
+    assert proc.returncode in (0, 4), proc.stderr
+    assert "calibration of cal-agent at 1 threads, taken 20" in proc.stdout
+    rounds = r"peak\s+[\d.]+ GFLOP/s\s+\(rounds [\d.]+, [\d.]+, [\d.]+; spread"
+    assert re.search(rounds, proc.stdout)
+    store = Store(db)
+    try:
+        rows = store.calibration_rows()
+    finally:
+        store.close()
+    if proc.returncode == 0:
+        assert "verdict    valid" in proc.stdout and "stored as cal-agent's" in proc.stdout
+        assert [(r.agent_id, r.threads) for r in rows] == [("cal-agent", 1)]
+    else:
+        assert "verdict    INVALID: " in proc.stdout
+        assert "is invalid, not stored" in proc.stderr and rows == []
+        assert collector.seen(r"calibration of cal-agent at 1 threads .* is invalid", 5)

@@ -11,9 +11,10 @@ import pytest
 
 from collector.report import build_report_from_frames
 from collector.report.analysis import attach_roofline, model_table, roof_warnings
+from collector.report.calibration import calibration_frame
 from collector.report.compare import cross_device_table, pick_reference
 from collector.report.fits import fit_devices, flag
-from collector.report.frames import calibration_frame, device_keys, results_frame
+from collector.report.frames import device_keys, results_frame
 from collector.report.ops import op_label
 from collector.report.roofline import achieved_gflops, efficiency, place, ridge
 from collector.report.stats import (

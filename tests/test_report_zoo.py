@@ -40,7 +40,9 @@ def test_zoo_report_shows_where_flops_lie(tmp_path: Path, collector_cli: Runner)
         collector.stop()
     store = Store(db)
     try:
-        report = build_report(store)
+        # Invalid results included: on a shared test box other processes often void them, and
+        # the properties asserted here hold with margins that such noise does not close.
+        report = build_report(store, include_invalid=True)
         write_html(report, tmp_path / "report.html")
     finally:
         store.close()
@@ -51,3 +53,4 @@ def test_zoo_report_shows_where_flops_lie(tmp_path: Path, collector_cli: Runner)
     excess = ops[ops["op_type"].isin(ELEMENTWISE)]
     assert (excess["time_share"] > excess["flop_share"]).any(), excess.to_string()
     assert (tmp_path / "report.html").stat().st_size > 10_000
+    assert report.validity.results == 3 == report.validity.valid + report.validity.invalid

@@ -13,10 +13,29 @@ Method:
 - bandwidth: a float32 Add over three arrays of stream_bytes / 3 each (two read, one written),
   so stream_bytes move per run (write-allocate traffic not counted, as STREAM does); arrays are
   far beyond any last-level cache at the default size; best run kept.
-- each is warmed up once, then repeated for seconds / 2; units are decimal GFLOP/s and GB/s.
+- each is warmed up once, then measured in `rounds` (3) interleaved rounds sharing seconds / 2
+  per kind; the best round is the figure, every round's figure and the spread are kept.
+  Units are decimal GFLOP/s and GB/s.
 - outputs go to fixed buffers (io_binding), first touched by the warm-up, so no page fault
   or allocation is timed.
 - sizes shrink to fit a quarter of the available memory (psutil), so a 1 GB Pi survives.
+
+Verdict: the window of the rounds is watched (agent.engine.watch) for other processes' CPU use,
+CPU frequency changes and thermal throttling, and judged by verdict.judge_system, the same
+checks a measurement gets. The collector never keeps an invalid calibration as the device's
+figure (collector.enrich); it asks again on a later job.
+
+The calibration document (what `calibrate` returns, JSON-ready):
+  peak_gflops, bandwidth_gbs      the best round's figures
+  peak_gflops_runs, bandwidth_gbs_runs   every round's figure, in order
+  peak_spread, bandwidth_spread   (best - worst) / best over the rounds (None for one round)
+  rounds, matmul_n (the size that reached the peak), stream_bytes (moved a run),
+  matmul_runs, stream_runs, threads, onnxruntime, method
+  measured_at                     UTC, ISO 8601, when the rounds began
+  valid, invalid_reasons, warnings   the verdict
+  max_foreign_cpu_cores           the foreign-CPU limit it was judged by
+  system                          foreign/own CPU cores, steal, frequency range, governors and
+                                  throttle events over the rounds (keys of a result's system)
 
 The two one-node models are written as protobuf bytes here (the agent never imports onnx),
 with symbolic dimensions, so one model serves every size.
@@ -24,7 +43,9 @@ with symbolic dimensions, so one model serves every size.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +55,8 @@ import onnxruntime as ort
 import psutil
 
 from agent.engine.session import SessionSettings, session_options
+from agent.engine.verdict import Limits, judge_system
+from agent.engine.watch import Watch
 from shared.errors import UsageError
 from shared.protobuf_bytes import field, int_field
 
@@ -41,15 +64,17 @@ MIB = 1 << 20
 DEFAULT_MATMUL_N = 1024  # 2.1 GFLOP a run: well under a second on a Pi 4, ms on a desktop
 PEAK_SIZES = (256, 384, 512)  # also tried, below matmul_n: cache-resident operands
 DEFAULT_STREAM_BYTES = 256 * MIB  # three ~85 MiB arrays, far beyond a last-level cache
+ROUNDS = 3  # best of three, spread kept: one round spoiled by a burst shows, and is not kept
 _FLOAT = 1  # onnx TensorProto.FLOAT
 _MEMORY_SHARE = 4  # use at most 1/4 of the available memory
 METHOD = (
     "peak: best run of n x n by n x n float32 MatMuls in onnxruntime (CPUExecutionProvider) "
     "over n in 256, 384, 512 and matmul_n (those <= matmul_n), 2*n^3 FLOP a run; bandwidth: "
     "best run of a float32 Add over three arrays of stream_bytes/3 each (2 read + 1 written = "
-    "stream_bytes, write-allocate not counted); each warmed up once then repeated for "
-    "seconds/2 (the MatMul sizes share theirs), outputs bound to buffers the warm-up "
-    "touched; decimal GFLOP/s and GB/s"
+    "stream_bytes, write-allocate not counted); each warmed up once, then rounds interleaved "
+    "(every MatMul size, then the Add), each kind given seconds/2 over all rounds (the MatMul "
+    "sizes share theirs); the best round kept, every round's figure and the spread recorded; "
+    "outputs bound to buffers the warm-up touched; decimal GFLOP/s and GB/s"
 )
 
 
@@ -81,8 +106,7 @@ ADD_MODEL = one_node_model("Add", {"x": ("s",), "y": ("s",)}, ("z", ("s",)))
 
 
 def _best_seconds(run: Callable[[], object], budget_s: float) -> tuple[float, int]:
-    """(fastest run in s, runs timed): one warm-up, then runs until `budget_s` has passed."""
-    run()
+    """(fastest run in s, runs timed): runs until `budget_s` has passed, at least one."""
     best, count = float("inf"), 0
     deadline = time.perf_counter() + budget_s
     while count == 0 or time.perf_counter() < deadline:
@@ -96,7 +120,10 @@ def _best_seconds(run: Callable[[], object], budget_s: float) -> tuple[float, in
 def _bound_runner(
     model: bytes, threads: int, feeds: dict[str, np.ndarray], out: tuple[str, np.ndarray]
 ) -> Callable[[], object]:
-    """A zero-argument run of `model` whose output is written into the given numpy buffer."""
+    """A zero-argument run of `model` whose output is written into the given numpy buffer.
+
+    The binding holds raw pointers, so the run keeps the arrays alive for as long as it lives.
+    """
     opts = session_options(SessionSettings(threads=threads))
     session = ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
     binding = session.io_binding()
@@ -104,22 +131,41 @@ def _bound_runner(
         binding.bind_cpu_input(name, array)
     name, buffer = out
     binding.bind_output(name, "cpu", 0, np.float32, list(buffer.shape), buffer.ctypes.data)
-    return lambda: session.run_with_iobinding(binding)
+    arrays = (feeds, buffer)
+
+    def run() -> object:
+        session.run_with_iobinding(binding)
+        return arrays
+
+    return run
 
 
-def _matmul_seconds(n: int, threads: int, budget_s: float) -> tuple[float, int]:
-    """(fastest n x n MatMul run in s, runs timed)."""
+def _matmul_runner(n: int, threads: int) -> Callable[[], object]:
+    """An n x n by n x n MatMul bound to its own buffers."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     c = np.empty((n, n), dtype=np.float32)
-    return _best_seconds(_bound_runner(MATMUL_MODEL, threads, {"a": a, "b": b}, ("c", c)),
-                         budget_s)  # fmt: skip
+    return _bound_runner(MATMUL_MODEL, threads, {"a": a, "b": b}, ("c", c))
+
+
+def _add_runner(count: int, threads: int) -> Callable[[], object]:
+    """A float32 Add over `count` elements (12 * count bytes moved a run)."""
+    x, y = np.full(count, 1.0, np.float32), np.full(count, 2.0, np.float32)
+    z = np.empty(count, dtype=np.float32)
+    return _bound_runner(ADD_MODEL, threads, {"x": x, "y": y}, ("z", z))
 
 
 def _fit(requested: int, bytes_per_unit: int, available: int) -> int:
     """The largest size <= requested whose memory stays within available / _MEMORY_SHARE."""
     return max(1, min(requested, available // _MEMORY_SHARE // bytes_per_unit))
+
+
+def spread(values: list[float]) -> float | None:
+    """(best - worst) / best of the rounds' figures; None for fewer than two rounds."""
+    if len(values) < 2 or max(values) <= 0:
+        return None
+    return (max(values) - min(values)) / max(values)
 
 
 def calibrate(
@@ -128,38 +174,93 @@ def calibrate(
     *,
     matmul_n: int = DEFAULT_MATMUL_N,
     stream_bytes: int = DEFAULT_STREAM_BYTES,
+    rounds: int = ROUNDS,
+    limits: Limits | None = None,
+    root: str | None = None,
 ) -> dict[str, Any]:
-    """Measure peak float32 GFLOP/s and streaming GB/s with `threads` intra-op threads.
+    """Measure peak float32 GFLOP/s and streaming GB/s with `threads` intra-op threads, and
+    judge whether the system let it (verdict.judge_system under `limits`).
 
     Takes about `seconds` plus one warm-up run of each op; threads=0 means ORT's default.
-    Returns peak_gflops, bandwidth_gbs, threads, matmul_n (the size that reached the peak),
-    stream_bytes (moved per run, after any memory cap), onnxruntime, method, and the run counts.
+    `root` is where sysfs is read (FLOPGAP_SYSFS_ROOT or "/" by default). The result is
+    described in the module docstring (the calibration document).
     """
-    if seconds <= 0 or matmul_n < 1 or stream_bytes < 12:
-        raise UsageError("calibrate needs seconds > 0, matmul_n >= 1 and stream_bytes >= 12")
+    if seconds <= 0 or matmul_n < 1 or stream_bytes < 12 or rounds < 1:
+        raise UsageError(
+            "calibrate needs seconds > 0, matmul_n >= 1, stream_bytes >= 12 and rounds >= 1"
+        )
+    limits = limits or Limits()
     available = int(psutil.virtual_memory().available)
     top = max(1, min(matmul_n, math.isqrt(available // _MEMORY_SHARE // 12)))  # 3 n x n float32
     sizes = sorted({n for n in PEAK_SIZES if n < top} | {top})
-    gflops, n, mm_runs = 0.0, top, 0
-    for size in sizes:
-        size_s, runs = _matmul_seconds(size, threads, seconds / 2 / len(sizes))
-        mm_runs += runs
-        if 2.0 * size**3 / size_s / 1e9 > gflops:
-            gflops, n = 2.0 * size**3 / size_s / 1e9, size
+    matmuls = {size: _matmul_runner(size, threads) for size in sizes}
     count = _fit(stream_bytes // 12, 12, available)  # 3 arrays x 4 bytes per element
-    x, y = np.full(count, 1.0, np.float32), np.full(count, 2.0, np.float32)
-    z = np.empty(count, dtype=np.float32)
-    add = _bound_runner(ADD_MODEL, threads, {"x": x, "y": y}, ("z", z))
-    add_s, add_runs = _best_seconds(add, seconds / 2)
-    moved = 12 * count
+    add = _add_runner(count, threads)
+    measured_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    root = root if root is not None else os.environ.get("FLOPGAP_SYSFS_ROOT", "/")
+    with Watch(root) as watch:
+        figures = _rounds(matmuls, add, 12 * count, seconds, rounds)
+    valid, reasons, warnings = judge_system(watch.observations(), limits)
+    for what in ("peak", "bandwidth"):
+        gap = figures[f"{what}_spread"]
+        if gap is not None and gap > limits.max_cv:
+            warnings.append(
+                f"calibration rounds disagree: {what} varied {gap:.1%} between the best and "
+                f"the worst of {rounds} rounds (above {limits.max_cv:.0%}); the best is kept"
+            )
     return {
-        "peak_gflops": gflops,
-        "bandwidth_gbs": moved / add_s / 1e9,
+        **figures,
         "threads": threads,
-        "matmul_n": n,
-        "stream_bytes": moved,
-        "matmul_runs": mm_runs,
-        "stream_runs": add_runs,
+        "stream_bytes": 12 * count,
+        "rounds": rounds,
         "onnxruntime": ort.__version__,
         "method": METHOD,
+        "measured_at": measured_at,
+        "valid": valid,
+        "invalid_reasons": reasons,
+        "warnings": warnings,
+        "max_foreign_cpu_cores": limits.max_foreign_cpu_cores,
+        "system": watch.system(),
+    }
+
+
+def _rounds(
+    matmuls: dict[int, Callable[[], object]],
+    add: Callable[[], object],
+    moved: int,
+    seconds: float,
+    rounds: int,
+) -> dict[str, Any]:
+    """Warm every runner once, then `rounds` rounds of (every MatMul size, the Add), each
+    round given seconds / rounds. Interleaved, so a burst of foreign work spoils one round's
+    figure, not every figure of one kind; the best round is kept and the spread shown."""
+    for run in [*matmuls.values(), add]:
+        run()
+    peaks: list[float] = []
+    bandwidths: list[float] = []
+    best_n, mm_runs, add_runs = next(iter(matmuls)), 0, 0
+    for _ in range(rounds):
+        best = 0.0
+        for size, run in matmuls.items():
+            size_s, runs = _best_seconds(run, seconds / 2 / rounds / len(matmuls))
+            mm_runs += runs
+            gflops = 2.0 * size**3 / size_s / 1e9
+            if gflops > best:
+                best = gflops
+                if gflops > max(peaks, default=0.0):
+                    best_n = size
+        peaks.append(best)
+        add_s, runs = _best_seconds(add, seconds / 2 / rounds)
+        add_runs += runs
+        bandwidths.append(moved / add_s / 1e9)
+    return {
+        "peak_gflops": max(peaks),
+        "bandwidth_gbs": max(bandwidths),
+        "matmul_n": best_n,
+        "matmul_runs": mm_runs,
+        "stream_runs": add_runs,
+        "peak_gflops_runs": peaks,
+        "bandwidth_gbs_runs": bandwidths,
+        "peak_spread": spread(peaks),
+        "bandwidth_spread": spread(bandwidths),
     }

@@ -3,6 +3,10 @@
 A result that fails a check is still reported, marked invalid, with every reason spelled out
 so the user knows what to fix (too few runs, noisy timings, a frequency change, throttling,
 another process competing for the CPU). Soft concerns become warnings instead.
+
+The system checks (frequency, throttling, foreign CPU, steal) are shared with the device
+calibration (`judge_system`), so a calibration taken while another process competed is judged
+by the same rules, and with the same words, as a measurement.
 """
 
 from __future__ import annotations
@@ -27,12 +31,10 @@ class Limits:
     max_foreign_cpu_cores: float = 0.25
 
 
-@dataclass(frozen=True)
-class Observations:
-    """What was seen during the steady-state window, beyond the latencies themselves."""
+@dataclass(frozen=True, kw_only=True)
+class SystemObservations:
+    """What the system did during a window: frequencies, throttling and other processes."""
 
-    stats: dict[str, Any]
-    capped_before_minimum: bool = False
     freq_min_mhz: dict[int, float] = field(default_factory=dict)
     freq_max_mhz: dict[int, float] = field(default_factory=dict)
     freq_available: bool = False
@@ -40,6 +42,14 @@ class Observations:
     foreign_cpu_cores: float | None = None
     steal_fraction: float | None = None
     board_throttle: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observations(SystemObservations):
+    """What was seen during the steady-state window, beyond the latencies themselves."""
+
+    stats: dict[str, Any]
+    capped_before_minimum: bool = False
 
 
 def judge(obs: Observations, limits: Limits) -> tuple[bool, list[str], list[str]]:
@@ -53,6 +63,22 @@ def judge(obs: Observations, limits: Limits) -> tuple[bool, list[str], list[str]
             "minimum iterations; raise --max-seconds"
         )
     _check_spread(obs.stats, limits, reasons, warnings)
+    _check_system(obs, limits, reasons, warnings)
+    return not reasons, reasons, warnings
+
+
+def judge_system(obs: SystemObservations, limits: Limits) -> tuple[bool, list[str], list[str]]:
+    """(valid, invalid_reasons, warnings) from the system checks alone (a calibration has no
+    latency sample to judge, but the same ways to be contaminated)."""
+    reasons: list[str] = []
+    warnings: list[str] = []
+    _check_system(obs, limits, reasons, warnings)
+    return not reasons, reasons, warnings
+
+
+def _check_system(
+    obs: SystemObservations, limits: Limits, reasons: list[str], warnings: list[str]
+) -> None:
     _check_frequency(obs, reasons, warnings)
     if obs.throttle_events:
         reasons.append(f"CPU throttled during the window ({obs.throttle_events} events)")
@@ -68,7 +94,6 @@ def judge(obs: Observations, limits: Limits) -> tuple[bool, list[str], list[str]
         )
     if obs.steal_fraction is not None and obs.steal_fraction > 0.05:
         warnings.append(f"the hypervisor stole {obs.steal_fraction:.0%} of CPU time")
-    return not reasons, reasons, warnings
 
 
 def _check_sample_size(stats: dict[str, Any], reasons: list[str], warnings: list[str]) -> None:
@@ -107,7 +132,7 @@ def _check_spread(
         )
 
 
-def _check_frequency(obs: Observations, reasons: list[str], warnings: list[str]) -> None:
+def _check_frequency(obs: SystemObservations, reasons: list[str], warnings: list[str]) -> None:
     if not obs.freq_available:
         warnings.append("CPU frequency is not exposed here (no cpufreq); stability not checked")
         return

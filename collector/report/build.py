@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from collector.flops import CONVENTION
+from collector.report import calibration as calib
 from collector.report import frames
 from collector.report.analysis import attach_roofline, model_table, result_index, roof_warnings
 from collector.report.compare import cross_device_table
@@ -16,6 +17,7 @@ from collector.report.defaults import DEFAULT_THRESHOLD
 from collector.report.fits import fit_devices
 from collector.report.ops import op_type_table
 from collector.report.report import Report
+from collector.report.validity import Validity, split
 
 
 def build_report(
@@ -23,15 +25,17 @@ def build_report(
     campaign: str | None = None,
     devices: Sequence[str] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
+    include_invalid: bool = False,
 ) -> Report:
     """The report of `campaign` (name, id or unique id prefix; None = every result) on
-    `devices` (agent ids or hostnames; None = all) from a collector Store."""
+    `devices` (agent ids or hostnames; None = all) from a collector Store; valid results only
+    unless `include_invalid`."""
     campaign_id = None
     if campaign is not None:
         campaign_id = store.resolve_campaign(campaign).campaign_id  # name, id or id prefix
     results, op_times, calibration, missing = frames.from_store(store, campaign_id)
     return build_report_from_frames(
-        results, op_times, calibration, campaign, devices, threshold, missing
+        results, op_times, calibration, campaign, devices, threshold, missing, include_invalid
     )
 
 
@@ -43,13 +47,20 @@ def build_report_from_frames(
     devices: Sequence[str] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     missing: Sequence[str] = (),
+    include_invalid: bool = False,
 ) -> Report:
     """Run every analysis; each step adds what it lacked to the report's missing list.
 
     `devices` keeps the results of those agent ids or hostnames, and the first of them present
-    is the reference of the cross-device table."""
+    is the reference of the cross-device table. Results (and calibrations) judged invalid are
+    left out unless `include_invalid`; the report counts them by reason either way."""
     res, ops, cal, lacking = _select(results, op_times, calibration, devices, campaign)
-    lacking = [*missing, *lacking]
+    every_ok = set(res["result_id"])
+    res, validity = split(res, include_invalid)
+    left_out = every_ok - set(res["result_id"])
+    ops = ops[~ops["result_id"].isin(left_out)].reset_index(drop=True)
+    cal, more = calib.usable(cal, include_invalid)
+    lacking = [*missing, *lacking, *more, *_none_left(res, validity, campaign)]
     models, more = model_table(res.reset_index(drop=True))
     lacking += more
     models, more = attach_roofline(models, cal)
@@ -74,7 +85,20 @@ def build_report_from_frames(
         calibration=cal.reset_index(drop=True),
         missing=lacking,
         notes=notes,
+        validity=validity,
+        calibration_used=calib.used_lines(models, cal),
     )
+
+
+def _none_left(res: pd.DataFrame, validity: Validity, campaign: str | None) -> list[str]:
+    """Why nothing is left to analyse when every ok result was invalid."""
+    if not res.empty or not validity.invalid:
+        return []
+    scope = f"campaign {campaign!r}" if campaign else "the database"
+    return [
+        f"{scope} has no valid results ({validity.counts()}); rerun on a quiet device, or "
+        "pass --include-invalid to analyse them anyway"
+    ]
 
 
 def _select(
@@ -93,7 +117,7 @@ def _select(
         ]
     res = frames.results_frame(everything)
     ops = frames.op_times_frame(op_times)
-    cal = frames.calibration_frame(calibration)
+    cal = calib.calibration_frame(calibration)
     lacking = []
     if len(res) < len(everything):
         lacking.append(f"{len(everything) - len(res)} result(s) ended in error: no latency")

@@ -43,6 +43,12 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         default=DEFAULT_THRESHOLD,
         help="flag models this many times off their device's fit (default %(default)s)",
     )
+    p.add_argument(
+        "--include-invalid",
+        action="store_true",
+        help="use results judged invalid too (default: valid ones only; either way the "
+        "report counts what it left out and why)",
+    )
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report")
     p.add_argument("--png-dir", type=Path, metavar="DIR", help="write every figure as PNG")
     p.add_argument("--csv-dir", type=Path, metavar="DIR", help="write one CSV per table")
@@ -64,7 +70,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         raise UsageError(f"--threshold {args.threshold} must be above 1", hint="e.g. 1.5")
     store = Store(args.db)
     try:
-        report = build_report(store, args.campaign, args.device or None, args.threshold)
+        report = build_report(
+            store, args.campaign, args.device or None, args.threshold, args.include_invalid
+        )
     finally:
         store.close()
     stream.write(render_text(report))

@@ -27,6 +27,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "p90_ms",
     "cv",
     "valid",
+    "invalid_reasons",
     "macs",
     "flops",
     "params",
@@ -51,14 +52,6 @@ OP_TIME_COLUMNS: tuple[str, ...] = (
     "fused_from",
 )
 OP_HINT_COLUMNS: tuple[str, ...] = ("depthwise", "group", "channels", "folded_flops")
-# One row per calibration run: peak GFLOP/s (1e9 FLOP/s) and bandwidth GB/s (1e9 byte/s).
-CALIBRATION_COLUMNS: tuple[str, ...] = (
-    "agent_id",
-    "threads",
-    "peak_gflops",
-    "bandwidth_gbs",
-    "measured_at",
-)
 # Settings that make two results of one agent incomparable; a "device" in the report is an
 # agent at one combination of them.
 SETTING_COLUMNS: tuple[str, ...] = ("provider", "threads", "opt_level")
@@ -106,15 +99,6 @@ def _names(value: Any) -> str:
     return ""
 
 
-def calibration_frame(records: Iterable[Mapping[str, Any]] | pd.DataFrame | None) -> pd.DataFrame:
-    """The latest calibration per (agent_id, threads); older runs are dropped."""
-    df = frame(records, CALIBRATION_COLUMNS)
-    if df.empty:
-        return df
-    df = df.sort_values("measured_at", na_position="first", kind="stable")
-    return df.drop_duplicates(["agent_id", "threads"], keep="last").reset_index(drop=True)
-
-
 def from_store(
     store: Any, campaign_id: str | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
@@ -122,7 +106,8 @@ def from_store(
 
     Op times come from ``store.op_time_rows(campaign_id)`` and calibrations from
     ``store.calibration_rows()`` when the store has them; an older store without those tables
-    gives empty frames and a line in the returned missing list.
+    gives empty frames and a line in the returned missing list. The calibration rows come as
+    stored (with ``detail_json``): ``calibration.calibration_frame`` reads them.
     """
     from collector.export import rows
 
@@ -140,7 +125,7 @@ def from_store(
     return (
         frame(all_rows, RESULT_COLUMNS),
         op_times_frame(extras[0]),
-        calibration_frame(extras[1]),
+        pd.DataFrame(extras[1]),
         missing,
     )
 

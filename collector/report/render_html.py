@@ -26,6 +26,7 @@ figure { display: inline-block; margin: 0.5em; vertical-align: top; }
 figcaption, .skipped { font-size: 0.85em; color: #555; }
 .convention { font-size: 0.8em; color: #555; }
 .missing li { color: #8a4b00; }
+.validity { font-weight: bold; }
 .scroll { overflow-x: auto; }
 """
 TABLE_TITLES = {
@@ -93,6 +94,8 @@ def render_html(report: Report) -> str:
     parts = [
         f"<h1>flopgap report: {html.escape(name)}</h1>",
         f'<p class="convention">FLOPs convention: {html.escape(report.convention)}</p>',
+        f'<p class="validity">validity: {html.escape(report.validity.describe())}</p>',
+        _list("Calibration used", report.calibration_used),
         _list(f"Findings (beyond {report.threshold:g}× of the fit)", report.findings()),
         _list("Missing", report.missing, "missing"),
         "<h2>Figures</h2>",

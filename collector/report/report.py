@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from collector.report.fits import describe_residual
+from collector.report.validity import Validity
 
 REPORT_FORMAT = "flopgap-report/1"
 UNITS = {
@@ -49,6 +50,8 @@ class Report:
     calibration: pd.DataFrame
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    validity: Validity = field(default_factory=lambda: Validity(0, 0, 0))
+    calibration_used: list[str] = field(default_factory=list)  # one line per device
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -78,6 +81,8 @@ class Report:
             "flops_convention": self.convention,
             "threshold": self.threshold,
             "units": UNITS,
+            "validity": self.validity.to_json(),
+            "calibration_used": list(self.calibration_used),
             "findings": self.findings(),
             "missing": list(self.missing),
             "notes": list(self.notes),
@@ -113,7 +118,9 @@ def write_csv_dir(report: Report, directory: Path | str) -> list[Path]:
         path = out / f"{name}.csv"
         table.to_csv(path, index=False)
         written.append(path)
-    lines = [f"flops_convention: {report.convention}", ""]
+    lines = [f"flops_convention: {report.convention}", f"validity: {report.validity.describe()}"]
+    lines += ["", "calibration used:"] + ([f"- {c}" for c in report.calibration_used] or ["- none"])
+    lines += [""]
     lines += [f"{k}: {v}" for k, v in UNITS.items()]
     lines += ["", "missing:"] + ([f"- {m}" for m in report.missing] or ["- nothing"])
     readme = out / "README.txt"

@@ -136,6 +136,7 @@ def render_text(report: Report) -> str:
     title = f"campaign {report.campaign}" if report.campaign else "all results"
     lines = [f"flopgap report: {title}"]
     lines += textwrap.wrap(f"FLOPs convention: {report.convention}", WIDTH, subsequent_indent="  ")
+    lines += textwrap.wrap(f"validity: {report.validity.describe()}", WIDTH, subsequent_indent="  ")
     for fit in report.fits.to_dict(orient="records"):
         models = report.models[report.models["device"] == fit["device"]]
         models = models.sort_values("flops", na_position="last", kind="stable")
@@ -146,6 +147,7 @@ def render_text(report: Report) -> str:
     if not report.cross_device.empty:
         lines += ["", "== across devices: latency ratio vs peak FLOP/s ratio =="]
         lines += table(report.cross_device, CROSS_COLUMNS)
+    lines += _section("calibration used", report.calibration_used)
     threshold = f"beyond {report.threshold:g}× of the fit"
     lines += _section(f"findings ({threshold})", report.findings())
     lines += _section("missing", report.missing)
