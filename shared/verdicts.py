@@ -2,8 +2,8 @@
 "other processes 3, frequency changed 1" instead of twenty distinct sentences.
 
 The agent's verdict (agent.engine.verdict) words each reason for a person, with its numbers;
-the collector and the client group them by the kind here. A kind is found by the reason's
-opening words, which the verdict keeps stable; a reason no rule knows is counted as "other",
+the collector, the report and the client group them by the kind here. A kind is found by
+words the verdict keeps stable; a reason no kind knows is counted under its own first clause,
 never dropped.
 """
 
@@ -14,29 +14,31 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-# (opening words of a reason, its kind), first match wins.
-KINDS: tuple[tuple[str, str], ...] = (
-    ("other processes used", "other processes"),
-    ("cpu frequency changed", "frequency changed"),
-    ("cpu throttled", "throttled"),
-    ("the board reported throttling", "throttled"),
-    ("timings too noisy", "noisy"),
-    ("stopped by the --max-seconds cap", "capped"),
-    ("p50 needs", "too few runs"),
-    ("p90 needs", "too few runs"),
+# (kind, words that start or appear in its reasons) in agent.engine.verdict's wording; the
+# first kind that matches a reason is its kind.
+KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("other processes", ("other processes used",)),
+    ("frequency changed", ("cpu frequency changed",)),
+    ("throttled", ("cpu throttled", "reported throttling")),
+    ("noisy timings", ("timings too noisy",)),
+    ("too few runs", ("runs at 99", "too few for a 95")),
+    ("stopped by --max-seconds", ("--max-seconds cap",)),
 )
-TOO_FEW_CI = "too few for a 95 % confidence interval"
+
+
+def kinds_in(text: str) -> list[str]:
+    """Every kind named in `text` (one reason, or several joined, as the CSV writes them), in
+    KINDS order; text no kind knows is named by its first clause, so it is never lost."""
+    lowered = text.lower()
+    kinds = [kind for kind, needles in KINDS if any(needle in lowered for needle in needles)]
+    if not kinds and text.strip():
+        kinds.append(text.split(";")[0].split(":")[0].strip()[:60])
+    return kinds
 
 
 def reason_kind(reason: str) -> str:
-    """The kind of one invalid reason ("other processes", "noisy", ...; "other" if unknown)."""
-    text = reason.strip().lower()
-    for opening, kind in KINDS:
-        if text.startswith(opening):
-            return kind
-    if TOO_FEW_CI in text:
-        return "too few runs"
-    return "other"
+    """The kind of one invalid reason ("other processes", "noisy timings", ...)."""
+    return (kinds_in(reason) or ["no reason recorded"])[0]
 
 
 def count_kinds(reasons: Iterable[Iterable[str]]) -> dict[str, int]:

@@ -15,29 +15,17 @@ from typing import Any
 
 import pandas as pd
 
-# (kind, text that starts or contains it) in agent.engine.verdict's words; first match wins
-# for each kind, and one result counts once per kind.
-REASON_KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("other processes", ("other processes used",)),
-    ("frequency changed", ("CPU frequency changed",)),
-    ("throttled", ("CPU throttled", "reported throttling")),
-    ("noisy timings", ("timings too noisy",)),
-    ("too few runs", ("runs at 99", "too few for a 95")),
-    ("stopped by --max-seconds", ("--max-seconds cap",)),
-)
+from shared.verdicts import kinds_in
 
 
 def reason_kinds(reasons: Any) -> list[str]:
-    """The short kinds of one result's invalid reasons (a list, or export's "; "-joined text);
-    text matching no known kind is kept as its first clause."""
+    """The short kinds (shared.verdicts) of one result's invalid reasons, given as a list or
+    as export's "; "-joined text."""
     if isinstance(reasons, (list, tuple)):
         text = "; ".join(str(r) for r in reasons)
     else:
         text = reasons if isinstance(reasons, str) else ""
-    kinds = [kind for kind, needles in REASON_KINDS if any(n in text for n in needles)]
-    if not kinds and text.strip():
-        kinds.append(text.split(";")[0].split(":")[0].strip()[:60])
-    return kinds or ["no reason recorded"]
+    return kinds_in(text) or ["no reason recorded"]
 
 
 def is_valid(value: Any) -> bool:
