@@ -97,38 +97,45 @@ def _bare_median_ns(path: Path, seconds: float, threads: int = 1) -> float:
     return float(np.median(samples))
 
 
-def _flopgap_median_ns(path: Path, seconds: float, threads: int = 1) -> float:
+def _flopgap_median_ns(path: Path, seconds: float, threads: int = 1) -> tuple[float, float]:
+    """(median ns, cores other processes kept busy during the steady window)."""
     settings = MeasureSettings(
         session=SessionSettings(threads=threads),
         warmup_runs=20,
         warmup_seconds=0.0,
         stop=StopRule(min_iterations=64, min_seconds=seconds, max_seconds=seconds * 4),
     )
-    return float(np.median(measure(path, settings).latencies_ns))
+    result = measure(path, settings)
+    foreign = result.document["system"]["foreign_cpu_cores"] or 0.0
+    return float(np.median(result.latencies_ns)), float(foreign)
 
 
 def _interleaved(path: Path, rounds: int, threads: int) -> tuple[list[float], ...]:
-    """(ratios, bare medians, flopgap medians) over `rounds`; the first side alternates."""
-    ratios, bare_all, ours_all = [], [], []
+    """(ratios, bare medians, flopgap medians, foreign cores) over `rounds`; the first side
+    alternates."""
+    ratios, bare_all, ours_all, foreign_all = [], [], [], []
     for i in range(rounds):
         if i % 2:
-            ours = _flopgap_median_ns(path, SECONDS_PER_SIDE, threads)
+            ours, foreign = _flopgap_median_ns(path, SECONDS_PER_SIDE, threads)
             bare = _bare_median_ns(path, SECONDS_PER_SIDE, threads)
         else:
             bare = _bare_median_ns(path, SECONDS_PER_SIDE, threads)
-            ours = _flopgap_median_ns(path, SECONDS_PER_SIDE, threads)
+            ours, foreign = _flopgap_median_ns(path, SECONDS_PER_SIDE, threads)
         ratios.append(ours / bare)
         bare_all.append(bare)
         ours_all.append(ours)
-    return ratios, bare_all, ours_all
+        foreign_all.append(foreign)
+    return ratios, bare_all, ours_all, foreign_all
 
 
 def _figure(name: str, what: str, target: float, sides: tuple[list[float], ...]) -> Figure:
-    ratios, bare_all, ours_all = sides
+    ratios, bare_all, ours_all, foreign = sides
     detail = (
         f"{what}; median bare {np.median(bare_all) / 1e3:.1f} us, flopgap "
         f"{np.median(ours_all) / 1e3:.1f} us; per-round ratios "
         + ", ".join(f"{r:.3f}" for r in ratios)
+        + "; other processes' CPU in each flopgap window, cores: "
+        + ", ".join(f"{f:.2f}" for f in foreign)
     )
     return Figure(name, float(np.median(ratios)), target, True, detail)
 
