@@ -116,7 +116,7 @@ def measure(
             as_ort_values=inputs.output_needs_ort_values(session.get_outputs()),
         )
         run, outputs, feed_dict = _runner(session, feeds)
-        phases = _timed_phases(run, outputs, feed_dict, settings, process, on_progress)
+        phases = _timed_phases(run, outputs, feed_dict, settings, sampler, on_progress)
         if power_sampler is not None:
             steady = phases["steady"]
             power_result = power_sampler.window(
@@ -190,10 +190,17 @@ def _timed_phases(
     outputs: Any,
     feeds: Any,
     settings: MeasureSettings,
-    process: psutil.Process,
+    sampler: Sampler,
     on_progress: timing.ProgressFn | None,
 ) -> dict[str, Any]:
+    """First inference, warm-up and steady state, with the window's counters at its edges.
+
+    The sampler goes quiet for the steady window (agent.engine.sampler: at threads = cores
+    its wakeups are what slowed ORT); its edge samples come before the start counters and
+    after the end counters, so the counters bracket the window as tightly as possible.
+    """
     cpu_dirs = cpufreq.cpu_dirs(settings.root)
+    process = psutil.Process()
     try:
         with timing.gc_paused():
             first_ns = timing.time_once(run, outputs, feeds)
@@ -202,11 +209,15 @@ def _timed_phases(
             warm = timing.warm_up(
                 run, outputs, feeds, settings.warmup_runs, settings.warmup_seconds
             )
-            throttle_before = cpufreq.throttle_count(cpu_dirs)
-            cpu_start = cpu_window.snapshot(process)
-            steady = timing.steady_state(run, outputs, feeds, settings.stop, on_progress)
-            cpu_end = cpu_window.snapshot(process)
-            throttle_after = cpufreq.throttle_count(cpu_dirs)
+            sampler.quiet()
+            try:
+                throttle_before = cpufreq.throttle_count(cpu_dirs)
+                cpu_start = cpu_window.snapshot(process)
+                steady = timing.steady_state(run, outputs, feeds, settings.stop, on_progress)
+                cpu_end = cpu_window.snapshot(process)
+                throttle_after = cpufreq.throttle_count(cpu_dirs)
+            finally:
+                sampler.loud()
     except Exception as exc:  # ORT raises pybind errors with no common base
         raise MeasurementError(
             f"inference failed: {describe_ort_error(exc)}",
@@ -227,7 +238,10 @@ def _timed_phases(
 
 def _memory_method(report: SamplerReport, hwm_method: str, hwm_reset: bool) -> str:
     reset = "reset before load" if hwm_reset else "process lifetime, could not reset"
+    steady = ""
+    if report.steady_interval_ms is not None:
+        steady = f" (every {report.steady_interval_ms:g} ms in the steady window, and at its edges)"
     return (
-        f"peak: psutil RSS sampled every {report.interval_ms:g} ms by a background thread; "
-        f"hwm: {hwm_method} ({reset})"
+        f"peak: psutil RSS sampled every {report.interval_ms:g} ms{steady} by a background "
+        f"thread; hwm: {hwm_method} ({reset})"
     )
