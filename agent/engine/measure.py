@@ -171,7 +171,9 @@ def _extra_passes(
     if settings.calibrate:
         from agent.engine.calibrate import calibrate
 
-        doc["calibration"] = calibrate(settings.session.threads)
+        doc["calibration"] = calibrate(
+            settings.session.threads, limits=settings.limits, root=settings.root
+        )
 
 
 def _open_power(settings: MeasureSettings) -> tuple[PowerSampler | None, str | None]:
