@@ -20,4 +20,4 @@ def add_collector_flags(parser: argparse.ArgumentParser) -> None:
 def add_results_flags(parser: argparse.ArgumentParser) -> None:
     """Which stored results a command that reads the database takes."""
     parser.add_argument("--db", type=Path, required=True, help="the collector's database")
-    parser.add_argument("--campaign", help="only this campaign (name or id)")
+    parser.add_argument("--campaign", help="only this campaign (name, id or id prefix)")
