@@ -49,10 +49,17 @@ def test_zoo_report_shows_where_flops_lie(tmp_path: Path, collector_cli: Runner)
         write_html(report, tmp_path / "report.html")
     finally:
         store.close()
-    gflops = dict(zip(report.models["model"], report.models["achieved_gflops"], strict=True))
-    assert gflops["dwsep"] < 0.8 * gflops["mlp"], gflops
     ops = report.op_types
     assert not ops.empty, report.missing
+    # Why depthwise convolutions cost more time than their FLOPs say: far fewer FLOPs per
+    # byte moved than dense ones (a property of the graph, so it holds on any machine). How
+    # much slower they run is a hardware figure, for bench/, not for a test: under a loaded
+    # CI box a dense and a depthwise Conv profiled in one run were 32 and 30 GFLOP/s.
+    intensity = dict(zip(ops["op_type"], ops["intensity"], strict=True))
+    depthwise = [v for k, v in intensity.items() if k.endswith("Conv (depthwise)")]
+    dense = [v for k, v in intensity.items() if k.endswith("Conv")]
+    assert depthwise and dense, intensity
+    assert max(depthwise) < 0.5 * min(dense), intensity  # 1.7 vs 4.2 FLOP/B in dwsep
     excess = ops[ops["op_type"].isin(ELEMENTWISE)]
     assert (excess["time_share"] > excess["flop_share"]).any(), excess.to_string()
     assert (tmp_path / "report.html").stat().st_size > 10_000
