@@ -48,9 +48,9 @@ class DiskState:
         """Enter (or stay in) the full state; True only on entering it, to log it once."""
         entering = self.error is None
         self.error = exc
-        if entering:
+        if entering:  # later refusals leave the retry time alone (may_commit moves it on)
             self.since = time.monotonic()
-        self._next_try = time.monotonic() + self.retry_s
+            self._next_try = self.since + self.retry_s
         return entering
 
     def may_commit(self) -> bool:
