@@ -3,8 +3,10 @@
 Each scenario runs one campaign (3 models x 2 thread settings x 2 repeats on every agent)
 while faults strike at points drawn from `random.Random(seed)`: the collector SIGKILLed three
 times, agents SIGKILLed mid-job, the collector frozen and then stopped for longer than the
-heartbeat timeout, an agent whose spool quota is zero. Afterwards the campaign is done with
-exactly one intact result per job and the database passes `PRAGMA integrity_check`.
+heartbeat timeout, an agent whose spool quota is zero, the disk under the database filled
+mid-campaign (an 8 MiB tmpfs; skipped where the test cannot mount one). Afterwards the
+campaign is done with exactly one intact result per job and the database passes
+`PRAGMA integrity_check`.
 
 Opt-in (it takes about two minutes on two cores): FLOPGAP_FAULTS=1 pytest -m faults.
 FLOPGAP_FAULTS_SEED=N replays a run; every assertion message names the seed.
@@ -28,7 +30,8 @@ import pytest
 from collector.procs import Child
 from collector.store import Store
 from tests.conftest import REPO, matmul_graph, save_model
-from tests.fleet_helpers import start_collector, wait_for_campaign, write_campaign
+from tests.fleet_helpers import campaign_status, start_collector, wait_for_campaign, write_campaign
+from tests.test_disk_full import _fill, small_fs  # noqa: F401  (the fixture)
 
 pytestmark = [
     pytest.mark.faults,
@@ -54,8 +57,10 @@ def _seed() -> int:
 class Fleet:
     """A collector and its agents, restartable on the same database, port and spool folders."""
 
-    def __init__(self, tmp: Path, agent_flags: dict[str, list[str]] | None = None) -> None:
-        self.tmp, self.db = tmp, tmp / "faults.sqlite"
+    def __init__(
+        self, tmp: Path, agent_flags: dict[str, list[str]] | None = None, db: Path | None = None
+    ) -> None:
+        self.tmp, self.db = tmp, db or tmp / "faults.sqlite"
         self.flags = agent_flags or {}
         self.collector, self.endpoint = start_collector(self.db, heartbeat=HEARTBEAT_S)
         self.agents = {name: self._agent(name) for name in AGENTS}
@@ -229,3 +234,29 @@ def test_agent_with_a_full_spool_holds_results_in_memory(
     assert not list((tmp_path / full / "spool").glob("*.spool")), f"spooled anyway (seed {seed})"
     held = sum("holding it in memory" in line for line in agent_log.lines)
     assert held >= MODELS * len(THREADS) * REPEATS, f"{held} results held (seed {seed})"
+
+
+def test_disk_full_mid_campaign_completes_after_space_returns(
+    tmp_path: Path,
+    models: list[str],
+    seed: int,
+    small_fs: Path,  # noqa: F811
+) -> None:
+    rng = random.Random(seed)
+    fleet = Fleet(tmp_path, db=small_fs / "faults.sqlite")
+    try:
+        _submit(tmp_path, models, fleet.endpoint)
+        for _ in range(rng.randint(1, 6)):
+            fleet.collector.expect(r"result \w+: ", 60)
+        filler = _fill(small_fs)
+        fleet.collector.expect(r"disk full: ", 60)
+        assert campaign_status(fleet.endpoint, "faults")["disk"]["full"], f"(seed {seed})"
+        _outage(rng.uniform(1.0, 5.0))
+        filler.unlink()
+        fleet.collector.expect(r"disk has room again", 60)
+    except BaseException:
+        fleet.stop()
+        raise
+    collector = fleet.collector
+    _finish(fleet, seed)
+    assert not any("Traceback" in line for line in collector.lines), f"(seed {seed})"

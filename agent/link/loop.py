@@ -35,6 +35,7 @@ from agent.link.job_thread import Jobs
 from agent.link.model_cache import ModelCache
 from agent.link.model_fetch import ModelFetch
 from agent.link.reports import progress_message, result_frames, upload_optimized_graph
+from agent.link.resend import ResendLater
 from agent.link.spool import Spool
 from agent.link.unacked import Unacked
 from shared import protocol
@@ -68,6 +69,7 @@ class Agent:
         self.exit_code = 0
         self.jobs = Jobs(memory_limit_bytes, cancel=self.stop, agent_name=name)
         self.unacked = Unacked(spool)  # resent at every (re)connection until acknowledged
+        self.resend = ResendLater()  # and after a Reject(busy), paced
         self.instance = uuid.uuid4().hex  # tells the collector a reconnect from a restart
         self.device: dict[str, Any] = {}  # agent.board.device.describe(), from the fork server
         self.conn = Connection(keys, max_message_bytes)
@@ -96,6 +98,8 @@ class Agent:
                     self.jobs.drain_wake()
                 self._drain_events()
                 self._maybe_start_job()
+                if self.resend.due():
+                    self._resend_unacked()
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_s
@@ -120,6 +124,9 @@ class Agent:
             protocol.Register(self.name, __version__, descriptor, self.tags, self.jobs.current())
         )
         self.models.reconnected()
+        self._resend_unacked()
+
+    def _resend_unacked(self) -> None:
         for result_id, frames in self.unacked.pending():
             log.info("resending unacknowledged result %s", result_id[:8])
             self.conn.send_frames(frames)
@@ -143,6 +150,7 @@ class Agent:
             self.models.received(msg)
         elif isinstance(msg, protocol.Ack):
             self.unacked.ack(msg.result_id)
+            self.resend.acked()
         elif isinstance(msg, protocol.Reject):
             self._rejected(msg)
 
@@ -154,6 +162,11 @@ class Agent:
             log.error("collector refused us: %s (%s)", msg.reason, msg.hint)
             self.exit_code = 2
             self.stop.set()
+        elif msg.code == "busy":  # rate or full disk: results stay spooled, resent later
+            delay = self.resend.arm()
+            if delay is not None:
+                log.warning("collector is busy: %s; resending unacknowledged results in %g s",
+                            msg.reason[:200], delay)  # fmt: skip
         else:
             log.warning("collector refused a message: %s (%s)", msg.reason, msg.hint)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from collector.server.disk import DiskState
 from collector.server.registry import AgentRecord, Registry
 from collector.store import Store
 from collector.store.model_files import ModelStore
@@ -66,6 +67,7 @@ class Context:
                          "unsent": 0, "auth_denied": 0, "name_mismatch": 0,
                          "commits": 0}  # fmt: skip
         self.progress: dict[str, dict[str, Any]] = {}  # job id -> the agent's last Progress
+        self.disk = DiskState(store.path.parent)  # full or not: collector.server.disk
         self._send = send
 
     def reply(self, routing_id: bytes, msg: protocol.Message) -> None:

@@ -21,12 +21,14 @@ from collections.abc import Sequence
 
 import zmq
 
+from collector.server import disk
 from collector.server.context import Context, Refused, Sender
 from collector.server.handlers import agents, jobs
 from collector.server.ratelimit import RateLimiter
 from collector.server.registry import Registry
 from collector.server.table import ROUTES, Role, Route
 from collector.store import Store
+from collector.store.connection import StoreFull, is_full
 from collector.store.model_files import ModelStore
 from shared import protocol
 from shared.errors import FlopgapError, ProtocolError, UsageError
@@ -74,26 +76,88 @@ class Collector:
         while not self.stop.is_set():
             if self.sock.poll(POLL_MS):
                 self._receive_batch()
-            agents.check_liveness(self.ctx)
+            self._check_liveness()
             if self.allowlist is not None:
                 self.counters["auth_denied"] = self.allowlist.denied
         return 0
 
     def _receive_batch(self) -> None:
         """Handle the messages waiting (up to BATCH_MAX) in one store transaction, then send
-        the replies: one durable commit for many results, and no ack before its commit."""
+        the replies: one durable commit for many results, and no ack before its commit.
+
+        While the disk is full the batch is rolled back, not committed (collector.server.disk),
+        except for a retry every few seconds once there is room; its acks become Rejects."""
         self._deferred = []
+        state = self.ctx.disk
+        full: StoreFull | None = None
         try:
             with self.store.batch():
                 for _ in range(BATCH_MAX):
-                    self._receive()
+                    full = self._receive_storing() or full
                     if not self.sock.poll(0):
                         break
+                if full is None and state.full and not state.may_commit():
+                    full = state.refusal()
+                if full is not None:
+                    raise full  # roll the whole batch back: nothing in it is acknowledged
             self.counters["commits"] += 1  # results / commits: the group commit's batch size
+        except StoreFull as exc:
+            full = exc
         finally:
             deferred, self._deferred = self._deferred, None
+        if full is not None:
+            deferred = self._disk_full(full, deferred)
+        elif state.full:
+            self._disk_resumed()
         for routing_id, msg in deferred:
             self._send(routing_id, msg)
+
+    def _check_liveness(self) -> None:
+        """Mark silent agents missing; on a full disk their failed attempts wait for room."""
+        if self.ctx.disk.full:
+            return  # failing a job is a write: the agent is marked missing once there is room
+        try:
+            agents.check_liveness(self.ctx)
+        except StoreFull as exc:
+            self._disk_full(exc, [])
+
+    def _receive_storing(self) -> StoreFull | None:
+        """One message; a write it makes that finds the disk full is returned, not raised."""
+        try:
+            self._receive()
+        except StoreFull as exc:
+            return exc
+        except OSError as exc:  # e.g. an uploaded model file: ENOSPC
+            if not is_full(exc):
+                raise
+            return self.store.full_error(exc)
+        return None
+
+    def _disk_full(
+        self, exc: StoreFull, deferred: list[tuple[bytes, protocol.Message]]
+    ) -> list[tuple[bytes, protocol.Message]]:
+        """A batch was rolled back on a full disk: say so once, undo what only memory kept,
+        and withhold the replies that would claim a write (collector.server.disk)."""
+        state = self.ctx.disk
+        if state.failed(exc):
+            log.error("disk full: %s; results are refused (agents keep them spooled) and the "
+                      "collector retries every %g s", exc.message, state.retry_s)  # fmt: skip
+        disk.forget_unstored(self.store, self.ctx.registry)
+        kept = disk.withhold(deferred, exc)
+        withheld = (protocol.Ack, protocol.CampaignAccepted, protocol.Job)
+        state.refused += sum(isinstance(msg, withheld) for _, msg in deferred)
+        return kept
+
+    def _disk_resumed(self) -> None:
+        """A commit went through after a full disk: resume, and store what memory kept."""
+        lasted = self.ctx.disk.resumed()
+        log.warning("disk has room again after %.0f s (%s): storing results again", lasted,
+                    self.ctx.disk.folder)  # fmt: skip
+        try:
+            with self.store.batch():
+                disk.resync(self.store, self.ctx.registry)
+        except StoreFull as exc:
+            self.ctx.disk.failed(exc)
 
     def _receive(self) -> None:
         """One message: find who sent it, drop it if that peer is over its rate, else handle."""

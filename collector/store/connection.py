@@ -4,10 +4,16 @@ A result is acknowledged to the agent only after its transaction commits with
 synchronous=FULL, so an acknowledged result survives a crash of the collector or the machine.
 ``batch`` groups many changes into one commit (one fsync); each change inside is a savepoint,
 so one failed change rolls back alone while the rest still commit with the batch.
+
+A full disk (SQLITE_FULL, ENOSPC, EDQUOT) is not a damaged store: it surfaces as `StoreFull`,
+which names the folder that is full and what is free there, so the collector can refuse
+writes, say so, and resume when space returns (collector.server.disk) instead of crashing.
 """
 
 from __future__ import annotations
 
+import errno
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +21,44 @@ from pathlib import Path
 
 from collector.store import schema
 from shared.errors import StoreError
+
+SQLITE_FULL = 13  # sqlite3.h: "Insertion failed because database is full"
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+class StoreFull(StoreError):
+    """The disk under the store has no room for a write: nothing of it was kept."""
+
+    def __init__(self, folder: Path, free_bytes: int | None, cause: str) -> None:
+        free = "unknown" if free_bytes is None else f"{free_bytes / 2**20:.1f} MiB"
+        super().__init__(
+            f"the disk under {folder} is full ({free} free): {cause}",
+            hint=f"free space on the filesystem holding {folder}; nothing is lost, "
+            "agents keep their results spooled until they are stored",
+        )
+        self.folder = folder
+        self.free_bytes = free_bytes
+        self.cause = cause
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Bytes free to an unprivileged writer in `folder`'s filesystem, None if unreadable."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def is_full(exc: BaseException) -> bool:
+    """Whether `exc` says the disk is full (SQLite's SQLITE_FULL or the OS's ENOSPC/EDQUOT)."""
+    if isinstance(exc, StoreFull):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)  # Python >= 3.11
+        if code is not None:
+            return bool(code & 0xFF == SQLITE_FULL)
+        return "database or disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
 
 
 class Database:
@@ -52,19 +96,24 @@ class Database:
             self.db.execute("SAVEPOINT change")
             try:
                 yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK TO change")
-                self.db.execute("RELEASE change")
+            except BaseException as exc:
+                if self.db.in_transaction:  # SQLite may have rolled a full write back itself
+                    self.db.execute("ROLLBACK TO change")
+                    self.db.execute("RELEASE change")
+                if is_full(exc):
+                    raise self.full_error(exc) from exc
                 raise
             self.db.execute("RELEASE change")
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("COMMIT")
+        except BaseException as exc:
+            self._rollback()
+            if is_full(exc):
+                raise self.full_error(exc) from exc
             raise
-        self.db.execute("COMMIT")
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -76,12 +125,29 @@ class Database:
         self._in_batch = True
         try:
             yield
-        except BaseException:
             self._in_batch = False
-            self.db.execute("ROLLBACK")
+            if not self.db.in_transaction:  # a full write inside made SQLite roll it all back
+                raise StoreFull(self.path.parent, free_bytes(self.path.parent),
+                                "SQLite rolled the batch back")  # fmt: skip
+            self.db.execute("COMMIT")  # where a full disk usually shows: the WAL grows here
+        except BaseException as exc:
+            self._in_batch = False
+            self._rollback()
+            if is_full(exc):
+                raise self.full_error(exc) from exc
             raise
-        self._in_batch = False
-        self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction, if SQLite has not already (it may on SQLITE_FULL)."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+    def full_error(self, exc: BaseException) -> StoreFull:
+        """`exc` (a full-disk error) as a StoreFull naming the folder and what is free."""
+        if isinstance(exc, StoreFull):
+            return exc
+        folder = self.path.parent
+        return StoreFull(folder, free_bytes(folder), f"{type(exc).__name__}: {exc}")
 
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -41,6 +41,7 @@ def status_document(ctx: Context, campaign: str = "") -> dict[str, Any]:
         "agents": agents,
         "campaigns": [_campaign(ctx, row) for row in rows[-20:]],
         "counters": dict(ctx.counters),
+        "disk": ctx.disk.document(),  # full or not, and what is free (collector.server.disk)
     }
 
 
