@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import sys
 from pathlib import Path
+from typing import Any
 
 import zmq
 
+from collector.procs import Child
 from shared import keys, protocol
 from shared.transport import configure_client
 
@@ -63,19 +66,33 @@ def request(
 
 # Each query returns rows that break one rule; the rule is the key.
 _RULES = {
-    "a result whose job does not exist": "SELECT r.result_id FROM results r LEFT JOIN jobs j ON j.job_id = r.job_id "
-    "WHERE j.job_id IS NULL",
-    "a job with more than one job result": "SELECT job_id FROM results WHERE job_result = 1 GROUP BY job_id HAVING COUNT(*) > 1",
-    "a done job without exactly one job result": "SELECT j.job_id FROM jobs j WHERE j.state = 'done' AND (SELECT COUNT(*) FROM results r "
-    "WHERE r.job_id = j.job_id AND r.job_result = 1) != 1",
-    "an ok result without latencies": "SELECT r.result_id FROM results r LEFT JOIN latencies l ON l.result_id = r.result_id "
-    "WHERE r.status = 'ok' AND l.result_id IS NULL",
-    "latencies of a result that is missing or not ok": "SELECT l.result_id FROM latencies l LEFT JOIN results r ON r.result_id = l.result_id "
-    "WHERE r.result_id IS NULL OR r.status != 'ok'",
-    "an ok result whose document's latency_ms.n is not its latency count": "SELECT r.result_id FROM results r JOIN latencies l ON l.result_id = r.result_id "
-    "WHERE json_valid(r.document_json) = 0 "
-    "OR json_extract(r.document_json, '$.latency_ms.n') IS NOT l.n",
-    "a job that is neither queued, running, done nor failed": "SELECT job_id FROM jobs WHERE state NOT IN ('queued', 'running', 'done', 'failed')",
+    "a result whose job does not exist": (
+        "SELECT r.result_id FROM results r LEFT JOIN jobs j ON j.job_id = r.job_id "
+        "WHERE j.job_id IS NULL"
+    ),
+    "a job with more than one job result": (
+        "SELECT job_id FROM results WHERE job_result = 1 GROUP BY job_id HAVING COUNT(*) > 1"
+    ),
+    "a done job without exactly one job result": (
+        "SELECT j.job_id FROM jobs j WHERE j.state = 'done' AND (SELECT COUNT(*) FROM results r "
+        "WHERE r.job_id = j.job_id AND r.job_result = 1) != 1"
+    ),
+    "an ok result without latencies": (
+        "SELECT r.result_id FROM results r LEFT JOIN latencies l ON l.result_id = r.result_id "
+        "WHERE r.status = 'ok' AND l.result_id IS NULL"
+    ),
+    "latencies of a result that is missing or not ok": (
+        "SELECT l.result_id FROM latencies l LEFT JOIN results r ON r.result_id = l.result_id "
+        "WHERE r.result_id IS NULL OR r.status != 'ok'"
+    ),
+    "an ok result whose document's latency_ms.n is not its latency count": (
+        "SELECT r.result_id FROM results r JOIN latencies l ON l.result_id = r.result_id "
+        "WHERE json_valid(r.document_json) = 0 "
+        "OR json_extract(r.document_json, '$.latency_ms.n') IS NOT l.n"
+    ),
+    "a job that is neither queued, running, done nor failed": (
+        "SELECT job_id FROM jobs WHERE state NOT IN ('queued', 'running', 'done', 'failed')"
+    ),
 }
 
 
@@ -89,7 +106,7 @@ def _bad_percentiles(db: sqlite3.Connection) -> list[str]:
     )
     for result_id, text in rows:
         try:
-            lat = json.loads(text) if text else None
+            lat: Any = json.loads(text) if text else None
             order = [lat[k] for k in ("min", "p50", "p90", "p95", "p99", "max")]
             ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in order)
             ok = ok and all(math.isfinite(v) and v > 0 for v in order)
@@ -119,3 +136,14 @@ def consistency_problems(db_path: Path) -> list[str]:
         return problems
     finally:
         db.close()
+
+
+def start_debug_collector(db: Path, key_dir: Path | None) -> tuple[Child, str]:
+    """`flopgap --debug serve` on a free loopback port (with `--keys` when given): --debug,
+    so a crash leaves its whole traceback in the log the failure report quotes."""
+    argv = [sys.executable, "-m", "collector", "--debug", "serve", "--bind", "tcp://127.0.0.1:0",
+            "--db", str(db), "--heartbeat", "0.5", "--no-calibrate"]  # fmt: skip
+    if key_dir is not None:
+        argv += ["--keys", str(key_dir)]
+    child = Child(argv, "collector")
+    return child, child.expect(r"listening on (tcp://\S+)", 30).group(1)

@@ -37,13 +37,22 @@ from hypothesis import strategies as st
 from agent.board.device import describe
 from collector.procs import Child
 from shared import keys, protocol
-from tests.armor_helpers import consistency_problems, raw_dealer, replies, request
+from tests.armor_helpers import (
+    consistency_problems,
+    raw_dealer,
+    replies,
+    request,
+    start_debug_collector,
+)
 from tests.conftest import FAST, REPO, matmul_graph, save_model
-from tests.fleet_helpers import start_collector, write_campaign
+from tests.fleet_helpers import write_campaign
 from tests.test_keys import run_keys
-from tests.test_security import start_keyed_collector, submit
+from tests.test_security import submit
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:Generating overly large repr"),
+]
 
 WIRE = REPO / "tests" / "data" / "wire" / f"v{protocol.PROTOCOL_VERSION}"
 AGENT_KINDS = ("register", "heartbeat", "progress", "model_request", "result", "job_failed",
@@ -120,9 +129,9 @@ def _start(world: World) -> None:
         world.good_keys = _keys(key_dir, "agent", "good")
         world.client_keys = _keys(key_dir, "client", "evil")
         world.ops_keys = _keys(key_dir, "client", "ops")
-        world.collector, world.endpoint = start_keyed_collector(world.db, key_dir)
+        world.collector, world.endpoint = start_debug_collector(world.db, key_dir)
     else:
-        world.collector, world.endpoint = start_collector(world.db)
+        world.collector, world.endpoint = start_debug_collector(world.db, None)
     world.agent = raw_dealer(world.endpoint, world.agent_keys)
     world.client = raw_dealer(world.endpoint, world.client_keys)
     register = protocol.Register("mutant", "0.1.0", _descriptor("mutant"), {}, "")
@@ -201,7 +210,7 @@ def _valid(world: World, kind: str) -> list[bytes]:
     build: dict[str, Callable[[], protocol.Message]] = {
         "register": lambda: protocol.Register(
             "mutant", "0.1.0", _descriptor("mutant"), {"site": "lab"}, ""
-        ),  # fmt: skip
+        ),
         "heartbeat": lambda: protocol.Heartbeat("busy", job),
         "progress": lambda: protocol.Progress(
             job, {"phase": "steady", "iterations": 10, "elapsed_s": 0.5, "median_ms": 1.0}
@@ -344,31 +353,40 @@ def _sequence(world: World, kind: str, m: Mutation) -> list[bytes]:
             doc,
             np.full(50_000 + m.pick % 1000, 1_000_000, dtype=np.int64),
         )
-    elif m.how == "bad_descriptor":  # item 1: device.providers = 5, huge cpu_model ...
-        device = _descriptor("mutant")
-        device[("providers", "cpu_model", "logical_cores", "device_id")[m.pick % 4]] = m.value
-        msg = protocol.Register("mutant", "0.1.0", device, {}, "")
-    else:  # "bad_setting": item 2, a campaign with a nonsense setting
-        campaign = _campaign(world)
-        key = ("threads", "timeout_s", "sha256", "inter_threads")[m.pick % 4]
-        if key == "timeout_s":
-            campaign[key] = m.value
-        elif key == "sha256":
-            campaign["jobs"][0]["sha256"] = "../db.models/" + "0" * 64
-        else:
-            campaign["jobs"][0]["settings"][key] = m.value
-        msg = protocol.SubmitCampaign(campaign)
+    else:
+        msg = _bad_register_or_campaign(world, m)
     try:
         return protocol.encode(msg)
     except Exception:  # encode refuses some junk; send the same message raw, as an attacker can
         return _raw(msg)
 
 
+def _bad_register_or_campaign(world: World, m: Mutation) -> protocol.Message:
+    """A Register with a nonsense descriptor (item 1: providers = 5, a 140 kB cpu_model) or
+    a campaign with a nonsense setting (item 2: threads = "many", timeout_s = -1, a sha256
+    that is a path)."""
+    if m.how == "bad_descriptor":
+        device = _descriptor("mutant")
+        device[("providers", "cpu_model", "logical_cores", "device_id")[m.pick % 4]] = m.value
+        return protocol.Register("mutant", "0.1.0", device, {}, "")
+    campaign = _campaign(world)
+    key = ("threads", "timeout_s", "sha256", "inter_threads")[m.pick % 4]
+    if key == "timeout_s":
+        campaign[key] = m.value
+    elif key == "sha256":
+        campaign["jobs"][0]["sha256"] = "../db.models/" + "0" * 64
+    else:
+        campaign["jobs"][0]["settings"][key] = m.value
+    return protocol.SubmitCampaign(campaign)
+
+
 def _raw(msg: protocol.Message) -> list[bytes]:
     """Encode without encode()'s checks: what a peer that skips them would put on the wire."""
-    from dataclasses import asdict
+    from dataclasses import fields
 
-    body = {k: v for k, v in asdict(msg).items() if k != "latencies_ns" and k != "model"}
+    body = {f.name: getattr(msg, f.name) for f in fields(msg)}  # type: ignore[arg-type]
+    body.pop("latencies_ns", None)
+    body.pop("model", None)
     frames_decl, bulk = [], []
     if isinstance(msg, protocol.Result):
         frames_decl = [{"dtype": "<i8", "field": "latencies_ns", "length": len(msg.latencies_ns)}]
@@ -476,12 +494,12 @@ def run_batch(world: World, batch: list[Action]) -> None:
     world.drain(wait_ms=200)
     problems = _served(world)
     if problems:
-        log = "\n    ".join(world.collector.lines[-40:]) if world.collector else ""
+        log = "\n    ".join(world.collector.lines[-60:]) if world.collector else ""
         listing = "\n    ".join(repr(a) for a in sent)
         pytest.fail(
             f"[{world.mode}] after a batch of {len(sent)} messages:\n  "
             + "\n  ".join(problems)
-            + f"\n  batch:\n    {listing}\n  collector log (last 40 lines):\n    {log}",
+            + f"\n  batch:\n    {listing}\n  collector log (last 60 lines):\n    {log}",
             pytrace=False,
         )
 
