@@ -110,9 +110,12 @@ def _keys(key_dir: Path, role: str, name: str) -> keys.PeerKeys:
                                key_dir / "collector.key")  # fmt: skip
 
 
+_INSTANCES: dict[str, str] = {}  # one agent process per name: re-registering is a reconnect
+
+
 def _descriptor(name: str) -> dict[str, Any]:
     return {**describe(), "device_id": hashlib.sha256(name.encode()).hexdigest()[:16],
-            "agent_instance": uuid.uuid4().hex}  # fmt: skip
+            "agent_instance": _INSTANCES.setdefault(name, uuid.uuid4().hex)}  # fmt: skip
 
 
 def _start(world: World) -> None:
