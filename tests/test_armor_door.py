@@ -289,3 +289,36 @@ def test_item11_a_result_id_reused_for_another_job_is_refused_and_the_job_retrie
     assert isinstance(fresh, protocol.Ack)
     assert job_state(rig, second) == "done"
     rig.still_serving()
+
+
+def test_item2_a_stored_campaign_that_cannot_run_is_marked_failed_not_crash_looped(
+    tmp_path: Path,
+) -> None:
+    """A campaign stored before the door checked it (threads = "many", timeout_s = -1) used
+    to kill the collector whenever a matching agent registered, on every restart."""
+    from collector.store import Store
+
+    store = Store(tmp_path / "db.sqlite")
+    bad = payload("old", timeout_s=-1)
+    bad["jobs"][0]["settings"] = {"threads": "many"}
+    store.add_campaign(uuid.uuid4().hex, "old-bad", bad)
+    store.close()
+    for _ in range(2):  # and again after a restart
+        argv = [sys.executable, "-m", "collector", "serve", "--bind", "tcp://127.0.0.1:0",
+                "--db", str(tmp_path / "db.sqlite")]  # fmt: skip
+        child = Child(argv, "collector")
+        try:
+            rig = Rig(child, child.expect(r"listening on (tcp://\S+)", 30).group(1),
+                      tmp_path / "db.sqlite")  # fmt: skip
+            sock = rig.peer()
+            assert isinstance(reply(sock, register("old")), protocol.Welcome)
+            sock.close()
+            rig.still_serving()
+        finally:
+            assert child.stop() == 0, child.tail(20)
+    db = sqlite3.connect(tmp_path / "db.sqlite")
+    try:
+        assert db.execute("SELECT state FROM campaigns").fetchone()[0] == "failed"
+        assert db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0
+    finally:
+        db.close()
