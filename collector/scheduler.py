@@ -9,6 +9,8 @@ on a device, and a device's results always come from that device.
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -17,7 +19,9 @@ from collector.campaign.spec import MAX_RETRY_INVALID
 from collector.campaign.targets import Targets
 from collector.store import Store
 from collector.store.rows import CampaignRow
-from shared.errors import UsageError
+from shared import schema
+from shared.errors import ProtocolError, UsageError
+from shared.settings import parse_job_settings
 
 PAYLOAD_KEYS = {"name", "targets", "jobs", "timeout_s", "retries", "spec"}
 # Keys a newer client may add; an older client's payload without them stays valid.
@@ -26,6 +30,9 @@ PAYLOAD_KEYS = {"name", "targets", "jobs", "timeout_s", "retries", "spec"}
 # retry_invalid: how many times an invalid result is measured again.
 OPTIONAL_PAYLOAD_KEYS = {"replace", "wait_for_agents", "retry_invalid"}
 FLAG_PAYLOAD_KEYS = {"replace", "wait_for_agents"}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+log = logging.getLogger("flopgap.collector")
+_checked: set[str] = set()  # ids of stored campaigns whose payload passed check_payload
 
 
 def targets_match(targets: Mapping[str, Any], agent_name: str, tags: Mapping[str, str]) -> bool:
@@ -37,27 +44,56 @@ def targets_match(targets: Mapping[str, Any], agent_name: str, tags: Mapping[str
     return selector.matches(agent_name, tags)
 
 
+MAX_JOBS = 100_000  # jobs in one submitted campaign, per agent
+_NAME = schema.Text(max_len=256, min_len=1)
+PAYLOAD = schema.Obj(
+    {
+        "name": _NAME,
+        "targets": schema.Obj(
+            {"agents": schema.ListOf(_NAME, max_len=1024, nullable=True),
+             "tags": schema.Obj(values=schema.Text(max_len=256), max_keys=64, nullable=True)},
+            closed=True),
+        "jobs": schema.ListOf(schema.Obj(
+            {"model": _NAME, "sha256": schema.Text(max_len=64, min_len=64),
+             "settings": schema.Obj(values=schema.ANY, max_keys=64),
+             "repeat": schema.Num(low=0, high=1_000_000, integer=True)},
+            required=frozenset({"model", "sha256", "settings", "repeat"})),
+            min_len=1, max_len=MAX_JOBS),
+        "timeout_s": schema.Num(low=0, strict=True, high=7 * 86400),
+        "retries": schema.Num(low=0, high=100, integer=True),
+        "retry_invalid": schema.Num(low=0, high=MAX_RETRY_INVALID, integer=True),
+        "replace": schema.Flag(),
+        "wait_for_agents": schema.Flag(),
+        "spec": schema.ANY,
+    },
+    required=frozenset(PAYLOAD_KEYS),
+)  # fmt: skip
+
+
 def check_payload(payload: Mapping[str, Any]) -> None:
-    """Refuse a malformed campaign before anything is queued."""
+    """Refuse a malformed campaign before anything is queued, naming the field: every key
+    typed and in range (PAYLOAD), each job's hash 64 lowercase hex and its settings what the
+    agent would accept (shared.settings.parse_job_settings)."""
     missing = PAYLOAD_KEYS - payload.keys()
     unknown = payload.keys() - PAYLOAD_KEYS - OPTIONAL_PAYLOAD_KEYS
     if missing or unknown:
         raise UsageError(f"campaign payload: missing {sorted(missing)}, unknown {sorted(unknown)}")
-    for key in FLAG_PAYLOAD_KEYS & payload.keys():
-        if not isinstance(payload[key], bool):
-            raise UsageError(f"campaign payload: {key} must be true or false")
-    jobs = payload["jobs"]
-    if not isinstance(jobs, list) or not jobs:
+    if not isinstance(payload.get("jobs"), list) or not payload["jobs"]:
         raise UsageError("campaign has no jobs")
-    for job in jobs:
-        if not isinstance(job, dict) or {"model", "sha256", "settings", "repeat"} - job.keys():
-            raise UsageError("campaign job lacks model, sha256, settings or repeat")
-    retry_invalid = payload.get("retry_invalid", 0)
-    if type(retry_invalid) is not int or not 0 <= retry_invalid <= MAX_RETRY_INVALID:
-        raise UsageError(
-            f"campaign retry_invalid {retry_invalid!r} is not a whole number 0-{MAX_RETRY_INVALID}",
-            hint="set retry_invalid = 1 (the default) or 0 in the campaign file",
-        )
+    try:
+        schema.check(PAYLOAD, dict(payload), "campaign")
+    except ProtocolError as exc:
+        hint = "fix the campaign file (or the client sending it)"
+        raise UsageError(exc.message, hint=hint) from None
+    for index, job in enumerate(payload["jobs"]):
+        if not _SHA256.fullmatch(job["sha256"]):
+            raise UsageError(f"campaign jobs[{index}].sha256: is not 64 lowercase hex digits",
+                             hint="name each model by the sha256 of its bytes")  # fmt: skip
+        try:
+            parse_job_settings(job["settings"])
+        except UsageError as exc:
+            raise UsageError(f"campaign jobs[{index}].settings: {exc.message}",
+                             hint=exc.hint) from None  # fmt: skip
     if not payload["targets"].get("agents") and not payload["targets"].get("tags"):
         raise UsageError(
             "the campaign's target selector is empty",
@@ -68,8 +104,21 @@ def check_payload(payload: Mapping[str, Any]) -> None:
 def expand_for_agent(
     store: Store, campaign: CampaignRow, agent_id: str, tags: Mapping[str, str]
 ) -> int:
-    """Queue the campaign's jobs for one agent unless it has them already; returns how many."""
-    payload = campaign.spec
+    """Queue the campaign's jobs for one agent unless it has them already; returns how many.
+
+    A stored campaign that fails today's checks (stored before they existed, or by hand) is
+    marked failed instead of crashing every registration that expands it."""
+    try:
+        payload = campaign.spec
+        if campaign.campaign_id not in _checked:
+            check_payload(payload)
+            _checked.add(campaign.campaign_id)  # once per campaign, not once per agent
+    except (UsageError, ValueError, TypeError, AttributeError) as exc:
+        reason = exc.message if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"
+        log.warning("campaign %s (%s) cannot be queued, marked failed: %s", campaign.name[:64],
+                    campaign.campaign_id[:8], reason[:300])  # fmt: skip
+        store.fail_campaign(campaign.campaign_id, reason)
+        return 0
     if not targets_match(payload["targets"], agent_id, tags):
         return 0
     if store.jobs(campaign_id=campaign.campaign_id, agent_id=agent_id):

@@ -32,6 +32,7 @@ from typing import Any, TypeGuard, get_origin, get_type_hints
 import numpy as np
 import numpy.typing as npt
 
+from shared import schema
 from shared.errors import ProtocolError
 
 PROTOCOL_VERSION: int = 2
@@ -54,6 +55,17 @@ _HEADER_KEYS = frozenset({"proto", "type", "body", "frames"})
 _FRAME_KEYS = frozenset({"field", "dtype", "length"})
 # The wire dtype of each bulk field kind: numpy's own spelling, always little-endian.
 _BULK_DTYPES: dict[str, np.dtype[Any]] = {"bytes": np.dtype("|u1"), "int64": np.dtype("<i8")}
+# A Register's device descriptor (shared.schema): strings short enough for a log line or a
+# status row, providers a short list of names; keys the collector does not read may be any
+# scalar or a short list of scalars.
+DEVICE = schema.Obj(
+    {"device_id": schema.Text(max_len=256), "providers": schema.ListOf(schema.Text(max_len=64),
+                                                                       max_len=32),
+     "logical_cores": schema.Num(low=0, high=1 << 20, integer=True, nullable=True),
+     "physical_cores": schema.Num(low=0, high=1 << 20, integer=True, nullable=True),
+     "ram_mb": schema.Num(low=0, nullable=True)},
+    values=schema.Scalar(max_len=256, list_len=64), max_keys=64,
+)  # fmt: skip
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _DECODE_HINT = "the message was dropped; check that the peer runs flopgap of the same version"
 _ENCODE_HINT = "fix the value before sending: the peer would reject this message"
@@ -89,6 +101,9 @@ class Register(Message):
     device: dict[str, Any]
     tags: dict[str, str]
     running_job_id: str  # "" when idle; lets a restarted collector see what is in flight
+
+    def _check(self) -> None:
+        schema.check(DEVICE, self.device, "device")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +240,18 @@ class Result(Message):
     result_id: str
     document: dict[str, Any]
     latencies_ns: npt.NDArray[np.int64]
+
+    def _check(self) -> None:
+        """The frame holds as many values as the document's `latency_ms.n` says (when it says
+        one): a document cannot pass off 50 million values as 100."""
+        stats = self.document.get("latency_ms")
+        n = stats.get("n") if isinstance(stats, dict) else None
+        if n is not None and n != self.latencies_ns.size:
+            raise ProtocolError(
+                f"latency frame holds {self.latencies_ns.size} values, latency_ms.n says "
+                f"{_short(n)}",
+                hint="send every steady-state latency the statistics were computed from",
+            )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Result):

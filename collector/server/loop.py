@@ -16,6 +16,7 @@ collector.server.handlers) answers each message and who may send it.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Sequence
 
@@ -31,7 +32,7 @@ from collector.store import Store
 from collector.store.connection import StoreFull, is_full
 from collector.store.model_files import ModelStore
 from shared import protocol
-from shared.errors import FlopgapError, ProtocolError, UsageError
+from shared.errors import FlopgapError, ProtocolError, StoreError, UsageError
 from shared.keys import Allowlist
 
 __all__ = ["BATCH_MAX", "HEARTBEAT_S", "MISSING_AFTER_BEATS", "POLL_MS", "Collector", "Refused"]
@@ -43,6 +44,9 @@ HEARTBEAT_S = 1.0
 MISSING_AFTER_BEATS = 5
 BATCH_MAX = 256  # messages handled per store transaction (group commit)
 REJECT_LOGS_PER_MINUTE = 10  # per peer; a flood of bad messages must not flood the log
+# sqlite3 errors a peer's message can cause (a constraint, a value SQLite cannot bind): that
+# message is refused. Any other sqlite3.DatabaseError is the store's own trouble and stops.
+_INPUT_DB_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
 
 
 class Collector:
@@ -68,6 +72,8 @@ class Collector:
         self.counters = self.ctx.counters
         self.stop = threading.Event()
         self._deferred: list[tuple[bytes, protocol.Message]] | None = None
+        self._kinds_logged: set[str] = set()  # exception kinds whose traceback was logged
+        self.counters["internal"] = 0
         requeued = store.requeue_running()
         if requeued:
             log.info("resuming: %d jobs left running by the previous collector requeued", requeued)
@@ -110,7 +116,7 @@ class Collector:
         elif state.full:
             self._disk_resumed()
         for routing_id, msg in deferred:
-            self._send(routing_id, msg)
+            self._send(routing_id, msg)  # guarded: a reply that cannot go out is counted
 
     def _check_liveness(self) -> None:
         """Mark silent agents missing; on a full disk their failed attempts wait for room."""
@@ -196,7 +202,12 @@ class Collector:
             self._deferred.append((routing_id, msg))
             return
         try:
-            self.sock.send_multipart([routing_id, *protocol.encode(msg)], flags=zmq.NOBLOCK)
+            frames = protocol.encode(msg)
+        except Exception as exc:  # a reply the handler built wrong: tell the peer, serve on
+            self._internal(routing_id, exc, f"could not encode its {type(msg).__name__} reply")
+            return
+        try:
+            self.sock.send_multipart([routing_id, *frames], flags=zmq.NOBLOCK)
         except zmq.Again:
             self.counters["unsent"] += 1
         except zmq.ZMQError as exc:  # the peer went away (ROUTER_MANDATORY): it will retry
@@ -212,20 +223,55 @@ class Collector:
                         routing_id.hex())  # fmt: skip
         self._send(routing_id, reject_for(exc, code))
 
+    def _internal(self, routing_id: bytes, exc: BaseException, what: str) -> None:
+        """An error no check foresaw: count it, log its traceback once per kind (a line,
+        rate limited, after that), and refuse the peer's message in one line."""
+        self.counters["internal"] += 1
+        kind = f"{type(exc).__name__} in {what}"
+        if kind not in self._kinds_logged:
+            self._kinds_logged.add(kind)
+            log.error("internal error (%s), the message was refused and the collector serves "
+                      "on; report this traceback", kind, exc_info=exc)  # fmt: skip
+        reason = f"internal error: {type(exc).__name__}: {exc}"[:300]
+        self._reject(routing_id, UsageError(reason, "the collector logged it; report it to "
+                                            "its operator"), "refused")  # fmt: skip
+
     def _handle(
         self, routing_id: bytes, frames: Sequence[bytes | memoryview], identity: str | None = None
     ) -> None:
+        """One message, inside the guard: whatever it raises, its own changes to the store
+        are rolled back (a savepoint), the replies it queued are dropped, the peer gets a
+        Reject and every other message of the batch keeps its effect. Only a store that
+        fails on its own (corruption, I/O: StoreError, sqlite3.DatabaseError) stops."""
         try:
             msg = protocol.decode(frames)
         except ProtocolError as exc:
             self._reject(routing_id, exc, "malformed")
             return
+        except Exception as exc:
+            self._internal(routing_id, exc, "decode")
+            return
+        queued = len(self._deferred) if self._deferred is not None else 0
         try:
-            self._dispatch(Sender(routing_id, identity), msg)
-        except Refused as exc:
-            self._reject(routing_id, exc, exc.code)
-        except (ProtocolError, UsageError) as exc:
-            self._reject(routing_id, exc, "refused")
+            with self.store.message():
+                self._dispatch(Sender(routing_id, identity), msg)
+            return
+        except StoreError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            if not isinstance(exc, _INPUT_DB_ERRORS):
+                raise
+            error: Exception = exc
+        except Exception as exc:
+            error = exc
+        if self._deferred is not None:
+            del self._deferred[queued:]
+        if isinstance(error, Refused):
+            self._reject(routing_id, error, error.code)
+        elif isinstance(error, (ProtocolError, UsageError)):
+            self._reject(routing_id, error, "refused")
+        else:
+            self._internal(routing_id, error, type(msg).__name__)
 
     def _dispatch(self, sender: Sender, msg: protocol.Message) -> None:
         """Check who may send `msg`, run its handler, then give an agent that spoke its next

@@ -92,6 +92,22 @@ class Campaigns(Database):
         with self.transaction() as db:
             db.execute("UPDATE campaigns SET name=? WHERE campaign_id=?", (name, campaign_id))
 
+    def fail_campaign(self, campaign_id: str, reason: str) -> None:
+        """Mark a running campaign failed for good, and its queued jobs with it (the reason
+        in each job's errors): it is neither expanded nor dispatched again."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE campaigns SET state='failed', finished=? WHERE campaign_id=? "
+                "AND state='running'",
+                (now, campaign_id),
+            )
+            db.execute(
+                "UPDATE jobs SET state='failed', errors_json=?, updated=? "
+                "WHERE campaign_id=? AND state='queued'",
+                (json.dumps([f"campaign_failed: {reason[:500]}"]), now, campaign_id),
+            )
+
     def finish_campaign_if_done(self, campaign_id: str) -> bool:
         """Mark a campaign done once every job is terminal; True when it just finished."""
         open_job = self.db.execute(  # an index seek: called once per result, so no COUNT(*)

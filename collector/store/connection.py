@@ -149,5 +149,22 @@ class Database:
         folder = self.path.parent
         return StoreFull(folder, free_bytes(folder), f"{type(exc).__name__}: {exc}")
 
+    @contextmanager
+    def message(self) -> Iterator[None]:
+        """One peer message inside a batch: a savepoint that an error rolls back whole (every
+        change the message made), leaving the batch's other messages to commit. Outside a
+        batch, each change is its own transaction already."""
+        if not self._in_batch:
+            yield
+            return
+        self.db.execute("SAVEPOINT message")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO message")
+            self.db.execute("RELEASE message")
+            raise
+        self.db.execute("RELEASE message")
+
     def integrity_ok(self) -> bool:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +118,13 @@ class Jobs(Database):
         ).fetchone()
         return int(count) + 1
 
+    def result_job(self, result_id: str) -> str | None:
+        """The job a result id is bound to (the job it was first stored for), or None."""
+        row = self.db.execute(
+            "SELECT job_id FROM results WHERE result_id=?", (result_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def fail_attempt(self, job_id: str, failure: Failure) -> JobState | None:
         """Record a failed attempt; requeue while attempts remain, else store it as the job's
         error result, in one transaction. Returns the job's new state (None: no such job)."""
@@ -127,6 +135,9 @@ class Jobs(Database):
         final = job.attempts >= job.max_attempts
         state = JobState.FAILED if final else JobState.QUEUED
         now = time.time()
+        result_id = failure.result_id
+        if final and self.result_job(result_id) is not None:  # bound already: a fresh id
+            result_id = uuid.uuid4().hex
         with self.transaction() as db:
             db.execute(
                 "UPDATE jobs SET state=?, errors_json=?, updated=? WHERE job_id=?",
@@ -137,7 +148,7 @@ class Jobs(Database):
                     "INSERT INTO results (result_id, job_id, campaign_id, agent_id, device_id, "
                     "model_sha256, status, error_kind, error, document_json, received_at, "
                     "attempt, job_result) VALUES (?, ?, ?, ?, ?, ?, 'error', ?, ?, NULL, ?, ?, 1)",
-                    (failure.result_id, job_id, job.campaign_id, job.agent_id,
+                    (result_id, job_id, job.campaign_id, job.agent_id,
                      failure.device_id, job.model_sha256, failure.kind, " | ".join(errors), now,
                      self.next_attempt(job_id)),
                 )  # fmt: skip

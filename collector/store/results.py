@@ -10,7 +10,6 @@ goes back to the queue; the job's result (``job_result`` 1) is its valid one, or
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
@@ -41,39 +40,37 @@ class Results(Jobs):
         job = job if job is not None else self.job(job_id)
         if job is None:
             raise StoreError(f"no job {job_id}")
-        if job.state.terminal:
-            return None
+        if job.state.terminal or self.result_job(result_id) == job_id:
+            return None  # a redelivery; another job's id raises IntegrityError (the caller
+            # checks that first: collector.server.handlers.jobs)
         valid = bool(document.get("valid", True))
         retry = not valid and job.invalid_attempts < job.retry_invalid
         packed = latency_blob.pack(latencies_ns)
         now = time.time()
-        try:
-            with self.transaction() as db:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO results (result_id, job_id, campaign_id, agent_id, device_id, "
+                "model_sha256, status, error_kind, error, document_json, received_at, "
+                "attempt, job_result, valid, invalid_reasons) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, NULL, ?, ?, ?, ?, ?, ?)",
+                (result_id, job_id, job.campaign_id, job.agent_id, device_id,
+                 job.model_sha256, json.dumps(document), now, self.next_attempt(job_id),
+                 0 if retry else 1, int(valid),
+                 json.dumps(list(document.get("invalid_reasons") or []))),
+            )  # fmt: skip
+            db.execute(
+                "INSERT INTO latencies VALUES (?, ?, ?, ?, ?)",
+                (result_id, int(latencies_ns.size), packed.data, packed.base, packed.width),
+            )
+            if retry:  # not a failed attempt: the failure budget is for crashes
                 db.execute(
-                    "INSERT INTO results (result_id, job_id, campaign_id, agent_id, device_id, "
-                    "model_sha256, status, error_kind, error, document_json, received_at, "
-                    "attempt, job_result, valid, invalid_reasons) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 'ok', NULL, NULL, ?, ?, ?, ?, ?, ?)",
-                    (result_id, job_id, job.campaign_id, job.agent_id, device_id,
-                     job.model_sha256, json.dumps(document), now, self.next_attempt(job_id),
-                     0 if retry else 1, int(valid),
-                     json.dumps(list(document.get("invalid_reasons") or []))),
-                )  # fmt: skip
-                db.execute(
-                    "INSERT INTO latencies VALUES (?, ?, ?, ?, ?)",
-                    (result_id, int(latencies_ns.size), packed.data, packed.base, packed.width),
+                    "UPDATE jobs SET state='queued', invalid_attempts=invalid_attempts+1, "
+                    "attempts=MAX(attempts-1, 0), created=?, updated=? WHERE job_id=?",
+                    (now, now, job_id),
                 )
-                if retry:  # not a failed attempt: the failure budget is for crashes
-                    db.execute(
-                        "UPDATE jobs SET state='queued', invalid_attempts=invalid_attempts+1, "
-                        "attempts=MAX(attempts-1, 0), created=?, updated=? WHERE job_id=?",
-                        (now, now, job_id),
-                    )
-                else:
-                    db.execute("UPDATE jobs SET state='done', updated=? WHERE job_id=?",
-                               (now, job_id))  # fmt: skip
-        except sqlite3.IntegrityError:
-            return None
+            else:
+                db.execute("UPDATE jobs SET state='done', updated=? WHERE job_id=?",
+                           (now, job_id))  # fmt: skip
         return JobState.QUEUED if retry else JobState.DONE
 
     def verdicts(self, campaign_id: str | None) -> list[tuple[str, int | None, str | None]]:

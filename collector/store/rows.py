@@ -34,10 +34,12 @@ class JobState(str, Enum):
 
 
 class CampaignState(str, Enum):
-    """A campaign runs until every one of its jobs is terminal."""
+    """A campaign runs until every one of its jobs is terminal; it fails when it cannot run
+    at all (a stored campaign whose jobs cannot be queued or sent)."""
 
     RUNNING = "running"
     DONE = "done"
+    FAILED = "failed"
 
     def __str__(self) -> str:
         return self.value

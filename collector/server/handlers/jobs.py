@@ -10,6 +10,7 @@ delays a result.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from typing import Any
 
@@ -17,10 +18,11 @@ from collector.enrich import enrich, needs_calibration
 from collector.server.context import Context, Refused, Sender
 from collector.server.registry import AgentRecord
 from collector.store import Failure
-from collector.store.rows import JobState
+from collector.store.rows import JobRow, JobState
 from shared import protocol
-from shared.errors import ProtocolError
-from shared.result import check_document
+from shared.errors import FlopgapError, ProtocolError, StoreError
+from shared.result import check_document, check_latencies
+from shared.settings import parse_job_settings
 from shared.verdicts import reason_kind
 
 log = logging.getLogger("flopgap.collector")
@@ -33,6 +35,9 @@ def dispatch(ctx: Context, agent: AgentRecord) -> None:
         return
     store = ctx.store
     job = store.next_queued_job(agent.agent_id)
+    while job is not None and (problem := _job_problem(job)) is not None:
+        _fail_unrunnable(ctx, job, problem)  # a row stored before the door checked it
+        job = store.next_queued_job(agent.agent_id)
     if job is None:
         return
     store.start_job(job.job_id)
@@ -46,6 +51,25 @@ def dispatch(ctx: Context, agent: AgentRecord) -> None:
         job.job_id, job.model_name, job.model_sha256, settings,
         float(job.timeout_s)))  # fmt: skip
     log.debug("job %s: %s -> %s", job.job_id[:8], job.model_name, agent.agent_id)
+
+
+def _job_problem(job: JobRow) -> str | None:
+    """Why a queued job could never be sent (settings, timeout or hash out of rule), or None."""
+    try:
+        parse_job_settings(job.settings)
+        protocol.encode(protocol.Job(job.job_id, job.model_name, job.model_sha256,
+                                     job.settings, float(job.timeout_s)))  # fmt: skip
+    except (FlopgapError, TypeError, ValueError, OverflowError) as exc:
+        return str(exc)
+    return None
+
+
+def _fail_unrunnable(ctx: Context, job: JobRow, problem: str) -> None:
+    """Fail a job that cannot run, and its campaign, instead of crashing on it at every
+    registration."""
+    log.warning("job %s of campaign %s cannot run (%s): campaign marked failed",
+                job.job_id[:8], job.campaign_id[:8], problem[:200])  # fmt: skip
+    ctx.store.fail_campaign(job.campaign_id, f"job {job.job_id[:8]}: {problem}")
 
 
 def progress(ctx: Context, sender: Sender, msg: protocol.Progress) -> None:
@@ -70,11 +94,17 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
     job = store.job(msg.job_id)
     if job is None or job.agent_id != agent.agent_id:
         raise Refused(f"result for job {msg.job_id[:12]}, which is not this agent's", "unknown_job")
+    if isinstance(msg, protocol.Result):
+        check_document(msg.document)  # before anything changes: a refusal leaves no trace
+        check_latencies(msg.document, msg.latencies_ns)
+    owner = store.result_job(msg.result_id)
+    if owner is not None and owner != msg.job_id:
+        refuse_reused_id(ctx, agent, job, msg.result_id, owner)
+        return
     if agent.running == msg.job_id:
         agent.running = None
     ctx.progress.pop(msg.job_id, None)
     if isinstance(msg, protocol.Result):
-        check_document(msg.document)
         state = store.record_result(
             msg.job_id, msg.result_id, agent.device_id, msg.document, msg.latencies_ns, job
         )
@@ -94,10 +124,36 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
         fail(ctx, agent, msg.job_id, msg.kind, msg.error, msg.result_id)
     ctx.reply(agent.routing_id, protocol.Ack(msg.result_id))  # after the durable write
     if isinstance(msg, protocol.Result):  # after the ack: enriching never delays a result
-        enrich(store, ctx.models, agent.agent_id, msg.result_id, job.model_sha256,
-               msg.document)  # fmt: skip
+        try:
+            with store.message():  # a failure rolls back the extra data alone
+                enrich(store, ctx.models, agent.agent_id, msg.result_id, job.model_sha256,
+                       msg.document)  # fmt: skip
+        except (StoreError, sqlite3.DatabaseError):
+            raise  # the store's own trouble, not this result's
+        except Exception as exc:
+            log.warning("result %s: enriching failed, the result stays stored without "
+                        "costs or op times: %s", msg.result_id[:8], str(exc)[:200])  # fmt: skip
     campaign_progress(ctx, job.campaign_id)
     dispatch_device(ctx, agent)
+
+
+def refuse_reused_id(
+    ctx: Context, agent: AgentRecord, job: JobRow, result_id: str, owner: str
+) -> None:
+    """A result id is bound to the job it was first stored for: refuse its reuse for another
+    job, and count the attempt as failed (retried while attempts remain) so the job is
+    never left running for ever."""
+    reason = (f"result id {result_id[:12]} is already stored for job {owner[:12]}, not "
+              f"{job.job_id[:12]}: each result needs its own id")  # fmt: skip
+    if job.state is JobState.RUNNING:
+        fail(ctx, agent, job.job_id, "result_id_reused", reason)
+        campaign_progress(ctx, job.campaign_id)
+        dispatch_device(ctx, agent)
+    ctx.counters["rejected"] += 1
+    log.warning("agent %s: %s", agent.agent_id, reason)
+    ctx.reply(agent.routing_id, protocol.Reject(
+        reason, "give each result a fresh id (uuid4); the job was failed and will be retried",
+        protocol.PROTOCOL_VERSION, "refused"))  # fmt: skip
 
 
 def _verdict(document: dict[str, Any]) -> str:
