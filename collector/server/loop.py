@@ -256,6 +256,13 @@ class Collector:
             with self.store.message():
                 self._dispatch(Sender(routing_id, identity), msg)
             return
+        except StoreFull as exc:  # not the peer's fault: tell it to retry; the batch rolls back
+            if self._deferred is not None:
+                del self._deferred[queued:]
+            self._send(routing_id, protocol.Reject(f"not stored: {exc.message}",
+                                                   "keep it and send it again later",
+                                                   protocol.PROTOCOL_VERSION, "busy"))  # fmt: skip
+            raise
         except StoreError:
             raise
         except sqlite3.DatabaseError as exc:
