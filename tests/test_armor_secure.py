@@ -11,17 +11,22 @@ timeout, or an internal error for 2**40). Real processes and sockets on 127.0.0.
 from __future__ import annotations
 
 import csv
+import sqlite3
+import subprocess
+import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 
+import psutil
 import pytest
 
 from collector.procs import Child
 from collector.store import Store
 from collector.zoo import write_zoo
 from shared import keys
-from tests.conftest import Runner
-from tests.fleet_helpers import write_campaign
+from tests.conftest import FAST, Runner, matmul_graph, save_model
+from tests.fleet_helpers import start_agent, start_collector, wait_for_campaign, write_campaign
 from tests.test_security import (
     client_keys,
     issue,
@@ -105,3 +110,59 @@ def test_a_wrong_collector_key_is_said_once_and_reconnects_back_off(
     warnings = [line for line in lines if "WARNING" in line or "warning" in line]
     assert len(warnings) <= 3, warnings
     assert not [line for line in lines if "registered as" in line]
+    # attempts 1 s then 2 s apart, where libzmq alone retried every 100 ms
+    third = next(line for line in lines if "attempt 3" in line)
+    assert _stamp(third) - _stamp(clear[0]) >= 2.5, (clear[0], third)
+
+
+def _stamp(line: str) -> float:
+    """Seconds since the epoch of a log line (`2026-01-02 10:00:00,123 agent ...`)."""
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+CORES = psutil.cpu_count(logical=True) or 1
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--threads", 10_000), ("--threads", 2**40), ("--inter-threads", CORES + 1)]
+)
+def test_bench_refuses_more_threads_than_logical_cores(
+    agent_cli: Runner, tiny_model: Path, flag: str, value: int
+) -> None:
+    """Item 10, locally: one line naming the cap and exit 2, before any session is made."""
+    r = agent_cli("bench", tiny_model, flag, str(value), *FAST)
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""  # nothing measured
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("flopgap-agent: error: "), r.stderr
+    assert f"this board's {CORES} logical cores" in lines[0]
+    assert "internal error" not in lines[0] and "Traceback" not in r.stderr
+
+
+def test_a_job_asking_more_threads_than_the_board_has_fails_at_once(tmp_path: Path) -> None:
+    """Item 10 on the fleet: the job ends as a usage_error naming the cap, long before its
+    timeout, and the board is free for the campaign's next job."""
+    save_model(matmul_graph(width=32), tmp_path / "m.onnx")
+    config = write_campaign(tmp_path, ["m.onnx"], threads=[10_000, 2**40, 1], name="greedy")
+    db = tmp_path / "db.sqlite"
+    collector, endpoint = start_collector(db)
+    agent = start_agent(endpoint, "board", tmp_path)
+    try:
+        collector.seen(r"agent board registered", 60)
+        proc = subprocess.run([sys.executable, "-m", "collector", "campaign", "run", str(config),
+                               "--collector", endpoint, "--detach"],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        wait_for_campaign(endpoint, "greedy", timeout=60)  # far below the 600 s timeout
+    finally:
+        agent.stop()
+        assert collector.stop() == 0, collector.tail(20)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT r.status, r.error_kind, r.error, r.document_json FROM results r"
+        ).fetchall()
+    failed = [row for row in rows if row[0] != "ok"]
+    assert len(failed) == 2 and len(rows) == 3, rows
+    for _, kind, error, _ in failed:
+        assert kind == "usage_error", error
+        assert f"this board's {CORES} logical cores" in error and "at most threads" in error
