@@ -14,7 +14,7 @@ from dataclasses import fields
 from typing import Any
 
 from agent.engine.measure import MeasureSettings
-from agent.engine.session import SessionSettings, check_thread_counts
+from agent.engine.session import SessionSettings
 from agent.engine.timing import StopRule
 from agent.engine.verdict import Limits
 from shared import settings as table
@@ -45,15 +45,13 @@ def settings_from_args(
 
 
 def settings_from_dict(raw: Mapping[str, Any], root: str | None = None) -> MeasureSettings:
-    """MeasureSettings from a job's settings; unknown keys and bad values are refused, and so
-    are thread counts above this board's logical cores."""
+    """MeasureSettings from a job's settings; unknown keys and bad values are refused."""
     values = table.parse_job_settings(raw)
 
     def part(cls: Any) -> Any:
         return cls(**{f.name: values.pop(f.name) for f in fields(cls)})
 
     session, stop, limits = part(SessionSettings), part(StopRule), part(Limits)
-    check_thread_counts(session.threads, session.inter_threads)  # before any session
     sample_interval_s = values.pop("sample_interval_ms") / 1000
     return MeasureSettings(
         session=session,

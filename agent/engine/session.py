@@ -5,7 +5,9 @@ text is long and technical; users get one line saying what is wrong and what to 
 
 Thread counts are bounded by the board's logical cores: ORT would otherwise try to start the
 threads asked for (10,000 held a board in "load" until the job's timeout; 2**40 overflowed
-into an internal error), so a higher count is refused, with the cap named, before any session.
+into an internal error), so a higher count is refused, with the cap named, by session_options,
+which every session (timed, profiling, calibration) is built with. Not when settings are parsed:
+a campaign is checked on the collector, whose cores are not the boards'.
 """
 
 from __future__ import annotations
