@@ -25,7 +25,20 @@ def test_each_handler_takes_the_message_its_row_names() -> None:
 
 
 def test_client_messages_need_a_client_key_and_the_rest_an_agent_key() -> None:
-    clients = {cls for cls, route in table.ROUTES.items() if route.role.key == "client"}
+    clients = {cls for cls, route in table.ROUTES.items() if route.role.admits("client")}
     assert clients == {protocol.SubmitCampaign, protocol.ModelData, protocol.StatusRequest}
     first = {cls for cls, route in table.ROUTES.items() if route.role is table.Role.AGENT}
     assert first == {protocol.Register}
+
+
+def test_an_agent_key_may_send_every_message_an_agent_sends() -> None:
+    """Secure mode is the same product: the agent's graph upload (ModelData, read by the
+    per-op join), its model fetches and its results, calibrations included, need no client key.
+    """
+    agents = {cls for cls, route in table.ROUTES.items() if route.role.admits("agent")}
+    sent_by_agents = {protocol.Register, protocol.Heartbeat, protocol.Progress,
+                      protocol.ModelRequest, protocol.ModelData, protocol.Result,
+                      protocol.JobFailed}  # fmt: skip
+    assert agents == sent_by_agents
+    assert table.Role.EITHER.keys == {"agent", "client"}
+    assert not table.Role.CLIENT.admits("agent") and not table.Role.REGISTERED.admits("client")

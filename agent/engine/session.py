@@ -2,6 +2,12 @@
 
 ORT raises a family of pybind exceptions (InvalidProtobuf, NotImplemented, Fail, ...) whose
 text is long and technical; users get one line saying what is wrong and what to do.
+
+Thread counts are bounded by the board's logical cores: ORT would otherwise try to start the
+threads asked for (10,000 held a board in "load" until the job's timeout; 2**40 overflowed
+into an internal error), so a higher count is refused, with the cap named, by session_options,
+which every session (timed, profiling, calibration) is built with. Not when settings are parsed:
+a campaign is checked on the collector, whose cores are not the boards'.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
+import psutil
 
 from shared.errors import ModelError, ProviderError, UsageError
 from shared.settings import OPT_LEVELS
@@ -78,8 +85,7 @@ def session_options(settings: SessionSettings) -> ort.SessionOptions:
             f"unknown optimisation level {settings.opt_level!r}",
             hint=f"use one of: {', '.join(OPT_LEVELS)}",
         )
-    if settings.threads < 0 or settings.inter_threads < 0:
-        raise UsageError("thread counts must be >= 0 (0 = onnxruntime's default)")
+    check_thread_counts(settings.threads, settings.inter_threads)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = settings.threads
     opts.inter_op_num_threads = settings.inter_threads
@@ -87,6 +93,28 @@ def session_options(settings: SessionSettings) -> ort.SessionOptions:
     # Fatal only: ORT's errors arrive as exceptions, which we turn into one clear line.
     opts.log_severity_level = 4
     return opts
+
+
+def logical_cores() -> int | None:
+    """This board's logical cores (None when the OS does not say: then nothing is capped)."""
+    count = psutil.cpu_count(logical=True)
+    return int(count) if count else None
+
+
+def check_thread_counts(threads: int, inter_threads: int, cores: int | None = None) -> None:
+    """Refuse negative counts and counts above the board's logical cores, naming the cap."""
+    if threads < 0 or inter_threads < 0:
+        raise UsageError("thread counts must be >= 0 (0 = onnxruntime's default)")
+    cap = logical_cores() if cores is None else cores
+    if cap is None:
+        return
+    for name, value in (("threads", threads), ("inter_threads", inter_threads)):
+        if value > cap:
+            shown = f"{value}" if value < 10**6 else f"{value:.3g}"
+            raise UsageError(
+                f"{name} = {shown} is more than this board's {cap} logical cores",
+                hint=f"use at most {name} = {cap} (0: onnxruntime's default)",
+            )
 
 
 def check_model_file(path: Path) -> None:

@@ -5,6 +5,10 @@ backoff (RECONNECT_MIN_MS to RECONNECT_MAX_MS). The monitor socket reports each 
 the loop (agent.link.loop) registers again after every reconnection. With keys the connection is
 CURVE-encrypted (shared.transport.configure_client, set before connect); a collector that
 refuses the key, or disagrees on using keys at all, is fatal: libzmq never retries those.
+A collector that does not answer to the pinned key (a wrong --collector-key: the handshake fails
+without detail) is retried, but libzmq would retry every 100 ms forever, since each TCP connect
+succeeds and resets its backoff; so the connection says once what to check, drops the endpoint
+and connects again itself after a delay that doubles up to HANDSHAKE_RETRY_MAX_S.
 Sends never block: a message the socket cannot queue is dropped (heartbeats are periodic,
 results stay in the spool and are resent on reconnect).
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import time
 
 import zmq
 
@@ -24,6 +29,8 @@ log = logging.getLogger("flopgap.agent")
 
 RECONNECT_MIN_MS = 100
 RECONNECT_MAX_MS = 5000
+HANDSHAKE_RETRY_MIN_S = 1.0  # after a failed secure handshake, first retry in 1 s
+HANDSHAKE_RETRY_MAX_S = 30.0  # doubling, up to 30 s
 _MONITOR_EVENTS = (
     zmq.EVENT_HANDSHAKE_SUCCEEDED
     | zmq.EVENT_DISCONNECTED
@@ -46,8 +53,23 @@ class Connection:
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
         configure_client(self.sock, keys, max_message_bytes)  # before connect (in serve)
         self.keyed = keys is not None
-        self._handshake_warned = False
+        self.endpoint = ""
+        self.connected = False  # a handshake succeeded since the last disconnection
+        self._failures = 0  # secure handshakes failed in a row
+        self._retry_at: float | None = None  # when to connect again after a failed handshake
         self.monitor = self.sock.get_monitor_socket(_MONITOR_EVENTS)
+
+    def connect(self, endpoint: str) -> None:
+        """Connect to `endpoint`; ZeroMQ reconnects by itself, except after a failed secure
+        handshake, which `tick` paces."""
+        self.endpoint = endpoint
+        self.sock.connect(endpoint)
+
+    def tick(self, now: float | None = None) -> None:
+        """Connect again once a failed handshake's backoff is over (called every poll)."""
+        if self._retry_at is not None and (now or time.monotonic()) >= self._retry_at:
+            self._retry_at = None
+            self.sock.connect(self.endpoint)
 
     def send(self, msg: protocol.Message) -> None:
         self.send_frames(protocol.encode(msg))
@@ -65,18 +87,48 @@ class Connection:
         (stop with exit code 2), or None (nothing to do; ZeroMQ reconnects by itself)."""
         kind = _monitor_event(self.monitor.recv_multipart())
         if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-            self._handshake_warned = False
+            self.connected, self._failures = True, 0
             log.info("connected to the collector")
             return CONNECTED
         if kind in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL):
             self._fatal_handshake(kind)
             return FATAL
         if kind == zmq.EVENT_DISCONNECTED:
-            log.warning("lost the collector; reconnecting (results stay in the spool)")
-        elif not self._handshake_warned:  # repeats at every reconnect: say it once
-            self._handshake_warned = True
-            log.warning("secure handshake with the collector failed: check --collector-key")
+            if self.connected:  # after a failed handshake this is no news: said already
+                self.connected = False
+                log.warning("lost the collector; reconnecting (results stay in the spool)")
+        else:
+            self._handshake_failed()
         return None
+
+    def _handshake_failed(self) -> None:
+        """The secure handshake failed without detail: the collector does not answer to the
+        pinned key. Say so once, then back off (1 s doubling to 30 s) instead of 100 ms."""
+        if self._retry_at is not None:  # queued before the endpoint was dropped: counted
+            return
+        self._failures += 1
+        delay = min(HANDSHAKE_RETRY_MIN_S * 2 ** (self._failures - 1), HANDSHAKE_RETRY_MAX_S)
+        if self._failures == 1 and not self.keyed:
+            log.error("the handshake with %s failed: is it a flopgap collector (flopgap "
+                      "serve)? retrying every %g s at most", self.endpoint,
+                      HANDSHAKE_RETRY_MAX_S)  # fmt: skip
+        elif self._failures == 1:
+            log.error(
+                "the collector at %s does not answer to the key in --collector-key (the secure "
+                "handshake failed): it must be the collector's public key, collector.key from "
+                "the folder `flopgap serve --keys` uses (`flopgap keys list` on the collector "
+                "reads that folder); retrying every %g s at most",
+                self.endpoint, HANDSHAKE_RETRY_MAX_S,
+            )  # fmt: skip
+        else:
+            log.info("still no secure handshake with the collector (attempt %d): retrying in "
+                     "%g s", self._failures, delay)  # fmt: skip
+        if self.endpoint:
+            try:
+                self.sock.disconnect(self.endpoint)  # stop libzmq's 100 ms retries
+            except zmq.ZMQError:  # not connected at this moment: nothing to stop
+                pass
+            self._retry_at = time.monotonic() + delay
 
     def _fatal_handshake(self, kind: int) -> None:
         """libzmq never retries these two failures: say what to fix."""

@@ -80,7 +80,7 @@ class Agent:
         # The fork server pays the imports once, not per job (`flopgap-agent run` has forked
         # it already, before this process had threads); it also describes the device.
         self.device = start_server().device
-        self.conn.sock.connect(self.endpoint)
+        self.conn.connect(self.endpoint)
         log.info("agent %s connecting to %s", self.name, self.endpoint)
         poller = zmq.Poller()
         poller.register(self.conn.sock, zmq.POLLIN)
@@ -92,6 +92,7 @@ class Agent:
                 ready = dict(poller.poll(POLL_MS))
                 if self.conn.monitor in ready:
                     self._connection_event(self.conn.read_event())
+                self.conn.tick()  # a failed secure handshake's paced retry
                 if self.conn.sock in ready:
                     self._handle(self.conn.sock.recv_multipart())
                 if self.jobs.wake_fd in ready:

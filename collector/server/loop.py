@@ -302,7 +302,7 @@ def _route(msg: protocol.Message, identity: str | None) -> Route:
     if route is None:
         raise ProtocolError(f"unexpected {name}: only the collector sends it")
     role = None if identity is None else identity.partition(":")[0]
-    if role is not None and role != route.role.key:
+    if role is not None and not route.role.admits(role):
         wanted = route.role.key
         hint = f"create a {wanted} key on the collector: flopgap keys {wanted} NAME"
         raise Refused(f"{name} needs a {wanted} key, and {identity} is not one", "refused", hint)

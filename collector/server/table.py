@@ -4,7 +4,10 @@ One row per message type a peer may send. Adding a message type means its datacl
 shared.protocol, its golden sample under tests/data/wire/vN/, one row here and one handler.
 The loop checks the row's role before the handler runs: with CURVE keys, a client key may
 only submit, upload and ask for status, an agent key only do an agent's work; and every
-agent message but Register needs a registered agent.
+agent message but Register needs a registered agent. Secure mode is the same product as
+loopback: every message an agent needs (its model fetches, its results and calibrations, and
+the upload of the graph ORT ran, which the per-op join reads) is allowed for an agent key, so
+ModelData, which both sides send, takes either key (Role.EITHER).
 """
 
 from __future__ import annotations
@@ -24,11 +27,23 @@ class Role(Enum):
     CLIENT = "client"  # a client key: submit, upload, ask
     AGENT = "agent"  # an agent key, not yet registered: its Register
     REGISTERED = "registered"  # an agent key and a Register first: the rest of its work
+    EITHER = "either"  # any allowlisted key: a client's campaign models, an agent's graph
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """The key roles ("client", "agent") a ZAP User-Id may carry to send the message."""
+        if self is Role.EITHER:
+            return frozenset({"client", "agent"})
+        return frozenset({"client" if self is Role.CLIENT else "agent"})
 
     @property
     def key(self) -> str:
-        """The key role ("client" or "agent") the ZAP User-Id must carry."""
+        """The key to name in a refusal's hint ("client" or "agent"; EITHER never refuses)."""
         return "client" if self is Role.CLIENT else "agent"
+
+    def admits(self, key_role: str) -> bool:
+        """Whether a key of `key_role` (the part of the User-Id before ":") may send it."""
+        return key_role in self.keys
 
 
 Handler = Callable[[Context, Sender, Any], None]
@@ -46,7 +61,7 @@ ROUTES: dict[type[protocol.Message], Route] = {
     protocol.ModelRequest: Route(Role.REGISTERED, jobs.send_model),
     protocol.Result: Route(Role.REGISTERED, jobs.complete),
     protocol.JobFailed: Route(Role.REGISTERED, jobs.complete),
-    protocol.ModelData: Route(Role.CLIENT, campaigns.upload_model),
+    protocol.ModelData: Route(Role.EITHER, campaigns.upload_model),  # and the agent's graph
     protocol.SubmitCampaign: Route(Role.CLIENT, campaigns.submit),
     protocol.StatusRequest: Route(Role.CLIENT, status.answer),
 }
