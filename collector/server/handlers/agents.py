@@ -18,6 +18,7 @@ from collector.server.handlers import jobs
 from collector.server.registry import AgentRecord
 from collector.store.rows import CampaignState, JobState
 from shared import protocol
+from shared.log_safe import safe
 
 log = logging.getLogger("flopgap.collector")
 
@@ -30,7 +31,7 @@ def agent_name(ctx: Context, msg: protocol.Register, identity: str | None) -> st
     if msg.agent_name != name:
         ctx.counters["name_mismatch"] += 1
         log.warning("agent key %s claimed the name %r: registered as %s (its key's name)",
-                    name, msg.agent_name[:64], name)  # fmt: skip
+                    safe(name), safe(msg.agent_name, 64), safe(name))  # fmt: skip
     return name
 
 
@@ -59,15 +60,15 @@ def register(ctx: Context, sender: Sender, msg: protocol.Register) -> None:
         scheduler.expand_for_agent(store, campaign, agent.agent_id, agent.tags)
     log.info(
         "agent %s registered (device %s, %s)",
-        agent.agent_id,
-        agent.device_id,
-        msg.device.get("cpu_model", "?"),
+        safe(agent.agent_id),
+        safe(agent.device_id),
+        safe(msg.device.get("cpu_model", "?")),
     )
     sharers = registry.sharing(agent)
     if sharers:
         names = ", ".join(a.agent_id for a in sharers)
         log.info("agent %s shares device %s with %s: their jobs run one at a time",
-                 agent.agent_id, agent.device_id, names)  # fmt: skip
+                 safe(agent.agent_id), safe(agent.device_id), safe(names))  # fmt: skip
     ctx.reply(routing_id, protocol.Welcome(agent.agent_id, ctx.heartbeat_s))
     jobs.dispatch(ctx, agent)
 
@@ -93,7 +94,7 @@ def adopt_running(ctx: Context, agent: AgentRecord, job_id: str) -> None:
 def check_liveness(ctx: Context) -> None:
     """Mark agents that stopped heartbeating missing and fail the job each was running."""
     for agent in ctx.registry.newly_missing():
-        log.warning("agent %s missed its heartbeats: marked missing", agent.agent_id)
+        log.warning("agent %s missed its heartbeats: marked missing", safe(agent.agent_id))
         if agent.running is not None:
             job = ctx.store.job(agent.running)
             jobs.fail(
