@@ -6,7 +6,10 @@ the loop (agent.link.loop) registers again after every reconnection. With keys t
 CURVE-encrypted (shared.transport.configure_client, set before connect); a collector that
 refuses the key, or disagrees on using keys at all, is fatal: libzmq never retries those.
 Sends never block: a message the socket cannot queue is dropped (heartbeats are periodic,
-results stay in the spool and are resent on reconnect).
+results stay in the spool and are resent on reconnect). ZMQ_IMMEDIATE keeps the socket from
+queueing anything while no connection is up: what was queued during an outage (a minute of
+heartbeats) would otherwise all arrive at the restarted collector before the Register, each
+drawing an "unregistered" Reject (agent.link.session).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ _MONITOR_EVENTS = (
 )
 CONNECTED = "connected"  # a handshake succeeded: register (again)
 FATAL = "fatal"  # a handshake failure libzmq will not retry: stop with exit code 2
+LOST = "lost"  # the connection went down: send nothing more until the next CONNECTED
 
 
 class Connection:
@@ -44,6 +48,7 @@ class Connection:
         self.sock.setsockopt(zmq.LINGER, 0)  # unacked results are in the spool, not the socket
         self.sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MIN_MS)
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
+        self.sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a connection not up
         configure_client(self.sock, keys, max_message_bytes)  # before connect (in serve)
         self.keyed = keys is not None
         self._handshake_warned = False
@@ -61,8 +66,9 @@ class Connection:
             log.debug("send queue full: dropped a message")
 
     def read_event(self) -> str | None:
-        """Read one monitor event and log what it means: CONNECTED (register now), FATAL
-        (stop with exit code 2), or None (nothing to do; ZeroMQ reconnects by itself)."""
+        """Read one monitor event and log what it means: CONNECTED (register now), LOST (send
+        nothing until the next CONNECTED), FATAL (stop with exit code 2), or None (nothing to
+        do; ZeroMQ reconnects by itself)."""
         kind = _monitor_event(self.monitor.recv_multipart())
         if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             self._handshake_warned = False
@@ -73,7 +79,8 @@ class Connection:
             return FATAL
         if kind == zmq.EVENT_DISCONNECTED:
             log.warning("lost the collector; reconnecting (results stay in the spool)")
-        elif not self._handshake_warned:  # repeats at every reconnect: say it once
+            return LOST
+        if not self._handshake_warned:  # repeats at every reconnect: say it once
             self._handshake_warned = True
             log.warning("secure handshake with the collector failed: check --collector-key")
         return None
