@@ -206,7 +206,7 @@ class Agent:
         frames = result_frames(job, outcome, result_id)
         self.unacked.put(result_id, frames)
         self.jobs.finished()
-        log.info("job %s: %s", safe(job.job_id, 8), "done" if outcome.ok else outcome.error_kind)
+        log.info("job %s: %s", safe(job.job_id[:8]), "done" if outcome.ok else outcome.error_kind)
         if self.session.registered:  # else it goes with the resends after the next Welcome
             self.conn.send_frames(frames)
             self.session.sent(result_id)

@@ -91,7 +91,7 @@ def send_model(ctx: Context, sender: Sender, msg: protocol.ModelRequest) -> None
     agent = sender.registered
     data = ctx.models.read(msg.sha256)
     if data is None:
-        raise ProtocolError(f"the collector has no model {safe(msg.sha256, 12)}")
+        raise ProtocolError(f"the collector has no model {safe(msg.sha256[:12])}")
     ctx.reply(agent.routing_id, protocol.ModelData(msg.sha256, data))
     log.info("sent model %s (%d bytes) to %s", msg.sha256[:12], len(data), safe(agent.agent_id))
 
@@ -102,7 +102,7 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
     store, agent = ctx.store, sender.registered
     job = store.job(msg.job_id)
     if job is None or job.agent_id != agent.agent_id:
-        raise Refused(f"result for job {safe(msg.job_id, 12)}, which is not this agent's",
+        raise Refused(f"result for job {safe(msg.job_id[:12])}, which is not this agent's",
                       "unknown_job")  # fmt: skip
     if agent.running == msg.job_id:
         agent.running = None
@@ -121,7 +121,7 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
                        f"of {job.retry_invalid})")  # fmt: skip
         else:
             outcome = ""
-        log.info("result %s: %s on %s p50 %s ms (%s)%s", safe(msg.result_id, 8),
+        log.info("result %s: %s on %s p50 %s ms (%s)%s", safe(msg.result_id[:8]),
                  safe(job.model_name), safe(agent.agent_id), _ms(lat.get("p50")),
                  _verdict(msg.document), outcome)  # fmt: skip
     else:
@@ -167,7 +167,7 @@ def fail(
     state = ctx.store.fail_attempt(job_id, failure)
     if agent.running == job_id:
         agent.running = None
-    log.warning("job %s %s on %s (%s: %s)", safe(job_id, 8),
+    log.warning("job %s %s on %s (%s: %s)", safe(job_id[:8]),
                 "failed for good" if state is JobState.FAILED else "will be retried",
                 safe(agent.agent_id), safe(kind, 64), safe(error))  # fmt: skip
 
@@ -175,4 +175,4 @@ def fail(
 def campaign_progress(ctx: Context, campaign_id: str) -> None:
     """Mark the campaign finished once none of its jobs is left to run."""
     if ctx.store.finish_campaign_if_done(campaign_id):
-        log.info("campaign %s finished", safe(campaign_id, 8))
+        log.info("campaign %s finished", safe(campaign_id[:8]))
