@@ -337,3 +337,16 @@ def test_after_an_outage_each_unacked_result_is_received_at_most_twice(tmp_path:
     assert len([line for line in agent.lines if "registering again" in line]) <= 1
     print(f"outage {outage_s:g} s: result {rid} received {len(received)} times, "
           f"counters {counters}")  # fmt: skip
+
+
+def test_the_registry_keeps_a_bounded_copy_of_each_descriptor() -> None:
+    """Up to 256 kB of descriptor per Register, times a fleet, was the collector's memory."""
+    from collector.server.handlers.agents import kept_descriptor
+
+    device = {**_device(0, "c" * 250_000), "nested": {"x": "y" * 100_000},
+              "providers": ["CPUExecutionProvider", "p" * 10_000, {"no": 1}]}  # fmt: skip
+    kept = kept_descriptor(device)
+    assert len(kept["cpu_model"]) == 1000 and "nested" not in kept
+    assert kept["providers"][0] == "CPUExecutionProvider" and len(kept["providers"]) == 2
+    assert kept["agent_instance"] == device["agent_instance"]
+    assert len(str(kept)) < 10_000

@@ -11,6 +11,7 @@ attempt fails; the store requeues the job while attempts remain.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from collector import scheduler
 from collector.server.context import Context, Sender
@@ -42,8 +43,8 @@ def register(ctx: Context, sender: Sender, msg: protocol.Register) -> None:
     name = agent_name(ctx, msg, sender.identity)
     previous = registry.get(name)
     agent = registry.register(AgentRecord(
-        name, routing_id, str(msg.device.get("device_id", "")), dict(msg.tags),
-        dict(msg.device)))  # fmt: skip
+        name, routing_id, str(msg.device.get("device_id", ""))[:DESCRIPTOR_TEXT_CHARS],
+        dict(msg.tags), kept_descriptor(msg.device)))  # fmt: skip
     store.upsert_agent(agent.agent_id, msg.device, msg.tags)
     if previous is not None and previous.running and previous.running != msg.running_job_id:
         same_process = previous.descriptor.get("agent_instance") == agent.descriptor.get(
@@ -71,6 +72,27 @@ def register(ctx: Context, sender: Sender, msg: protocol.Register) -> None:
                  safe(agent.agent_id), safe(agent.device_id), safe(names))  # fmt: skip
     ctx.reply(routing_id, protocol.Welcome(agent.agent_id, ctx.heartbeat_s))
     jobs.dispatch(ctx, agent)
+
+
+DESCRIPTOR_KEYS = 64  # of a descriptor kept in memory (the store keeps the whole one)
+DESCRIPTOR_TEXT_CHARS = 1000
+DESCRIPTOR_LIST_ITEMS = 64
+
+
+def kept_descriptor(device: dict[str, Any]) -> dict[str, Any]:
+    """The descriptor as the registry keeps it for the agent's whole connection: a few keys,
+    strings cut, lists of short strings, no nested documents. Up to 256 kB a Register times
+    thousands of agents would otherwise be the collector's memory; the store keeps it all."""
+    kept: dict[str, Any] = {}
+    for key, value in list(device.items())[:DESCRIPTOR_KEYS]:
+        if isinstance(value, str):
+            kept[key] = value[:DESCRIPTOR_TEXT_CHARS]
+        elif isinstance(value, (int, float, bool, type(None))):
+            kept[key] = value
+        elif isinstance(value, list):
+            kept[key] = [v[:200] if isinstance(v, str) else v for v in value[:DESCRIPTOR_LIST_ITEMS]
+                         if isinstance(v, (str, int, float, bool))]  # fmt: skip
+    return kept
 
 
 def heartbeat(ctx: Context, sender: Sender, msg: protocol.Heartbeat) -> None:
