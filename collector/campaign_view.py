@@ -99,6 +99,8 @@ def progress_table(camp: dict[str, Any], agents: list[dict[str, Any]]) -> str:
             f"failed {counts['failed']}  waiting {counts['queued']}  "
             f"({agent_state(online.get(name))})"
         )
+    if camp.get("per_agent_omitted"):
+        rows.append(f"  ... and {camp['per_agent_omitted']} more agents (counted above)")
     eta = f"ETA {camp['eta_s']:.0f} s" if camp.get("eta_s") is not None else "ETA n/a"
     head = f"campaign {camp['name']}: {camp['elapsed_s']:.0f} s, {eta}"
     results = validity(camp)
@@ -117,6 +119,7 @@ def status_lines(status: dict[str, Any]) -> list[str]:
         if a.get("sharing"):
             line += f"  [shares device {a.get('device_id') or '?'} with {', '.join(a['sharing'])}]"
         lines.append(line)
+    lines.extend(_fleet_lines(status))
     lines.append("")
     split = any(validity(c) is not None for c in status["campaigns"])
     head = f"{'campaign':<20} {'id':<8} {'state':<8} {'done':>5} {'run':>4} {'fail':>5} {'wait':>5}"
@@ -135,3 +138,14 @@ def status_lines(status: dict[str, Any]) -> list[str]:
     counters = ", ".join(f"{k} {v}" for k, v in sorted(status["counters"].items()))
     lines.append(f"\nmessages: {counters}")
     return lines
+
+
+def _fleet_lines(status: dict[str, Any]) -> list[str]:
+    """`... and 4900 more agents (4000 online, 900 missing; 12 busy in all)` when a large
+    fleet's status lists only some of its agents (none from an older collector)."""
+    fleet = status.get("fleet")
+    if not isinstance(fleet, dict) or fleet.get("agents", 0) <= fleet.get("listed", 0):
+        return []
+    states = ", ".join(f"{n} {state}" for state, n in sorted(fleet.get("states", {}).items()))
+    more = fleet["agents"] - fleet["listed"]
+    return [f"... and {more} more agents ({states}; {fleet.get('busy', 0)} busy in all)"]

@@ -10,7 +10,10 @@ without detail) is retried, but libzmq would retry every 100 ms forever, since e
 succeeds and resets its backoff; so the connection says once what to check, drops the endpoint
 and connects again itself after a delay that doubles up to HANDSHAKE_RETRY_MAX_S.
 Sends never block: a message the socket cannot queue is dropped (heartbeats are periodic,
-results stay in the spool and are resent on reconnect).
+results stay in the spool and are resent on reconnect). ZMQ_IMMEDIATE keeps the socket from
+queueing anything while no connection is up: what was queued during an outage (a minute of
+heartbeats) would otherwise all arrive at the restarted collector before the Register, each
+drawing an "unregistered" Reject (agent.link.session).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ _MONITOR_EVENTS = (
 )
 CONNECTED = "connected"  # a handshake succeeded: register (again)
 FATAL = "fatal"  # a handshake failure libzmq will not retry: stop with exit code 2
+LOST = "lost"  # the connection went down: send nothing more until the next CONNECTED
 
 
 class Connection:
@@ -51,6 +55,7 @@ class Connection:
         self.sock.setsockopt(zmq.LINGER, 0)  # unacked results are in the spool, not the socket
         self.sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MIN_MS)
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
+        self.sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a connection not up
         configure_client(self.sock, keys, max_message_bytes)  # before connect (in serve)
         self.keyed = keys is not None
         self.endpoint = ""
@@ -83,8 +88,9 @@ class Connection:
             log.debug("send queue full: dropped a message")
 
     def read_event(self) -> str | None:
-        """Read one monitor event and log what it means: CONNECTED (register now), FATAL
-        (stop with exit code 2), or None (nothing to do; ZeroMQ reconnects by itself)."""
+        """Read one monitor event and log what it means: CONNECTED (register now), LOST (send
+        nothing until the next CONNECTED), FATAL (stop with exit code 2), or None (nothing to
+        do; ZeroMQ reconnects by itself)."""
         kind = _monitor_event(self.monitor.recv_multipart())
         if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
             self.connected, self._failures = True, 0
@@ -94,11 +100,11 @@ class Connection:
             self._fatal_handshake(kind)
             return FATAL
         if kind == zmq.EVENT_DISCONNECTED:
-            if self.connected:  # after a failed handshake this is no news: said already
-                self.connected = False
+            was_up, self.connected = self.connected, False
+            if was_up:  # after a failed handshake this is no news: said already
                 log.warning("lost the collector; reconnecting (results stay in the spool)")
-        else:
-            self._handshake_failed()
+            return LOST
+        self._handshake_failed()
         return None
 
     def _handshake_failed(self) -> None:

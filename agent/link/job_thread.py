@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.jobs.worker import run_job
 from shared import protocol
+from shared.log_safe import safe
 
 log = logging.getLogger("flopgap.agent")
 
@@ -63,7 +64,7 @@ class Jobs:
         """Start `job` (from next_waiting) on its thread, with its model at `path`."""
         self._queued.popleft()
         self.running = job
-        log.info("job %s: measuring %s", job.job_id[:8], job.model_name)
+        log.info("job %s: measuring %s", safe(job.job_id[:8]), safe(job.model_name))
         threading.Thread(target=self._run, args=(job, path), name="flopgap-job",
                          daemon=True).start()  # fmt: skip
 

@@ -2,8 +2,9 @@
 
 The agent connects out (agent.link.connection: DEALER to the collector's ROUTER), so a board behind
 NAT works, and ZeroMQ reconnects forever with exponential backoff. Every (re)connection
-triggers a fresh Register (naming the job in flight) and a resend of every unacknowledged
-result from the on-disk spool, so a collector restart costs nothing. Jobs run in child
+triggers one fresh Register (naming the job in flight) and, once it is welcomed, one paced
+resend of every unacknowledged result from the on-disk spool (agent.link.session), so a
+collector restart costs nothing and never a storm. Jobs run in child
 processes (agent.jobs.worker, waited for on a thread: agent.link.job_thread); this loop only waits
 with
 bounded polls, never sleeps, and stops cleanly on SIGTERM or SIGINT. It never imports
@@ -30,18 +31,20 @@ import zmq
 from agent import __version__
 from agent.board.tags import parse_tags  # noqa: F401  (importable from here, as before)
 from agent.jobs.worker import JobOutcome, start_server, stop_server
-from agent.link.connection import CONNECTED, FATAL, Connection
+from agent.link.connection import CONNECTED, FATAL, LOST, Connection
 from agent.link.job_thread import Jobs
 from agent.link.model_cache import ModelCache
 from agent.link.model_fetch import ModelFetch
 from agent.link.reports import progress_message, result_frames, upload_optimized_graph
 from agent.link.resend import ResendLater
+from agent.link.session import Session
 from agent.link.spool import Spool
 from agent.link.unacked import Unacked
 from shared import protocol
 from shared.errors import ProtocolError
 from shared.keys import PeerKeys
 from shared.log_lines import LineFormatter
+from shared.log_safe import safe
 
 log = logging.getLogger("flopgap.agent")
 
@@ -73,6 +76,7 @@ class Agent:
         self.instance = uuid.uuid4().hex  # tells the collector a reconnect from a restart
         self.device: dict[str, Any] = {}  # agent.board.device.describe(), from the fork server
         self.conn = Connection(keys, max_message_bytes)
+        self.session = Session()  # this connection's Register, Welcome and resends
         self.models = ModelFetch(cache, self.conn.send)
 
     def serve(self) -> int:
@@ -99,8 +103,9 @@ class Agent:
                     self.jobs.drain_wake()
                 self._drain_events()
                 self._maybe_start_job()
-                if self.resend.due():
-                    self._resend_unacked()
+                self._tick_session()
+                if self.resend.due():  # the collector said busy: offer the spool again
+                    self.session.retry(self.unacked.ids())
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_s
@@ -114,25 +119,37 @@ class Agent:
 
     def _connection_event(self, what: str | None) -> None:
         if what == CONNECTED:
+            self.session.connected()
             self._register()
+        elif what == LOST:
+            self.session.lost()
         elif what == FATAL:
             self.exit_code = 2
             self.stop.set()
 
     def _register(self) -> None:
+        """One Register for this connection; the unacked results follow its Welcome."""
         descriptor = {**self.device, "agent_instance": self.instance}
         self.conn.send(
             protocol.Register(self.name, __version__, descriptor, self.tags, self.jobs.current())
         )
+        self.session.register_sent()
         self.models.reconnected()
-        self._resend_unacked()
 
-    def _resend_unacked(self) -> None:
-        for result_id, frames in self.unacked.pending():
-            log.info("resending unacknowledged result %s", result_id[:8])
-            self.conn.send_frames(frames)
+    def _tick_session(self) -> None:
+        """Register again if the last Register went unanswered; send the next few resends."""
+        if self.session.should_register():
+            self._register()
+        due = self.session.due()
+        if due:
+            for result_id in due:
+                log.info("resending unacknowledged result %s", result_id[:8])
+            self.session.resend(due, self.unacked.frames, self.conn.send_frames)
 
     def _heartbeat(self) -> None:
+        """A beat, only once welcomed: beats before it would each be refused as unregistered."""
+        if not self.session.registered:
+            return
         job = self.jobs.current()
         self.conn.send(protocol.Heartbeat("busy" if job else "idle", job))
 
@@ -140,11 +157,12 @@ class Agent:
         try:
             msg = protocol.decode(frames)
         except ProtocolError as exc:
-            log.error("ignored a malformed message from the collector: %s", exc)
+            log.error("ignored a malformed message from the collector: %s", safe(exc))
             return
         if isinstance(msg, protocol.Welcome):
             self.heartbeat_s = msg.heartbeat_interval_s
-            log.info("registered as %s", msg.agent_id)
+            log.info("registered as %s", safe(msg.agent_id))
+            self.session.welcomed(self.unacked.ids())
         elif isinstance(msg, protocol.Job):
             self.jobs.add(msg)
         elif isinstance(msg, protocol.ModelData):
@@ -157,19 +175,20 @@ class Agent:
 
     def _rejected(self, msg: protocol.Reject) -> None:
         if msg.code == "unregistered":
-            log.info("the collector does not know us (it restarted?): registering again")
-            self._register()
+            if self.session.unregistered():  # else a Register is already on its way
+                log.info("the collector does not know us (it restarted?): registering again")
+                self._register()
         elif msg.code == "version":
-            log.error("collector refused us: %s (%s)", msg.reason, msg.hint)
+            log.error("collector refused us: %s (%s)", safe(msg.reason), safe(msg.hint))
             self.exit_code = 2
             self.stop.set()
         elif msg.code == "busy":  # rate or full disk: results stay spooled, resent later
             delay = self.resend.arm()
             if delay is not None:
                 log.warning("collector is busy: %s; resending unacknowledged results in %g s",
-                            msg.reason[:200], delay)  # fmt: skip
+                            safe(msg.reason), delay)  # fmt: skip
         else:
-            log.warning("collector refused a message: %s (%s)", msg.reason, msg.hint)
+            log.warning("collector refused a message: %s (%s)", safe(msg.reason), safe(msg.hint))
 
     # --- jobs -------------------------------------------------------------------------------
 
@@ -185,7 +204,8 @@ class Agent:
     def _drain_events(self) -> None:
         for kind, payload in self.jobs.events():
             if kind == "progress":
-                self.conn.send(progress_message(*payload))
+                if self.session.registered:  # else it would only be refused
+                    self.conn.send(progress_message(*payload))
             else:
                 self._finish(*payload)
 
@@ -197,8 +217,10 @@ class Agent:
         frames = result_frames(job, outcome, result_id)
         self.unacked.put(result_id, frames)
         self.jobs.finished()
-        log.info("job %s: %s", job.job_id[:8], "done" if outcome.ok else outcome.error_kind)
-        self.conn.send_frames(frames)
+        log.info("job %s: %s", safe(job.job_id[:8]), "done" if outcome.ok else outcome.error_kind)
+        if self.session.registered:  # else it goes with the resends after the next Welcome
+            self.conn.send_frames(frames)
+            self.session.sent(result_id)
 
 
 def run_agent(

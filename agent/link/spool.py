@@ -157,17 +157,32 @@ class Spool:
     def pending(self) -> list[tuple[str, list[bytes]]]:
         """Unacknowledged results, oldest first; unreadable files are moved to corrupt/."""
         out = []
-        for rid, (_, path, _) in sorted(self._files.items(), key=lambda item: item[1][0]):
-            try:
-                stored_id, frames = decode(path.read_bytes())
-                if stored_id != rid:
-                    raise ValueError(f"file holds result id {stored_id!r}")
-            except (OSError, ValueError) as exc:
-                self._quarantine(path, str(exc))
-                del self._files[rid]
-                continue
-            out.append((rid, frames))
+        for rid in self.ids():
+            frames = self.read(rid)
+            if frames is not None:
+                out.append((rid, frames))
         return out
+
+    def ids(self) -> list[str]:
+        """The unacknowledged result ids, oldest first, without reading a file."""
+        return [rid for rid, _ in sorted(self._files.items(), key=lambda item: item[1][0])]
+
+    def read(self, result_id: str) -> list[bytes] | None:
+        """One pending result's frames; None if it is not pending or its file is unreadable
+        (moved to corrupt/). Lets a paced resend read one file at a time."""
+        entry = self._files.get(result_id)
+        if entry is None:
+            return None
+        path = entry[1]
+        try:
+            stored_id, frames = decode(path.read_bytes())
+            if stored_id != result_id:
+                raise ValueError(f"file holds result id {stored_id!r}")
+        except (OSError, ValueError) as exc:
+            self._quarantine(path, str(exc))
+            del self._files[result_id]
+            return None
+        return frames
 
     def ack(self, result_id: str) -> bool:
         """Forget a result the collector stored; False when it is not pending (or not an id)."""

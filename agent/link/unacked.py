@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from agent.link.spool import Spool, SpoolError
+from shared.log_safe import safe
 
 log = logging.getLogger("flopgap.agent")
 
@@ -25,12 +26,22 @@ class Unacked:
         try:
             self.spool.put(result_id, frames)
         except SpoolError as exc:
-            log.error("spool cannot keep result %s (%s); holding it in memory", result_id[:8], exc)
+            log.error("spool cannot keep result %s (%s); holding it in memory", result_id[:8],
+                      safe(exc))  # fmt: skip
             self._in_memory[result_id] = frames
 
     def ack(self, result_id: str) -> None:
         self.spool.ack(result_id)
         self._in_memory.pop(result_id, None)
+
+    def ids(self) -> list[str]:
+        """Every result id to resend: the spool's, oldest first, then memory's."""
+        return [*self.spool.ids(), *self._in_memory]
+
+    def frames(self, result_id: str) -> list[bytes] | None:
+        """One unacked result's frames, None once it is acked (or unreadable)."""
+        held = self._in_memory.get(result_id)
+        return held if held is not None else self.spool.read(result_id)
 
     def pending(self) -> list[tuple[str, list[bytes]]]:
         """Every result to resend, as (result id, frames): the spool's, then memory's."""

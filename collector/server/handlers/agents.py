@@ -11,6 +11,7 @@ attempt fails; the store requeues the job while attempts remain.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from collector import scheduler
 from collector.server.context import Context, Sender
@@ -18,6 +19,7 @@ from collector.server.handlers import jobs
 from collector.server.registry import AgentRecord
 from collector.store.rows import CampaignState, JobState
 from shared import protocol
+from shared.log_safe import safe
 
 log = logging.getLogger("flopgap.collector")
 
@@ -30,7 +32,7 @@ def agent_name(ctx: Context, msg: protocol.Register, identity: str | None) -> st
     if msg.agent_name != name:
         ctx.counters["name_mismatch"] += 1
         log.warning("agent key %s claimed the name %r: registered as %s (its key's name)",
-                    name, msg.agent_name[:64], name)  # fmt: skip
+                    safe(name), safe(msg.agent_name, 64), safe(name))  # fmt: skip
     return name
 
 
@@ -41,8 +43,8 @@ def register(ctx: Context, sender: Sender, msg: protocol.Register) -> None:
     name = agent_name(ctx, msg, sender.identity)
     previous = registry.get(name)
     agent = registry.register(AgentRecord(
-        name, routing_id, str(msg.device.get("device_id", "")), dict(msg.tags),
-        dict(msg.device)))  # fmt: skip
+        name, routing_id, str(msg.device.get("device_id", ""))[:DESCRIPTOR_TEXT_CHARS],
+        dict(msg.tags), kept_descriptor(msg.device)))  # fmt: skip
     store.upsert_agent(agent.agent_id, msg.device, msg.tags)
     if previous is not None and previous.running and previous.running != msg.running_job_id:
         same_process = previous.descriptor.get("agent_instance") == agent.descriptor.get(
@@ -59,17 +61,38 @@ def register(ctx: Context, sender: Sender, msg: protocol.Register) -> None:
         scheduler.expand_for_agent(store, campaign, agent.agent_id, agent.tags)
     log.info(
         "agent %s registered (device %s, %s)",
-        agent.agent_id,
-        agent.device_id,
-        msg.device.get("cpu_model", "?"),
+        safe(agent.agent_id),
+        safe(agent.device_id),
+        safe(msg.device.get("cpu_model", "?")),
     )
     sharers = registry.sharing(agent)
     if sharers:
         names = ", ".join(a.agent_id for a in sharers)
         log.info("agent %s shares device %s with %s: their jobs run one at a time",
-                 agent.agent_id, agent.device_id, names)  # fmt: skip
+                 safe(agent.agent_id), safe(agent.device_id), safe(names))  # fmt: skip
     ctx.reply(routing_id, protocol.Welcome(agent.agent_id, ctx.heartbeat_s))
     jobs.dispatch(ctx, agent)
+
+
+DESCRIPTOR_KEYS = 64  # of a descriptor kept in memory (the store keeps the whole one)
+DESCRIPTOR_TEXT_CHARS = 1000
+DESCRIPTOR_LIST_ITEMS = 64
+
+
+def kept_descriptor(device: dict[str, Any]) -> dict[str, Any]:
+    """The descriptor as the registry keeps it for the agent's whole connection: a few keys,
+    strings cut, lists of short strings, no nested documents. Up to 256 kB a Register times
+    thousands of agents would otherwise be the collector's memory; the store keeps it all."""
+    kept: dict[str, Any] = {}
+    for key, value in list(device.items())[:DESCRIPTOR_KEYS]:
+        if isinstance(value, str):
+            kept[key] = value[:DESCRIPTOR_TEXT_CHARS]
+        elif isinstance(value, (int, float, bool, type(None))):
+            kept[key] = value
+        elif isinstance(value, list):
+            kept[key] = [v[:200] if isinstance(v, str) else v for v in value[:DESCRIPTOR_LIST_ITEMS]
+                         if isinstance(v, (str, int, float, bool))]  # fmt: skip
+    return kept
 
 
 def heartbeat(ctx: Context, sender: Sender, msg: protocol.Heartbeat) -> None:
@@ -93,7 +116,7 @@ def adopt_running(ctx: Context, agent: AgentRecord, job_id: str) -> None:
 def check_liveness(ctx: Context) -> None:
     """Mark agents that stopped heartbeating missing and fail the job each was running."""
     for agent in ctx.registry.newly_missing():
-        log.warning("agent %s missed its heartbeats: marked missing", agent.agent_id)
+        log.warning("agent %s missed its heartbeats: marked missing", safe(agent.agent_id))
         if agent.running is not None:
             job = ctx.store.job(agent.running)
             jobs.fail(

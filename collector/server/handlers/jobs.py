@@ -21,6 +21,7 @@ from collector.store import Failure
 from collector.store.rows import JobRow, JobState
 from shared import protocol
 from shared.errors import FlopgapError, ProtocolError, StoreError
+from shared.log_safe import safe
 from shared.result import check_document, check_latencies
 from shared.settings import parse_job_settings
 from shared.verdicts import reason_kind
@@ -50,7 +51,12 @@ def dispatch(ctx: Context, agent: AgentRecord) -> None:
     ctx.reply(agent.routing_id, protocol.Job(
         job.job_id, job.model_name, job.model_sha256, settings,
         float(job.timeout_s)))  # fmt: skip
-    log.debug("job %s: %s -> %s", job.job_id[:8], job.model_name, agent.agent_id)
+    log.debug("job %s: %s -> %s", job.job_id[:8], safe(job.model_name), safe(agent.agent_id))
+
+
+PROGRESS_KEYS = 16  # kept of one Progress; the agent sends phase, iterations, elapsed, median
+PROGRESS_KEY_CHARS = 40
+PROGRESS_TEXT_CHARS = 200
 
 
 def _job_problem(job: JobRow) -> str | None:
@@ -73,8 +79,35 @@ def _fail_unrunnable(ctx: Context, job: JobRow, problem: str) -> None:
 
 
 def progress(ctx: Context, sender: Sender, msg: protocol.Progress) -> None:
-    """Keep the running job's latest progress for `flopgap status`; nothing is stored."""
-    ctx.progress[msg.job_id] = {**msg.progress, "agent": sender.registered.agent_id}
+    """Keep the running job's latest progress for `flopgap status`; nothing is stored.
+
+    Only for the job the agent holds, and cut to a few short scalars: Progress arrives every
+    second from every agent, so what it may leave in memory is bounded by the fleet, never by
+    what a peer invents (job ids it does not hold, 200 kB payloads).
+    """
+    agent = sender.registered
+    if agent.running != msg.job_id:
+        ctx.counters["progress_ignored"] = ctx.counters.get("progress_ignored", 0) + 1
+        return
+    ctx.progress[msg.job_id] = {**bounded_progress(msg.progress), "agent": agent.agent_id}
+    if len(ctx.progress) > 2 * len(ctx.registry.all()) + 16:  # amortised: rarely rebuilt
+        held = {a.running for a in ctx.registry.all() if a.running}
+        for job_id in [j for j in ctx.progress if j not in held]:
+            del ctx.progress[job_id]
+
+
+def bounded_progress(progress: dict[str, Any]) -> dict[str, Any]:
+    """At most PROGRESS_KEYS scalar entries, keys and strings truncated; the rest dropped."""
+    out: dict[str, Any] = {}
+    for key, value in progress.items():
+        if len(out) >= PROGRESS_KEYS:
+            break
+        if isinstance(value, str):
+            value = value[:PROGRESS_TEXT_CHARS]
+        elif not isinstance(value, (int, float, bool, type(None))):
+            continue  # lists, dicts: not part of progress
+        out[str(key)[:PROGRESS_KEY_CHARS]] = value
+    return out
 
 
 def send_model(ctx: Context, sender: Sender, msg: protocol.ModelRequest) -> None:
@@ -82,9 +115,9 @@ def send_model(ctx: Context, sender: Sender, msg: protocol.ModelRequest) -> None
     agent = sender.registered
     data = ctx.models.read(msg.sha256)
     if data is None:
-        raise ProtocolError(f"the collector has no model {msg.sha256[:12]}")
+        raise ProtocolError(f"the collector has no model {safe(msg.sha256[:12])}")
     ctx.reply(agent.routing_id, protocol.ModelData(msg.sha256, data))
-    log.info("sent model %s (%d bytes) to %s", msg.sha256[:12], len(data), agent.agent_id)
+    log.info("sent model %s (%d bytes) to %s", msg.sha256[:12], len(data), safe(agent.agent_id))
 
 
 def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFailed) -> None:
@@ -93,7 +126,8 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
     store, agent = ctx.store, sender.registered
     job = store.job(msg.job_id)
     if job is None or job.agent_id != agent.agent_id:
-        raise Refused(f"result for job {msg.job_id[:12]}, which is not this agent's", "unknown_job")
+        raise Refused(f"result for job {safe(msg.job_id[:12])}, which is not this agent's",
+                      "unknown_job")  # fmt: skip
     if isinstance(msg, protocol.Result):
         check_document(msg.document)  # before anything changes: a refusal leaves no trace
         check_latencies(msg.document, msg.latencies_ns)
@@ -117,9 +151,9 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
                        f"of {job.retry_invalid})")  # fmt: skip
         else:
             outcome = ""
-        log.info("result %s: %s on %s p50 %.3f ms (%s)%s", msg.result_id[:8],
-                 job.model_name, agent.agent_id, lat["p50"], _verdict(msg.document),
-                 outcome)  # fmt: skip
+        log.info("result %s: %s on %s p50 %s ms (%s)%s", safe(msg.result_id[:8]),
+                 safe(job.model_name), safe(agent.agent_id), _ms(lat.get("p50")),
+                 _verdict(msg.document), outcome)  # fmt: skip
     else:
         fail(ctx, agent, msg.job_id, msg.kind, msg.error, msg.result_id)
     ctx.reply(agent.routing_id, protocol.Ack(msg.result_id))  # after the durable write
@@ -160,7 +194,12 @@ def _verdict(document: dict[str, Any]) -> str:
     if document["valid"]:
         return "valid"
     kinds = sorted({reason_kind(r) for r in document.get("invalid_reasons") or []})
-    return f"INVALID: {', '.join(kinds) or 'no reason given'}"
+    return f"INVALID: {safe(', '.join(kinds)) or 'no reason given'}"
+
+
+def _ms(value: object) -> str:
+    """A latency in ms for a log line; anything else the peer sent, shown safely."""
+    return f"{value:.3f}" if isinstance(value, (int, float)) else safe(value, 40)
 
 
 def dispatch_device(ctx: Context, freed: AgentRecord) -> None:
@@ -184,12 +223,12 @@ def fail(
     state = ctx.store.fail_attempt(job_id, failure)
     if agent.running == job_id:
         agent.running = None
-    log.warning("job %s %s on %s (%s: %s)", job_id[:8],
+    log.warning("job %s %s on %s (%s: %s)", safe(job_id[:8]),
                 "failed for good" if state is JobState.FAILED else "will be retried",
-                agent.agent_id, kind, error[:200])  # fmt: skip
+                safe(agent.agent_id), safe(kind, 64), safe(error))  # fmt: skip
 
 
 def campaign_progress(ctx: Context, campaign_id: str) -> None:
     """Mark the campaign finished once none of its jobs is left to run."""
     if ctx.store.finish_campaign_if_done(campaign_id):
-        log.info("campaign %s finished", campaign_id[:8])
+        log.info("campaign %s finished", safe(campaign_id[:8]))
