@@ -28,6 +28,7 @@ from collector.server.registry import AgentRecord, Registry
 from collector.store import Store
 from collector.store.model_files import ModelStore
 from shared import protocol
+from shared.errors import ProtocolError
 from shared.log_safe import MAX_LOGGED_CHARS, safe
 from tests.conftest import REPO, matmul_graph, save_model
 from tests.fleet_helpers import (
@@ -121,18 +122,23 @@ def test_status_of_5000_agents_fits_the_wire_and_counts_them_all(tmp_path: Path)
 @pytest.mark.integration
 def test_two_agents_with_a_140_kB_cpu_model_leave_status_served(tmp_path: Path) -> None:
     """Two 140 kB cpu_models made a 280 kB status (over the 256 KiB field cap): exit rc 5.
-    Now each string is cut, the log line too, and the collector keeps serving."""
-    collector, endpoint = start_collector(tmp_path / "db.sqlite", heartbeat=60)
+    Such a descriptor is now refused at the door (tests/test_armor_door.py sends it raw; here
+    the encoder refuses it too), and the longest one allowed (256 characters) is still cut in
+    status and in the log, so the collector keeps serving."""
     big = "Intel(R) Xeon(R) " + "X" * 140_000
+    with pytest.raises(ProtocolError, match=r"device\.cpu_model"):
+        protocol.encode(protocol.Register("big", "0", _device(0, big), {}, ""))
+    collector, endpoint = start_collector(tmp_path / "db.sqlite", heartbeat=60)
+    longest = "Intel(R) Xeon(R) " + "X" * (256 - 17)
     try:
-        _register_many(endpoint, ["big-0", "big-1"], [_device(0, big), _device(1, big)])
+        _register_many(endpoint, ["big-0", "big-1"], [_device(0, longest), _device(1, longest)])
         for _ in range(3):  # several requests: the first one killed it before
             status = campaign_status(endpoint, "")
             assert [a["name"] for a in status["agents"]] == ["big-0", "big-1"]
-            assert all(len(a["cpu_model"]) <= 210 for a in status["agents"])
+            assert all(len(a["cpu_model"]) <= 220 for a in status["agents"])
         assert _status_cli(endpoint).returncode == 0
         line = collector.seen(r"agent big-0 registered", 10).string
-        assert len(line) < 600 and "[140017 chars]" in line
+        assert len(line) < 600 and "[256 chars]" in line
     finally:
         assert collector.stop() == 0, collector.tail(20)
 
