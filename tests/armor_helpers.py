@@ -141,8 +141,11 @@ def consistency_problems(db_path: Path) -> list[str]:
 def start_debug_collector(db: Path, key_dir: Path | None) -> tuple[Child, str]:
     """`flopgap --debug serve` on a free loopback port (with `--keys` when given): --debug,
     so a crash leaves its whole traceback in the log the failure report quotes."""
+    # A high peer rate: the suite attacks the handlers, and a malformed message costs its peer
+    # PENALTY_TOKENS, so at the default rate most mutations would be dropped unread.
     argv = [sys.executable, "-m", "collector", "--debug", "serve", "--bind", "tcp://127.0.0.1:0",
-            "--db", str(db), "--heartbeat", "0.5", "--no-calibrate"]  # fmt: skip
+            "--db", str(db), "--heartbeat", "0.5", "--no-calibrate",
+            "--peer-rate", "100000", "--peer-burst", "100000"]  # fmt: skip
     if key_dir is not None:
         argv += ["--keys", str(key_dir)]
     child = Child(argv, "collector")

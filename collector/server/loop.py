@@ -246,9 +246,11 @@ class Collector:
         try:
             msg = protocol.decode(frames)
         except ProtocolError as exc:
+            self.limiter.penalize(identity or routing_id)
             self._reject(routing_id, exc, "malformed")
             return
         except Exception as exc:
+            self.limiter.penalize(identity or routing_id)
             self._internal(routing_id, exc, "decode")
             return
         queued = len(self._deferred) if self._deferred is not None else 0
@@ -278,6 +280,7 @@ class Collector:
         elif isinstance(error, (ProtocolError, UsageError)):
             self._reject(routing_id, error, "refused")
         else:
+            self.limiter.penalize(identity or routing_id)
             self._internal(routing_id, error, type(msg).__name__)
 
     def _dispatch(self, sender: Sender, msg: protocol.Message) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 RATE_PER_S = 200.0
 BURST = 400.0
+PENALTY_TOKENS = 20.0  # a malformed or handler-breaking message costs 20 ordinary ones
 LOG_EVERY_S = 60.0
 MAX_PEERS = 10_000  # above this, refilled buckets are pruned; then the oldest
 
@@ -58,6 +59,13 @@ class RateLimiter:
             return True
         bucket.dropped += 1
         return False
+
+    def penalize(self, peer: Hashable, tokens: float = PENALTY_TOKENS) -> None:
+        """Charge `peer` for a message that was malformed or broke a handler: its next ones
+        come slower (tokens can go below zero), a well-behaved peer is never charged."""
+        bucket = self._buckets.get(peer)
+        if bucket is not None:
+            bucket.tokens -= tokens
 
     def report(self, peer: Hashable) -> int:
         """How many of `peer`'s messages were dropped since its last report, if one is due now.
