@@ -114,8 +114,9 @@ def test_serve_takes_the_peer_rate_from_its_flags(tmp_path: Path) -> None:
     peer = _raw_peer(endpoint)
     try:
         started = time.monotonic()
-        for _ in range(30):
-            peer.send_multipart([b"not json"])
+        beat = protocol.encode(protocol.Heartbeat("idle", ""))  # refused: never registered
+        for _ in range(30):  # well-formed, so not also charged as malformed (penalize)
+            peer.send_multipart(beat)
         deadline = time.monotonic() + 30
         while True:  # bounded: until all 30 are either rejected (handled) or dropped
             counters = campaign_status(endpoint, "")["counters"]
