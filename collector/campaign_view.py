@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-REASONS_SHOWN = 3  # the commonest invalid reasons named in a line; the rest are counted
+from shared.verdicts import kinds_text, summary
 
 # The exit status of `campaign run` (also its --help epilog).
 EXIT_FAILED = 1  # some job failed (an error result: crash, timeout, out of memory, ...)
@@ -32,22 +32,10 @@ def validity(camp: dict[str, Any]) -> dict[str, Any] | None:
     return results if isinstance(results, dict) else None
 
 
-def reasons_text(reasons: dict[str, int], most: int = REASONS_SHOWN) -> str:
-    """`other processes 3, frequency changed 1`: the commonest first, the rest as `+N more`."""
-    ranked = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
-    text = ", ".join(f"{reason} {count}" for reason, count in ranked[:most])
-    if len(ranked) > most:
-        text += f", {len(ranked) - most} more reasons"
-    return text
-
-
 def results_text(results: dict[str, Any]) -> str:
     """`24 results: 20 valid, 4 invalid (other processes 3, frequency changed 1), 0 failed`."""
-    valid, invalid, failed = results["valid"], results["invalid"], results["failed"]
-    reasons = reasons_text(results.get("invalid_reasons") or {})
-    why = f" ({reasons})" if invalid and reasons else ""
-    total = valid + invalid + failed
-    return f"{total} results: {valid} valid, {invalid} invalid{why}, {failed} failed"
+    return summary(results["valid"], results["invalid"], results["failed"],
+                   results.get("invalid_reasons") or {})  # fmt: skip
 
 
 def summary_line(camp: dict[str, Any]) -> str:
@@ -68,7 +56,7 @@ def progress_line(camp: dict[str, Any]) -> str:
     results = validity(camp)
     if results is not None:
         line += f"  (valid {results['valid']}  invalid {results['invalid']}"
-        reasons = reasons_text(results.get("invalid_reasons") or {})
+        reasons = kinds_text(results.get("invalid_reasons") or {})
         line += f": {reasons})" if results["invalid"] and reasons else ")"
     return line
 
@@ -131,7 +119,7 @@ def status_lines(status: dict[str, Any]) -> list[str]:
         results = validity(c)
         if results is not None:
             line += f" {results['valid']:>6} {results['invalid']:>7}"
-            line += f"  {reasons_text(results.get('invalid_reasons') or {}) or '-'}"
+            line += f"  {kinds_text(results.get('invalid_reasons') or {}) or '-'}"
         if not sum(j.values()) and c["state"] != "done":
             line += "  (no matching agent has registered yet)"
         lines.append(line)

@@ -67,12 +67,24 @@ def tally(verdicts: Iterable[tuple[str, int | None, str | None]]) -> dict[str, A
     return counts
 
 
+REASONS_SHOWN = 3  # the commonest invalid kinds named in a line; the rest are counted
+
+
+def kinds_text(kinds: dict[str, int], most: int = REASONS_SHOWN) -> str:
+    """`other processes 3, frequency changed 1`: the commonest first, the rest as `N more
+    reasons`."""
+    ranked = sorted(kinds.items(), key=lambda item: (-item[1], item[0]))
+    text = ", ".join(f"{kind} {count}" for kind, count in ranked[:most])
+    if len(ranked) > most:
+        text += f", {len(ranked) - most} more reasons"
+    return text
+
+
 def summary(valid: int, invalid: int, failed: int, kinds: dict[str, int]) -> str:
     """The one line every command prints about a set of results, e.g. "24 results: 20 valid,
     4 invalid (other processes 3, frequency changed 1), 0 failed"."""
-    why = ", ".join(f"{kind} {n}" for kind, n in kinds.items())
+    why = kinds_text(kinds)
     invalid_text = f"{invalid} invalid" + (f" ({why})" if invalid and why else "")
     total = valid + invalid + failed
-    return (
-        f"{total} result{'s' if total != 1 else ''}: {valid} valid, {invalid_text}, {failed} failed"
-    )
+    results = f"{total} result{'s' if total != 1 else ''}"
+    return f"{results}: {valid} valid, {invalid_text}, {failed} failed"

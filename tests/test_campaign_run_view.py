@@ -14,6 +14,7 @@ from typing import Any
 from collector import campaign_view
 from collector.campaign_run import ProgressView, exit_status
 from collector.campaign_view import EXIT_FAILED, EXIT_INVALID
+from shared.verdicts import kinds_text
 from tests.fleet_helpers import start_collector
 
 
@@ -74,7 +75,7 @@ def test_an_older_collectors_document_prints_as_before() -> None:
 
 
 def test_many_reasons_name_the_commonest_and_count_the_rest() -> None:
-    text = campaign_view.reasons_text({"a": 1, "b": 5, "c": 2, "d": 2})
+    text = kinds_text({"a": 1, "b": 5, "c": 2, "d": 2})
     assert text == "b 5, c 2, d 2, 1 more reasons"
 
 

@@ -119,7 +119,7 @@ def test_next_job_is_the_oldest_campaigns_oldest_job(tmp_path: Path) -> None:
 def test_reads_are_typed_rows_with_state_enums(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite")
     campaign = store.add_campaign("c1", "nightly", {"name": "nightly"})
-    assert store.campaign_by_name("nightly") == campaign
+    assert store.resolve_campaign("nightly") == campaign
     assert campaign.state is CampaignState.RUNNING and campaign.spec == {"name": "nightly"}
     store.add_jobs([_job("j1", "c1")])
     (job,) = store.jobs(campaign_id="c1", state=JobState.QUEUED)

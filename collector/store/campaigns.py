@@ -36,13 +36,6 @@ class Campaigns(Database):
             )
         return [typed(CampaignRow, row) for row in cur]
 
-    def campaign_by_name(self, name: str) -> CampaignRow | None:
-        row = self.db.execute(
-            "SELECT * FROM campaigns WHERE name=? OR campaign_id=? ORDER BY created DESC",
-            (name, name),
-        ).fetchone()
-        return None if row is None else typed(CampaignRow, row)
-
     def resolve_campaign(self, text: str) -> CampaignRow:
         """The campaign `text` names: its full id, else its name, else a unique id prefix.
 
