@@ -108,17 +108,20 @@ class Connection:
         return None
 
     def _handshake_failed(self) -> None:
-        """The secure handshake failed without detail: the collector does not answer to the
-        pinned key. Say so once, then back off (1 s doubling to 30 s) instead of 100 ms."""
+        """The handshake failed without detail. With a pinned key, the collector does not
+        answer to it: say so once, then back off (1 s doubling to 30 s) instead of libzmq's
+        100 ms. Without keys, libzmq's next attempt names the cause (a collector that
+        requires keys is fatal), so it is not slowed down."""
         if self._retry_at is not None:  # queued before the endpoint was dropped: counted
             return
         self._failures += 1
+        if not self.keyed:  # no pinned key to be wrong: let libzmq retry, whose next attempt
+            if self._failures == 1:  # usually tells (a CURVE collector: fatal, said then)
+                log.warning("the handshake with %s failed: is it a flopgap collector "
+                            "(flopgap serve)? retrying", self.endpoint)  # fmt: skip
+            return
         delay = min(HANDSHAKE_RETRY_MIN_S * 2 ** (self._failures - 1), HANDSHAKE_RETRY_MAX_S)
-        if self._failures == 1 and not self.keyed:
-            log.error("the handshake with %s failed: is it a flopgap collector (flopgap "
-                      "serve)? retrying every %g s at most", self.endpoint,
-                      HANDSHAKE_RETRY_MAX_S)  # fmt: skip
-        elif self._failures == 1:
+        if self._failures == 1:
             log.error(
                 "the collector at %s does not answer to the key in --collector-key (the secure "
                 "handshake failed): it must be the collector's public key, collector.key from "
