@@ -8,7 +8,8 @@ its job-settings parser and the campaign's checks are all built from ``SETTINGS`
 rule cannot differ between the side that writes a job and the side that runs it.
 
 Values are in wire units: seconds, milliseconds (``sample_interval_ms``), hertz, fractions and
-CPU cores. Standard library only, so the collector reads it without loading onnxruntime.
+CPU cores. Standard library and numpy (``input_values`` is read by ``shared.input_values``)
+only, so the collector reads it without loading onnxruntime.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from shared.errors import UsageError
+from shared.input_values import values_from_wire
 
 Side = Literal["agent", "collector", "both"]
 """Who reads a setting: the agent measures with it, the collector writes or keeps it."""
@@ -162,6 +164,7 @@ SETTINGS: tuple[Setting, ...] = (
             "idle baseline window before the model loads (default {default})", "power", "agent",
             _flag("idle_seconds")),
     Setting("input_shapes", dict, None, None, None, None, "both"),
+    Setting("input_values", dict, None, None, None, None, "both"),
     Setting("repeats", int, 1, POSITIVE_COUNT, None, None, "collector", campaign="measure"),
 )  # fmt: skip
 
@@ -199,6 +202,10 @@ def add_flags(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGr
 
 
 def _convert(s: Setting, value: Any) -> Any:
+    if s.name == "input_values":  # input name -> InputValue, from shared.input_values' wire form
+        if value is not None and not isinstance(value, Mapping):
+            raise UsageError(f"input_values is {type(value).__name__}, not a table of inputs")
+        return values_from_wire(value)
     if s.type is dict:  # input_shapes: input name -> elements per axis
         return {str(k): tuple(int(x) for x in v) for k, v in dict(value or {}).items()}
     if value is None and s.default is None:

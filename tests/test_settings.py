@@ -25,7 +25,7 @@ def test_the_agent_defaults_are_the_table_defaults() -> None:
     defaults = MeasureSettings().as_dict()
     assert set(defaults) == SETTING_KEYS
     expected = {s.name: s.default for s in SETTINGS if s.name in SETTING_KEYS}
-    assert defaults == {**expected, "input_shapes": {}}
+    assert defaults == {**expected, "input_shapes": {}, "input_values": {}}
 
 
 def test_wire_form_round_trips() -> None:

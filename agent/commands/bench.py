@@ -49,6 +49,22 @@ def add_parser(sub: Subparsers, measure_flags: bool) -> None:
         metavar="NAME=DIMS",
         help="shape of an input with dynamic dims, e.g. images=1x3x224x224",
     )
+    bench.add_argument(
+        "--input-value",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="the value of an input, instead of synthesized data: a number (sr=16000), "
+        "zeros[2,1,128], ones[1,128], full[2,3](0.5) or a list [1,2,3]; needed for every "
+        "integer or boolean scalar input, whose value can decide control flow",
+    )
+    bench.add_argument(
+        "--input-file",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="real data for an input, from a .npy file (its dtype and shape must fit the input)",
+    )
     bench.add_argument("--json", action="store_true", help="print the result document as JSON")
     bench.add_argument(
         "--raw",
@@ -84,6 +100,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from agent.engine.session import check_model_file, check_provider
     from agent.engine.table import render
     from shared.input_specs import parse_input_specs
+    from shared.input_values import parse_values
 
     raw = _raw_path(args.raw)
     if raw is not None:
@@ -92,7 +109,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--lock-timeout {args.lock_timeout:g} is negative",
                          hint="give the seconds to wait for the device, 0 not to wait")  # fmt: skip
     shapes = parse_input_specs(args.input)
-    settings = settings_from_args(args, shapes)
+    values = parse_values(args.input_value, args.input_file)
+    settings = settings_from_args(args, shapes, values)
     check_model_file(args.model)  # before a wait for the device, not after it
     check_provider(settings.session.provider)
     with DeviceLock(f"flopgap-agent bench {args.model.name}") as lock:

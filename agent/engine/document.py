@@ -11,6 +11,7 @@ import onnxruntime as ort
 from agent.board import device
 from agent.engine.sampler import SamplerReport
 from agent.engine.verdict import Observations, judge
+from agent.inputs import numpy_dtype
 from shared.result import RESULT_SCHEMA_VERSION
 from shared.stats import PERCENTILE_DEFINITION, summarize
 
@@ -53,10 +54,7 @@ def build(
             "name": model_name or model_path.stem,
             "sha256": sha256,
             "size_bytes": model_path.stat().st_size,
-            "inputs": {
-                i.name: {"type": i.type, "shape": list(shapes[i.name])}
-                for i in session.get_inputs()
-            },
+            "inputs": inputs_used(session, shapes, settings),
             "outputs": {o.name: {"type": o.type} for o in session.get_outputs()},
         },
         "load_ms": load_ns / 1e6,
@@ -72,10 +70,36 @@ def build(
         "warnings": warnings,
         "system": _system(report, phases),
         "device": device.describe(settings.root),
-        "settings": settings.as_dict(),
+        "settings": settings.as_dict(wire_values=False),
         "power": phases["power"],
         "power_unavailable_reason": phases["power_reason"],
     }
+
+
+def inputs_used(
+    session: ort.InferenceSession, shapes: dict[str, tuple[int, ...]], settings: MeasureSettings
+) -> dict[str, dict[str, Any]]:
+    """Every input as it was fed: shape, dtype and source, so a result says which data (and so
+    which control-flow branch) it measured: ``synthesized`` with its seed, or the given value
+    (``shared.input_values.InputValue.describe``: the value itself, or a file by name and
+    sha256). ``type`` is onnxruntime's type string; dtype is numpy's name where it has one."""
+    out: dict[str, dict[str, Any]] = {}
+    for arg in session.get_inputs():
+        dtype = numpy_dtype(arg)
+        entry: dict[str, Any] = {
+            "type": arg.type,
+            "shape": list(shapes[arg.name]),
+            "dtype": str(dtype) if dtype is not None else arg.type.removeprefix("tensor(")[:-1],
+        }
+        value = settings.input_values.get(arg.name)
+        if value is None:
+            entry |= {"source": "synthesized", "seed": settings.seed}
+        else:
+            described = value.describe()
+            entry |= {k: v for k, v in described.items() if k not in ("shape", "dtype")}
+            entry["value_shape"] = described["shape"]
+        out[arg.name] = entry
+    return out
 
 
 def _system(report: SamplerReport, phases: dict[str, Any]) -> dict[str, Any]:

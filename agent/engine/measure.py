@@ -27,6 +27,7 @@ from agent.power.meter import PowerSampler, open_sampler
 from agent.probes import cpufreq, memory
 from shared.errors import MeasurementError
 from shared.hashing import file_sha256
+from shared.input_values import InputValue, values_to_wire
 from shared.settings import SETTINGS
 
 SETTING_ORDER = tuple(s.name for s in SETTINGS if s.side != "collector")
@@ -43,6 +44,7 @@ class MeasureSettings:
 
     session: SessionSettings = field(default_factory=SessionSettings)
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    input_values: Mapping[str, InputValue] = field(default_factory=dict)
     seed: int = 0
     warmup_runs: int = 10
     warmup_seconds: float = 0.5
@@ -56,9 +58,11 @@ class MeasureSettings:
     calibrate: bool = False
     root: str = field(default_factory=default_root)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, wire_values: bool = True) -> dict[str, Any]:
         """The job settings this measures under, keyed and ordered as shared.settings.SETTINGS
-        (wire units: sample_interval_ms, input shapes as lists)."""
+        (wire units: sample_interval_ms, input shapes as lists). Input values are in their wire
+        form, or, without ``wire_values``, as a result document describes them (a file by name
+        and sha256, not its bytes again)."""
         flat: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
@@ -66,6 +70,11 @@ class MeasureSettings:
             flat.update(asdict(value) if nested else {f.name: value})
         flat["sample_interval_ms"] = self.sample_interval_s * 1000.0
         flat["input_shapes"] = {k: list(v) for k, v in self.input_shapes.items()}
+        flat["input_values"] = (
+            values_to_wire(self.input_values)
+            if wire_values
+            else {name: value.describe() for name, value in self.input_values.items()}
+        )
         return {key: flat[key] for key in SETTING_ORDER}
 
 
@@ -108,15 +117,15 @@ def measure(
     try:
         session, load_ns = load_session(model_path, settings.session)
         rss_after_load = memory.rss_mb(process)
-        shapes = inputs.resolve_shapes(session.get_inputs(), settings.input_shapes)
-        feeds = inputs.synthesize_inputs(
+        shapes, feeds = inputs.model_feeds(
             session.get_inputs(),
-            shapes,
+            session.get_outputs(),
+            settings.input_shapes,
+            settings.input_values,
             settings.seed,
-            as_ort_values=inputs.output_needs_ort_values(session.get_outputs()),
         )
         run, outputs, feed_dict = _runner(session, feeds)
-        phases = _timed_phases(run, outputs, feed_dict, settings, sampler, on_progress)
+        phases = _timed_phases(run, outputs, feed_dict, settings, sampler, on_progress, session)
         if power_sampler is not None:
             steady = phases["steady"]
             power_result = power_sampler.window(
@@ -164,7 +173,10 @@ def _extra_passes(
         from agent.engine.profile_ops import profile_ops
 
         work = Path(tempfile.mkdtemp(prefix="flopgap-profile-"))
-        profile = profile_ops(model_path, settings.session, shapes, work, seed=settings.seed)
+        profile = profile_ops(
+            model_path, settings.session, shapes, work, seed=settings.seed,
+            values=settings.input_values,
+        )  # fmt: skip
         doc["op_profile"] = profile.document
         doc["op_profile"]["optimized_model_file"] = str(profile.optimized_model)
         profile.profile_file.unlink(missing_ok=True)
@@ -194,6 +206,7 @@ def _timed_phases(
     settings: MeasureSettings,
     sampler: Sampler,
     on_progress: timing.ProgressFn | None,
+    session: ort.InferenceSession,
 ) -> dict[str, Any]:
     """First inference, warm-up and steady state, with the window's counters at its edges.
 
@@ -221,9 +234,10 @@ def _timed_phases(
             finally:
                 sampler.loud()
     except Exception as exc:  # ORT raises pybind errors with no common base
+        why = describe_ort_error(exc)
         raise MeasurementError(
-            f"inference failed: {describe_ort_error(exc)}",
-            hint="check the input shapes (--input) and that the model runs in onnxruntime",
+            f"inference failed: {why}",
+            hint=inputs.inference_hint(why, session.get_inputs(), settings.input_values),
         ) from exc
     throttle = None
     if throttle_before is not None and throttle_after is not None:

@@ -9,6 +9,7 @@ rules are the table in shared.settings; this module turns them into a MeasureSet
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
@@ -18,6 +19,7 @@ from agent.engine.session import SessionSettings
 from agent.engine.timing import StopRule
 from agent.engine.verdict import Limits
 from shared import settings as table
+from shared.input_values import InputValue
 from shared.settings import SETTING_KEYS
 
 __all__ = ["SETTING_KEYS", "add_measure_flags", "settings_from_args", "settings_from_dict"]
@@ -36,12 +38,17 @@ def add_measure_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(
-    args: argparse.Namespace, shapes: Mapping[str, tuple[int, ...]]
+    args: argparse.Namespace,
+    shapes: Mapping[str, tuple[int, ...]],
+    values: Mapping[str, InputValue] | None = None,
 ) -> MeasureSettings:
-    """MeasureSettings from parsed flags (each flag's dest is its setting's name)."""
+    """MeasureSettings from parsed flags (each flag's dest is its setting's name) and the
+    ``--input-value``/``--input-file`` values (already parsed: a local file is not re-encoded)."""
     raw = {key: value for key, value in vars(args).items() if key in SETTING_KEYS}
     raw["input_shapes"] = {k: list(v) for k, v in shapes.items()}
-    return settings_from_dict(raw, root=args.sysfs_root)
+    raw.pop("input_values", None)
+    settings = settings_from_dict(raw, root=args.sysfs_root)
+    return dataclasses.replace(settings, input_values=dict(values or {}))
 
 
 def settings_from_dict(raw: Mapping[str, Any], root: str | None = None) -> MeasureSettings:

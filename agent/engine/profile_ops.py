@@ -35,6 +35,7 @@ from agent.engine.session import (
 )
 from shared.errors import MeasurementError, UsageError
 from shared.hashing import file_sha256
+from shared.input_values import InputValue
 
 PROFILE_FORMAT = 1
 _SUFFIX = "_kernel_time"
@@ -72,11 +73,14 @@ def profile_ops(
     runs: int = 20,
     warmup_runs: int = 2,
     seed: int = 0,
+    values: Mapping[str, InputValue] | None = None,
 ) -> OpProfile:
     """Per-node kernel times of `runs` inferences after `warmup_runs`; files go to work_dir.
 
     Threads, optimisation level and provider come from `session_settings`, as in the measurement,
-    so the profiled graph is the measured graph. Raises ModelError, UsageError, MeasurementError.
+    so the profiled graph is the measured graph; ``values`` are the given input values, fed as
+    in the measurement, so the profiled run takes the measured branch. Raises ModelError,
+    UsageError, MeasurementError.
     """
     if runs < 1 or warmup_runs < 0:
         raise UsageError("profile needs runs >= 1 and warmup_runs >= 0")
@@ -95,8 +99,10 @@ def profile_ops(
         )
     except Exception as exc:  # ORT's pybind errors share no public base class
         raise translate_ort_error(exc, model_path) from exc
-    shapes = inputs.resolve_shapes(session.get_inputs(), input_shapes)
-    profile_file = Path(_run_profiled(session, shapes, seed, warmup_runs + runs))
+    shapes, feeds = inputs.model_feeds(
+        session.get_inputs(), session.get_outputs(), input_shapes, values or {}, seed
+    )
+    profile_file = Path(_run_profiled(session, feeds, warmup_runs + runs))
     kernels, windows = _scan(read_events(profile_file))
     nodes = _aggregate(kernels, windows, warmup_runs)
     kept = sorted(windows)[warmup_runs:]
@@ -117,16 +123,8 @@ def profile_ops(
     return OpProfile(document, optimized, profile_file)
 
 
-def _run_profiled(
-    session: ort.InferenceSession, shapes: Mapping[str, tuple[int, ...]], seed: int, count: int
-) -> str:
-    """Run `count` inferences on seeded inputs; returns the profile file ORT wrote."""
-    feeds = inputs.synthesize_inputs(
-        session.get_inputs(),
-        shapes,
-        seed,
-        as_ort_values=inputs.output_needs_ort_values(session.get_outputs()),
-    )
+def _run_profiled(session: ort.InferenceSession, feeds: inputs.Feeds, count: int) -> str:
+    """Run `count` inferences on the measurement's feeds; returns the profile file ORT wrote."""
     if feeds.needs_ort_values:
         run, names = session.run_with_ort_values, [o.name for o in session.get_outputs()]
     else:

@@ -10,6 +10,8 @@ so that callers keep importing from ``agent.inputs``:
 - ``agent.inputs.data``: seeded, small, finite host data, one fill rule per kind of element type.
 - ``agent.inputs.dtypes``: the supported element types, their ONNX codes (the agent never imports
   onnx), and whether a model needs OrtValues.
+- ``agent.inputs.values``: given values (``--input-value``, ``--input-file``, a job's
+  ``input_values``) checked against the session's inputs, and advice when control flow fails.
 - ``agent.inputs.feeds``: build all feeds of one model, as numpy arrays or OrtValues.
 """
 
@@ -30,8 +32,9 @@ from agent.inputs.dtypes import (
     UINT4,
     output_needs_ort_values,
 )
-from agent.inputs.feeds import Feed, Feeds, synthesize_inputs
+from agent.inputs.feeds import Feed, Feeds, model_feeds, synthesize_inputs
 from agent.inputs.shapes import NodeArgLike, resolve_shapes
+from agent.inputs.values import inference_hint, numpy_dtype
 from shared.input_specs import Shape, parse_input_spec, parse_input_specs
 
 __all__ = [
@@ -51,6 +54,9 @@ __all__ = [
     "Fill",
     "NodeArgLike",
     "Shape",
+    "inference_hint",
+    "model_feeds",
+    "numpy_dtype",
     "output_needs_ort_values",
     "parse_input_spec",
     "parse_input_specs",

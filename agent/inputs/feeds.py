@@ -15,10 +15,12 @@ from typing import TypeAlias
 import numpy as np
 import onnxruntime as ort
 
-from agent.inputs.dtypes import ElementType, element_type
-from agent.inputs.shapes import NodeArgLike
+from agent.inputs.dtypes import ElementType, element_type, output_needs_ort_values
+from agent.inputs.shapes import NodeArgLike, resolve_shapes
+from agent.inputs.values import given_arrays, with_value_shapes
 from shared.errors import ModelError, UsageError
 from shared.input_specs import Shape
+from shared.input_values import InputValue
 
 Feed: TypeAlias = "np.ndarray | ort.OrtValue"
 
@@ -46,12 +48,15 @@ def synthesize_inputs(
     seed: int = 0,
     *,
     as_ort_values: bool = False,
+    given: Mapping[str, np.ndarray] | None = None,
 ) -> Feeds:
     """Allocate seeded data for every input, up front, so the timing loop allocates nothing.
 
     Each input draws from its own generator seeded by (seed, CRC-32 of its name): the same seed
     gives the same bytes, and adding an input to a model leaves the others' data unchanged.
-    ``as_ort_values`` forces OrtValue feeds, for models whose outputs need them.
+    ``as_ort_values`` forces OrtValue feeds, for models whose outputs need them. ``given`` holds
+    the arrays of inputs whose values the user gave (``agent.inputs.values.given_arrays``):
+    they are fed as they are, and only the other inputs are synthesized.
     """
     if seed < 0:
         raise UsageError(f"seed must be >= 0, got {seed}", "pass a non-negative --seed")
@@ -61,8 +66,11 @@ def synthesize_inputs(
             f"no shape for inputs {missing}", "resolve shapes first with resolve_shapes()"
         )
     kinds = {arg.name: element_type(arg) for arg in inputs}
+    given = given or {}
     host = {
-        name: kind.fill(np.random.default_rng([seed, zlib.crc32(name.encode())]), shapes[name])
+        name: given[name]
+        if name in given
+        else kind.fill(np.random.default_rng([seed, zlib.crc32(name.encode())]), shapes[name])
         for name, kind in kinds.items()
     }
     needs = as_ort_values or any(kind.onnx_code is not None for kind in kinds.values())
@@ -95,3 +103,24 @@ def _nbytes(host: np.ndarray, kind: ElementType) -> int:
     if host.dtype == object:
         return sum(len(word.encode()) for word in host.reshape(-1))
     return int(host.nbytes)
+
+
+def model_feeds(
+    inputs: Sequence[NodeArgLike],
+    outputs: Sequence[NodeArgLike],
+    shapes: Mapping[str, Shape],
+    values: Mapping[str, InputValue],
+    seed: int,
+) -> tuple[dict[str, Shape], Feeds]:
+    """Every feed of a loaded session, and the shape of each: the given values (checked against
+    the inputs, which refuses a missing integer scalar), then seeded data for the rest.
+
+    The measurement and the per-op profiling pass both build their feeds here, so the profiled
+    run takes the same branch as the timed one.
+    """
+    arrays = given_arrays(inputs, values)
+    resolved = resolve_shapes(inputs, with_value_shapes(shapes, arrays))
+    feeds = synthesize_inputs(
+        inputs, resolved, seed, as_ort_values=output_needs_ort_values(outputs), given=arrays
+    )
+    return resolved, feeds
