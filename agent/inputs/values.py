@@ -43,13 +43,11 @@ def numpy_dtype(arg: NodeArgLike) -> np.dtype[Any] | None:
     return None if kind is None else np.dtype(kind)
 
 
-def _declared(arg: NodeArgLike, value: InputValue | None) -> Declared:
-    """The dims to check a value against. onnxruntime shows an input of unknown rank as ``[]``,
-    like a scalar, so ``[]`` accepts a value of any rank (a true scalar then fails in ORT)."""
-    dims = list(arg.shape)
-    if not dims and value is not None and value.shape:
-        return None
-    return dims
+def _declared(arg: NodeArgLike) -> Declared:
+    """The dims to check a value against. onnxruntime shows a scalar and an input of unknown
+    rank alike, as ``[]``; it is taken as a scalar, since ORT does not check a scalar's rank and
+    a tensor fed to one fails later, in whatever node reads it (a scalar ``If`` condition)."""
+    return list(arg.shape)
 
 
 def given_arrays(
@@ -58,7 +56,7 @@ def given_arrays(
     """Each given value as the array fed to its input; refuses unknown names, values that do not
     fit the input's dtype or dims, and integer/bool scalar inputs left without a value."""
     check_names(values, [arg.name for arg in inputs])
-    kinds = [(arg.name, _kind(arg), _declared(arg, None)) for arg in inputs]
+    kinds = [(arg.name, _kind(arg), _declared(arg)) for arg in inputs]
     missing = missing_scalar_values(kinds, values)
     if missing:
         raise missing_value_error(missing)
@@ -73,7 +71,7 @@ def given_arrays(
                 f"input '{arg.name}' has type {arg.type}, which a given value cannot fill",
                 hint=f"drop the value for '{arg.name}' and let flopgap synthesize it",
             )
-        array = value.to_array(arg.name, dtype, _declared(arg, value))
+        array = value.to_array(arg.name, dtype, _declared(arg))
         out[arg.name] = np.require(array, requirements="C")  # ascontiguousarray makes 0-d 1-d
     return out
 

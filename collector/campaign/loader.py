@@ -2,24 +2,27 @@
 
 Why validate everything here: once jobs are queued on a fleet, a typo costs a board-hour per
 job. Every key is checked (unknown keys too, with the known ones listed), every model is found
-and its inputs read, every shape and batch size is checked against the model, and every job's
+and its inputs read, every shape, value and batch size is checked against the model, and every job's
 settings are passed through ``shared.settings.parse_job_settings`` (what the agent's
 ``settings_from_dict`` applies first) before anything is queued.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from collector.campaign.matrix import read_matrix
 from collector.campaign.measure import read_measure, read_setting
 from collector.campaign.models import resolve_models
-from collector.campaign.shapes import check_coverage, read_input_shapes
+from collector.campaign.shapes import Shapes, check_coverage, read_input_shapes
 from collector.campaign.spec import MAX_RETRY_INVALID, CampaignSpec
 from collector.campaign.tables import Table, read_toml, usage
 from collector.campaign.targets import read_targets
+from collector.campaign.values import read_input_values, without_valued
 from shared.errors import UsageError
+from shared.protocol import MAX_JSON_FIELD_BYTES
 from shared.settings import BY_NAME, parse_job_settings
 
 TOP_KEYS = (
@@ -42,14 +45,22 @@ def load_campaign(path: Path) -> CampaignSpec:
     matrix, targets, measure = read_matrix(top), read_targets(top), read_measure(top)
     models = resolve_models(top, source.parent, seed or 0)
     shapes = read_input_shapes(top, models, batching=bool(matrix.batch_sizes))
+    values = read_input_values(top, models, source.parent)
     for model in models:
-        check_coverage(top, model, shapes.get(model.name, {}), matrix.batch_sizes)
+        given = values.get(model.name, {})
+        if given:  # a value sets its input's shape, whatever a "*" shape says
+            own = {n: s for n, s in shapes.get(model.name, {}).items() if n not in given}
+            shapes = {**shapes, model.name: own} if own else _drop(shapes, model.name)
+        check_coverage(
+            top, without_valued(model, given), shapes.get(model.name, {}), matrix.batch_sizes
+        )
     spec = CampaignSpec(
         name=name,
         description=top.get("description", "a string", ""),
         source=source,
         models=models,
         input_shapes=shapes,
+        input_values=values,
         matrix=matrix,
         targets=targets,
         measure=measure.settings,
@@ -74,11 +85,29 @@ def _retry_invalid(top: Table) -> int:
     return value
 
 
+def _drop(shapes: dict[str, Shapes], name: str) -> dict[str, Shapes]:
+    return {model: given for model, given in shapes.items() if model != name}
+
+
 def _check_agent_accepts(spec: CampaignSpec) -> None:
-    """Pass the settings of every distinct job through the parser the agent applies."""
+    """Pass the settings of every distinct job through the parser the agent applies, and
+    refuse input values larger than the protocol carries: each job carries its own copy, and
+    one SubmitCampaign carries every job in at most MAX_JSON_FIELD_BYTES of JSON."""
+    carried = 0
     for job in spec.jobs():
+        values = job.settings.get("input_values")
+        carried += len(json.dumps(values, separators=(",", ":"))) if values else 0
+        if carried > MAX_JSON_FIELD_BYTES:
+            raise usage(
+                spec.source,
+                "inputs",
+                f"the input values of this campaign's jobs come to over {carried:,} bytes of "
+                f"JSON (each job carries its own copy), over the {MAX_JSON_FIELD_BYTES:,} one "
+                "submitted campaign carries",
+                "give smaller input files or fewer jobs; let the agent synthesize large inputs",
+            )
         if job.repeat:
-            break  # later repeats have the same settings
+            continue  # later repeats have the same settings
         try:
             parse_job_settings(job.settings)
         except UsageError as exc:

@@ -30,10 +30,12 @@ Dims = tuple[int | None, ...]
 @dataclass(frozen=True)
 class ModelInput:
     """One graph input as the model declares it: ``None`` per dynamic dim, ``dims=None`` when
-    the model gives no rank at all."""
+    the model gives no rank at all; ``dtype`` is numpy's name of its element type (``None``
+    for strings, types numpy lacks and non-tensors), to check given values against."""
 
     name: str
     dims: Dims | None
+    dtype: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def _with_inputs(top: Table, ref: ModelRef, seed: int) -> ModelRef:
     graph = model.graph
     initializers = {tensor.name for tensor in graph.initializer}
     inputs = tuple(
-        ModelInput(value.name, _dims(value))
+        ModelInput(value.name, _dims(value), _dtype(value))
         for value in graph.input
         if value.name not in initializers
     )
@@ -159,3 +161,17 @@ def _dims(value: onnx.ValueInfoProto) -> Dims | None:
         dim.dim_value if dim.HasField("dim_value") and dim.dim_value >= 0 else None
         for dim in kind.tensor_type.shape.dim
     )
+
+
+def _dtype(value: onnx.ValueInfoProto) -> str | None:
+    """numpy's name of a tensor input's element type, ``None`` where numpy lacks a number type."""
+    from onnx import helper
+
+    kind = value.type
+    if not kind.HasField("tensor_type"):
+        return None
+    try:
+        dtype = helper.tensor_dtype_to_np_dtype(kind.tensor_type.elem_type)
+    except (KeyError, ValueError, TypeError):
+        return None
+    return dtype.name if dtype.kind in "biuf" and dtype.name != "bfloat16" else None

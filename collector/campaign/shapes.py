@@ -58,6 +58,8 @@ def _read_wildcard(sub: Table, models: Sequence[ModelRef], batching: bool) -> Sh
     """``[inputs."*"]``, each entry checked against every model that has that input."""
     shapes = {}
     for name in sub.raw:
+        if isinstance(sub.raw[name], dict):
+            continue  # a value or a file: collector.campaign.values reads it
         shape = _shape(sub, name)
         owners = [model for model in models if name in _names(model)]
         if not owners:
@@ -77,6 +79,8 @@ def _read_own(sub: Table, model: ModelRef, batching: bool) -> Shapes:
     """The shapes in ``[inputs."<model>"]``, each naming an input of that model."""
     shapes = {}
     for name in sub.raw:
+        if isinstance(sub.raw[name], dict):
+            continue  # a value or a file: collector.campaign.values reads it
         shape = _shape(sub, name)
         if name not in _names(model):
             raise sub.error(

@@ -18,7 +18,9 @@ from collector.campaign.matrix import Matrix
 from collector.campaign.models import ModelRef
 from collector.campaign.shapes import Shapes, job_shapes
 from collector.campaign.targets import Targets
+from collector.campaign.values import without_valued
 from shared.errors import UsageError
+from shared.input_values import InputValue, values_to_wire
 from shared.settings import SETTING_KEYS
 
 MAX_RETRY_INVALID = 10  # re-measuring an invalid result more often only hides a busy board
@@ -39,7 +41,8 @@ class CampaignSpec:
     """A campaign, validated in full by ``load_campaign``; times in seconds.
 
     ``measure`` holds the ``[measure]`` values that are job settings (only those written);
-    ``input_shapes`` the shapes ``[inputs]`` gives each model, before batch sizes.
+    ``input_shapes`` the shapes ``[inputs]`` gives each model, before batch sizes;
+    ``input_values`` the values and files it gives (``collector.campaign.values``).
     """
 
     name: str
@@ -49,6 +52,7 @@ class CampaignSpec:
     targets: Targets
     description: str = ""
     input_shapes: dict[str, Shapes] = field(default_factory=dict)
+    input_values: dict[str, dict[str, InputValue]] = field(default_factory=dict)
     measure: dict[str, int | float] = field(default_factory=dict)
     repeats: int = 1
     timeout_s: float = 600.0
@@ -73,9 +77,15 @@ class CampaignSpec:
     def job_settings(
         self, model: ModelRef, settings: Mapping[str, Any], batch_size: int | None = None
     ) -> dict[str, Any]:
-        """``settings`` plus ``model``'s input shapes, with dim 0 set to ``batch_size``."""
-        shapes = job_shapes(model, self.input_shapes.get(model.name, {}), batch_size)
-        return {**settings, "input_shapes": shapes} if shapes else dict(settings)
+        """``settings`` plus ``model``'s input shapes, with dim 0 set to ``batch_size``, and its
+        input values (which set their inputs' shapes, so batch sizes leave those alone)."""
+        values = self.input_values.get(model.name, {})
+        shaped = without_valued(model, values)
+        shapes = job_shapes(shaped, self.input_shapes.get(model.name, {}), batch_size)
+        out = {**settings, "input_shapes": shapes} if shapes else dict(settings)
+        if values:
+            out["input_values"] = values_to_wire(values)
+        return out
 
     def jobs(self) -> list[JobSpec]:
         """Every job for one device: repeats outermost, then models, settings, batch sizes.

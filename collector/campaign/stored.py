@@ -17,6 +17,7 @@ from collector.campaign.matrix import Matrix
 from collector.campaign.models import ModelInput, ModelRef
 from collector.campaign.targets import Targets
 from shared.errors import UsageError
+from shared.input_values import values_from_wire, values_to_wire
 
 if TYPE_CHECKING:
     from collector.campaign.spec import CampaignSpec
@@ -38,6 +39,9 @@ def spec_to_dict(spec: CampaignSpec) -> dict[str, Any]:
         "input_shapes": {
             model: {name: list(shape) for name, shape in shapes.items()}
             for model, shapes in spec.input_shapes.items()
+        },
+        "input_values": {
+            model: values_to_wire(values) for model, values in spec.input_values.items()
         },
         "matrix": {f.name: list(getattr(spec.matrix, f.name)) for f in fields(Matrix)},
         "targets": {"agents": list(spec.targets.agents), "tags": dict(spec.targets.tags)},
@@ -65,6 +69,10 @@ def fields_from_dict(raw: Mapping[str, Any]) -> dict[str, Any]:
                 model: {name: [int(d) for d in shape] for name, shape in shapes.items()}
                 for model, shapes in raw["input_shapes"].items()
             },
+            "input_values": {  # absent in campaigns stored before input values existed
+                model: values_from_wire(values)
+                for model, values in raw.get("input_values", {}).items()
+            },
             "matrix": Matrix(**{key: tuple(values) for key, values in raw["matrix"].items()}),
             "targets": Targets(tuple(raw["targets"]["agents"]), dict(raw["targets"]["tags"])),
             "measure": dict(raw["measure"]),
@@ -81,7 +89,11 @@ def _model_to_dict(model: ModelRef) -> dict[str, Any]:
         "path": None if model.path is None else str(model.path),
         "zoo": model.zoo,
         "inputs": [
-            {"name": arg.name, "dims": None if arg.dims is None else list(arg.dims)}
+            {
+                "name": arg.name,
+                "dims": None if arg.dims is None else list(arg.dims),
+                "dtype": arg.dtype,
+            }
             for arg in model.inputs
         ],
     }
@@ -93,7 +105,11 @@ def _model_from_dict(raw: Mapping[str, Any]) -> ModelRef:
         path=None if raw["path"] is None else Path(raw["path"]),
         zoo=raw["zoo"],
         inputs=tuple(
-            ModelInput(arg["name"], None if arg["dims"] is None else tuple(arg["dims"]))
+            ModelInput(
+                arg["name"],
+                None if arg["dims"] is None else tuple(arg["dims"]),
+                arg.get("dtype"),
+            )
             for arg in raw["inputs"]
         ),
     )
