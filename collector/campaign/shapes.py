@@ -104,7 +104,9 @@ def _shape(sub: Table, name: str) -> list[int]:
     elif isinstance(value, list):
         parts = [p if isinstance(p, int) and not isinstance(p, bool) else 0 for p in value]
     else:
-        raise sub.error(name, f"is not a shape: {show(value)}", _EXAMPLE)
+        value_hint = f"; an input's value is written {toml_key(name)} = {{ value = {value} }}"
+        plain = isinstance(value, int | float) and not isinstance(value, bool)
+        raise sub.error(name, f"is not a shape: {show(value)}", _EXAMPLE + value_hint * plain)
     if not parts or min(parts) < 1:
         raise sub.error(name, f"dims must be positive integers, got {show(value)}", _EXAMPLE)
     return parts
