@@ -24,6 +24,7 @@ from collector.flops.formulas_linear import (
     matmul_macs,
 )
 from collector.flops.report import CostReport
+from shared.errors import ModelError
 from tests.test_flops_builders import init, ints, model, run, single, vi
 
 
@@ -314,3 +315,66 @@ def test_every_formula_documents_itself_in_one_line() -> None:
         doc = (fn.__doc__ or "").strip()
         assert doc and "\n" not in doc, f"{op}: formula docstring must be one line"
     assert not (set(FORMULAS) & DATA_MOVEMENT)
+
+
+# --- ops the onnx backend corpus needs (tests/test_corpus_backend.py) -----------------------
+
+
+def test_lrn_counts_size_plus_four_per_element() -> None:
+    m = single("LRN", [[1, 8, 5, 5]], [1, 8, 5, 5], size=5, alpha=1e-4, beta=0.75, bias=1.0)
+    assert only(counted(m), "LRN") == (0, (5 + 4) * 200)
+    m = single("LRN", [[1, 8, 5, 5]], [1, 8, 5, 5], size=3)
+    assert only(counted(m), "LRN") == (0, (3 + 4) * 200)
+
+
+def test_prelu_opset6_per_channel_slope_counts_like_opset7() -> None:
+    # PRelu-6 takes a 1-D slope of length C as per-channel; opset 7 broadcasts [C,1,1] instead.
+    legacy = single("PRelu", [[2, 3, 4, 5]], [2, 3, 4, 5], [init("s", [3])], opset=6)
+    # (onnxruntime 1.32 has no PRelu-6 kernel, so only the opset-7 twin is run)
+    modern = single("PRelu", [[2, 3, 4, 5]], [2, 3, 4, 5], [init("s", [3, 1, 1])])
+    assert only(count_model(legacy), "PRelu") == only(counted(modern), "PRelu") == (0, 120)
+    assert count_model(legacy).total.params == 3
+
+
+def test_prelu_slope_that_fits_no_rule_is_contradictory() -> None:
+    bad = single("PRelu", [[2, 3, 4, 5]], [2, 3, 4, 5], [init("s", [4])], opset=6)
+    with pytest.raises(ModelError, match=r"slope \[4\] does not broadcast to X \[2, 3, 4, 5\]"):
+        count_model(bad)
+
+
+def test_constant_of_shape_weights_are_params() -> None:
+    fill = helper.make_tensor("v", TensorProto.FLOAT, [1], [0.02])
+    nodes = [
+        helper.make_node("ConstantOfShape", ["w_shape"], ["w"], value=fill),
+        helper.make_node("ConstantOfShape", ["pad_shape"], ["zeros"], value=fill),
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Add", ["c", "zeros"], ["y"]),
+    ]
+    inits = [ints("w_shape", [4, 3, 3, 3]), ints("pad_shape", [1, 4, 6, 6])]
+    m = model(nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 4, 6, 6])], inits)
+    report = counted(m)
+    # the Conv weight is a parameter; the same fill added to an activation is not
+    assert report.total.params == 4 * 3 * 3 * 3
+
+
+def test_string_ops_are_zero_flops_not_uncounted() -> None:
+    node = helper.make_node(
+        "StringNormalizer", ["x"], ["y"], case_change_action="LOWER", locale="C"
+    )
+    m = model([node], [vi("x", [3], TensorProto.STRING)], [vi("y", [3], TensorProto.STRING)])
+    run(m, {"x": np.array(["A", "b", "C"], dtype=object)})
+    report = count_model(m)
+    assert report.uncounted == {} and report.total.flops == 0
+
+
+def test_training_op_is_a_named_model_error() -> None:
+    grad = helper.make_node(
+        "Gradient", ["a", "b"], ["da"], name="g", domain="ai.onnx.preview.training",
+        xs=["a"], y="s",
+    )  # fmt: skip
+    nodes = [helper.make_node("Add", ["a", "b"], ["s"]), grad]
+    io = [vi("a", [2]), vi("b", [2])]
+    m = model(nodes, io, [vi("s", [2]), vi("da", [2])],
+              extra_opsets=[("ai.onnx.preview.training", 1)])  # fmt: skip
+    with pytest.raises(ModelError, match=r"node .g. is training op .*Gradient: flopgap counts"):
+        count_model(m)

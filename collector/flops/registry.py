@@ -16,6 +16,7 @@ from collector.flops.formulas import (
     binary_elementwise,
     data_movement,
     per_output_element,
+    prelu,
     reduction,
     unary_elementwise,
 )
@@ -33,7 +34,7 @@ UNARY = (
 BINARY = (
     "Add", "And", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "Div", "Equal",
     "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Max", "Mean", "Min", "Mod", "Mul", "Or",
-    "Pow", "PRelu", "Sub", "Sum", "Xor", f"{MS}.BiasGelu",
+    "Pow", "Sub", "Sum", "Xor", f"{MS}.BiasGelu",
 )  # fmt: skip
 REDUCE = (
     "ArgMax", "ArgMin", "CumSum", "GlobalLpPool", "GlobalMaxPool", "Hardmax", "ReduceL1",
@@ -45,6 +46,18 @@ NORMALIZATION = (
     "MeanVarianceNormalization", "RMSNormalization",
 )  # fmt: skip
 
+# Ops on string tensors: no floating-point arithmetic at all, so 0 FLOPs by rule (their bytes
+# are still counted when the strings' sizes are known, which they rarely are).
+STRING_OPS = data_movement("RegexFullMatch", "StringConcat", "StringNormalizer", "StringSplit")
+
+# Training ops (ai.onnx.preview.training): a Gradient's cost is the backward pass of a subgraph
+# it names by tensor names, which no fixed formula gives, and ONNX Runtime's inference build
+# runs none of them. flopgap counts inference graphs, so a node of these is a named ModelError.
+TRAINING_DOMAIN = "ai.onnx.preview.training"
+TRAINING_OPS = frozenset(
+    f"{TRAINING_DOMAIN}.{op}" for op in ("Adagrad", "Adam", "Gradient", "Momentum")
+)
+
 DATA_MOVEMENT = data_movement(
     "Cast", "CastLike", "CenterCropPad", "Compress", "Concat", "ConcatFromSequence", "Constant",
     "ConstantOfShape", "DepthToSpace", "Dropout", "Expand", "EyeLike", "Flatten", "Gather",
@@ -53,7 +66,7 @@ DATA_MOVEMENT = data_movement(
     "Scatter", "ScatterElements", "ScatterND", "SequenceAt", "SequenceConstruct", "SequenceEmpty",
     "SequenceErase", "SequenceInsert", "SequenceLength", "Shape", "Size", "Slice", "SpaceToDepth",
     "Split", "SplitToSequence", "Squeeze", "Tile", "Transpose", "Trilu", "Unsqueeze", "Where",
-)  # fmt: skip
+) | STRING_OPS  # fmt: skip
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 
 FORMULAS: dict[str, Formula] = {
@@ -72,6 +85,8 @@ FORMULAS: dict[str, Formula] = {
     "Attention": att.onnx_attention,
     f"{MS}.Attention": att.ms_attention,
     f"{MS}.MultiHeadAttention": att.ms_multi_head_attention,
+    "PRelu": prelu,
+    "LRN": spa.lrn,
     "BatchNormalization": per_output_element(2, "batch_normalization"),
     "Softmax": per_output_element(4, "softmax"),
     "LogSoftmax": per_output_element(4, "log_softmax"),
@@ -94,8 +109,8 @@ KNOWN_OP_TYPES: frozenset[str] = frozenset(FORMULAS) | DATA_MOVEMENT | CONTROL_F
 # Op types whose formula reads shapes only, never attributes: the walk does not parse their
 # attributes and computes their cost once per distinct shapes (most nodes of a model repeat).
 SHAPE_ONLY: frozenset[str] = frozenset(
-    (*UNARY, *BINARY, *REDUCE, *NORMALIZATION, "BatchNormalization", "Softmax", "LogSoftmax",
-     "GlobalAveragePool", "ReduceMean", "MatMul", "QLinearMatMul", "MatMulInteger",
+    (*UNARY, *BINARY, *REDUCE, *NORMALIZATION, "PRelu", "BatchNormalization", "Softmax",
+     "LogSoftmax", "GlobalAveragePool", "ReduceMean", "MatMul", "QLinearMatMul", "MatMulInteger",
      f"{MS}.SkipLayerNormalization")
 )  # fmt: skip
 
