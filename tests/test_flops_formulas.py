@@ -378,3 +378,48 @@ def test_training_op_is_a_named_model_error() -> None:
               extra_opsets=[("ai.onnx.preview.training", 1)])  # fmt: skip
     with pytest.raises(ModelError, match=r"node .g. is training op .*Gradient: flopgap counts"):
         count_model(m)
+
+
+# --- recurrent ops (silero VAD, ddddocr: tests/data/wheel_models.toml) ---------------------
+
+
+def _recurrent(op: str, gates: int, direction: str, bias: bool, layout: int = 0) -> CostReport:
+    """One LSTM/GRU/RNN node: T=5 steps, N=2, I=3, H=4, run in onnxruntime, then counted.
+
+    onnxruntime refuses batch-first ``layout=1``, so such a node is only counted.
+    """
+    d = 2 if direction == "bidirectional" else 1
+    t, n, i, h = 5, 2, 3, 4
+    inits = [init("w", [d, gates * h, i]), init("r", [d, gates * h, h])]
+    inits += [init("b", [d, 2 * gates * h])] if bias else []
+    names = ["x"] + [t.name for t in inits]
+    x_dims, y_dims = ([n, t, i], [n, t, d, h]) if layout else ([t, n, i], [t, d, n, h])
+    node = helper.make_node(
+        op, names, ["y"], name="rec", hidden_size=h, direction=direction, layout=layout
+    )
+    m = model([node], [vi("x", x_dims)], [vi("y", y_dims)], inits, opset=14)
+    return count_model(m) if layout else counted(m)
+
+
+@pytest.mark.parametrize(
+    ("op", "gates", "per_elem"), [("LSTM", 4, 13), ("GRU", 3, 10), ("RNN", 1, 2)]
+)
+def test_recurrent_macs_per_gate_and_step(op: str, gates: int, per_elem: int) -> None:
+    macs = 5 * 2 * gates * 4 * (3 + 4)  # T·N·gates·H·(I+H)
+    report = _recurrent(op, gates, "forward", bias=False)
+    assert only(report, op) == (macs, 2 * macs + 5 * 2 * 4 * per_elem)
+    both = _recurrent(op, gates, "bidirectional", bias=True)
+    assert only(both, op) == (2 * macs, 2 * (2 * macs + 5 * 2 * 4 * (per_elem + 2 * gates)))
+    assert only(_recurrent(op, gates, "bidirectional", bias=True, layout=1), op) == only(both, op)
+    assert both.total.params == 2 * (gates * 4 * 3 + gates * 4 * 4 + 2 * gates * 4)
+
+
+def test_dynamic_quantize_lstm_counts_integer_macs() -> None:
+    from collector.flops.formulas_recurrent import dynamic_quantize_lstm
+
+    # ddddocr's layout: W and R int8 [D, I, 4H], B float [D, 8H]; X [T, N, I]
+    ins = [(7, 1, 512), (2, 512, 2048), (2, 512, 2048), (2, 4096)]
+    cost = dynamic_quantize_lstm(ins, [(7, 2, 1, 512)], {"hidden_size": 512})
+    assert cost.macs == 0
+    assert cost.int_macs == 2 * 7 * 1 * 4 * 512 * (512 + 512)
+    assert cost.flops == 2 * 7 * 1 * 512 * (13 + 8)

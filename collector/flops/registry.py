@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collector.flops import formulas_attention as att
 from collector.flops import formulas_linear as lin
+from collector.flops import formulas_recurrent as rec
 from collector.flops import formulas_spatial as spa
 from collector.flops.formulas import (
     Formula,
@@ -82,6 +83,10 @@ FORMULAS: dict[str, Formula] = {
     f"{MS}.FusedConv": lin.fused_conv,
     f"{MS}.FusedMatMul": lin.fused_matmul,
     f"{MS}.FusedGemm": lin.fused_gemm,
+    "LSTM": rec.lstm,
+    "GRU": rec.gru,
+    "RNN": rec.rnn,
+    f"{MS}.DynamicQuantizeLSTM": rec.dynamic_quantize_lstm,
     "Attention": att.onnx_attention,
     f"{MS}.Attention": att.ms_attention,
     f"{MS}.MultiHeadAttention": att.ms_multi_head_attention,
@@ -120,6 +125,7 @@ CONTROL_SLOTS: dict[str, tuple[int, ...]] = {
     "Resize": (1, 2, 3), "Upsample": (1,), "QuantizeLinear": (1, 2),
     "DequantizeLinear": (1, 2), "QLinearConv": (1, 2, 4, 5, 6, 7),
     "QLinearMatMul": (1, 2, 4, 5, 6, 7), "ConstantOfShape": (0,),
+    f"{MS}.DynamicQuantizeLSTM": (8, 9, 10, 11),
 }  # fmt: skip
 
 # Input slots whose float Constant-node values are weights (paddle2onnx stores weights this
@@ -128,7 +134,8 @@ WEIGHT_SLOTS: dict[str, tuple[int, ...]] = {
     "Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1),
     "Einsum": (0, 1, 2), "BatchNormalization": (1, 2, 3, 4), "LayerNormalization": (1, 2),
     "GroupNormalization": (1, 2), "InstanceNormalization": (1, 2), "RMSNormalization": (1,),
-    "PRelu": (1,), "Gather": (0,), f"{MS}.Attention": (1, 2), f"{MS}.FusedConv": (1, 2),
+    "PRelu": (1,), "Gather": (0,), "LSTM": (1, 2, 3, 7), "GRU": (1, 2, 3), "RNN": (1, 2, 3),
+    f"{MS}.Attention": (1, 2), f"{MS}.FusedConv": (1, 2),
     f"{MS}.FusedMatMul": (0, 1), f"{MS}.FusedGemm": (0, 1, 2),
     f"{MS}.SkipLayerNormalization": (2, 3, 4),
 }  # fmt: skip
