@@ -24,6 +24,7 @@ from collector.flops.formulas_linear import (
     matmul_macs,
 )
 from collector.flops.report import CostReport
+from shared.errors import ModelError
 from tests.test_flops_builders import init, ints, model, run, single, vi
 
 
@@ -314,3 +315,111 @@ def test_every_formula_documents_itself_in_one_line() -> None:
         doc = (fn.__doc__ or "").strip()
         assert doc and "\n" not in doc, f"{op}: formula docstring must be one line"
     assert not (set(FORMULAS) & DATA_MOVEMENT)
+
+
+# --- ops the onnx backend corpus needs (tests/test_corpus_backend.py) -----------------------
+
+
+def test_lrn_counts_size_plus_four_per_element() -> None:
+    m = single("LRN", [[1, 8, 5, 5]], [1, 8, 5, 5], size=5, alpha=1e-4, beta=0.75, bias=1.0)
+    assert only(counted(m), "LRN") == (0, (5 + 4) * 200)
+    m = single("LRN", [[1, 8, 5, 5]], [1, 8, 5, 5], size=3)
+    assert only(counted(m), "LRN") == (0, (3 + 4) * 200)
+
+
+def test_prelu_opset6_per_channel_slope_counts_like_opset7() -> None:
+    # PRelu-6 takes a 1-D slope of length C as per-channel; opset 7 broadcasts [C,1,1] instead.
+    legacy = single("PRelu", [[2, 3, 4, 5]], [2, 3, 4, 5], [init("s", [3])], opset=6)
+    # (onnxruntime 1.32 has no PRelu-6 kernel, so only the opset-7 twin is run)
+    modern = single("PRelu", [[2, 3, 4, 5]], [2, 3, 4, 5], [init("s", [3, 1, 1])])
+    assert only(count_model(legacy), "PRelu") == only(counted(modern), "PRelu") == (0, 120)
+    assert count_model(legacy).total.params == 3
+
+
+def test_prelu_slope_that_fits_no_rule_is_contradictory() -> None:
+    bad = single("PRelu", [[2, 3, 4, 5]], [2, 3, 4, 5], [init("s", [4])], opset=6)
+    with pytest.raises(ModelError, match=r"slope \[4\] does not broadcast to X \[2, 3, 4, 5\]"):
+        count_model(bad)
+
+
+def test_constant_of_shape_weights_are_params() -> None:
+    fill = helper.make_tensor("v", TensorProto.FLOAT, [1], [0.02])
+    nodes = [
+        helper.make_node("ConstantOfShape", ["w_shape"], ["w"], value=fill),
+        helper.make_node("ConstantOfShape", ["pad_shape"], ["zeros"], value=fill),
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Add", ["c", "zeros"], ["y"]),
+    ]
+    inits = [ints("w_shape", [4, 3, 3, 3]), ints("pad_shape", [1, 4, 6, 6])]
+    m = model(nodes, [vi("x", [1, 3, 8, 8])], [vi("y", [1, 4, 6, 6])], inits)
+    report = counted(m)
+    # the Conv weight is a parameter; the same fill added to an activation is not
+    assert report.total.params == 4 * 3 * 3 * 3
+
+
+def test_string_ops_are_zero_flops_not_uncounted() -> None:
+    node = helper.make_node(
+        "StringNormalizer", ["x"], ["y"], case_change_action="LOWER", locale="C"
+    )
+    m = model([node], [vi("x", [3], TensorProto.STRING)], [vi("y", [3], TensorProto.STRING)])
+    run(m, {"x": np.array(["A", "b", "C"], dtype=object)})
+    report = count_model(m)
+    assert report.uncounted == {} and report.total.flops == 0
+
+
+def test_training_op_is_a_named_model_error() -> None:
+    grad = helper.make_node(
+        "Gradient", ["a", "b"], ["da"], name="g", domain="ai.onnx.preview.training",
+        xs=["a"], y="s",
+    )  # fmt: skip
+    nodes = [helper.make_node("Add", ["a", "b"], ["s"]), grad]
+    io = [vi("a", [2]), vi("b", [2])]
+    m = model(nodes, io, [vi("s", [2]), vi("da", [2])],
+              extra_opsets=[("ai.onnx.preview.training", 1)])  # fmt: skip
+    with pytest.raises(ModelError, match=r"node .g. is training op .*Gradient: flopgap counts"):
+        count_model(m)
+
+
+# --- recurrent ops (silero VAD, ddddocr: tests/data/wheel_models.toml) ---------------------
+
+
+def _recurrent(op: str, gates: int, direction: str, bias: bool, layout: int = 0) -> CostReport:
+    """One LSTM/GRU/RNN node: T=5 steps, N=2, I=3, H=4, run in onnxruntime, then counted.
+
+    onnxruntime refuses batch-first ``layout=1``, so such a node is only counted.
+    """
+    d = 2 if direction == "bidirectional" else 1
+    t, n, i, h = 5, 2, 3, 4
+    inits = [init("w", [d, gates * h, i]), init("r", [d, gates * h, h])]
+    inits += [init("b", [d, 2 * gates * h])] if bias else []
+    names = ["x"] + [t.name for t in inits]
+    x_dims, y_dims = ([n, t, i], [n, t, d, h]) if layout else ([t, n, i], [t, d, n, h])
+    node = helper.make_node(
+        op, names, ["y"], name="rec", hidden_size=h, direction=direction, layout=layout
+    )
+    m = model([node], [vi("x", x_dims)], [vi("y", y_dims)], inits, opset=14)
+    return count_model(m) if layout else counted(m)
+
+
+@pytest.mark.parametrize(
+    ("op", "gates", "per_elem"), [("LSTM", 4, 13), ("GRU", 3, 10), ("RNN", 1, 2)]
+)
+def test_recurrent_macs_per_gate_and_step(op: str, gates: int, per_elem: int) -> None:
+    macs = 5 * 2 * gates * 4 * (3 + 4)  # T·N·gates·H·(I+H)
+    report = _recurrent(op, gates, "forward", bias=False)
+    assert only(report, op) == (macs, 2 * macs + 5 * 2 * 4 * per_elem)
+    both = _recurrent(op, gates, "bidirectional", bias=True)
+    assert only(both, op) == (2 * macs, 2 * (2 * macs + 5 * 2 * 4 * (per_elem + 2 * gates)))
+    assert only(_recurrent(op, gates, "bidirectional", bias=True, layout=1), op) == only(both, op)
+    assert both.total.params == 2 * (gates * 4 * 3 + gates * 4 * 4 + 2 * gates * 4)
+
+
+def test_dynamic_quantize_lstm_counts_integer_macs() -> None:
+    from collector.flops.formulas_recurrent import dynamic_quantize_lstm
+
+    # ddddocr's layout: W and R int8 [D, I, 4H], B float [D, 8H]; X [T, N, I]
+    ins = [(7, 1, 512), (2, 512, 2048), (2, 512, 2048), (2, 4096)]
+    cost = dynamic_quantize_lstm(ins, [(7, 2, 1, 512)], {"hidden_size": 512})
+    assert cost.macs == 0
+    assert cost.int_macs == 2 * 7 * 1 * 4 * 512 * (512 + 512)
+    assert cost.flops == 2 * 7 * 1 * 512 * (13 + 8)

@@ -96,6 +96,19 @@ def binary_elementwise(per_elem: int = 1) -> Formula:
     return _named(fn, "binary_elementwise", f"FLOPs = {per_elem} × vol(broadcast(inputs))")
 
 
+def prelu(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
+    """FLOPs = vol(X); slope broadcasts to X, or is PRelu-1/-6's per-channel 1-D [C]."""
+    x, slope = need(ins, 0, "input X"), need(ins, 1, "slope")
+    if not (len(slope) == 1 and len(x) >= 2 and slope[0] == x[1]):
+        try:
+            fits = broadcast(x, slope) == x
+        except FormulaError:
+            fits = False
+        if not fits:
+            raise FormulaError(f"slope {list(slope)} does not broadcast to X {list(x)}")
+    return OpCost(flops=vol(x))
+
+
 def per_output_element(per_elem: int, name: str) -> Formula:
     """Factory: a fixed count per output element (Softmax 4, BatchNorm 2, ...)."""
 

@@ -1,8 +1,9 @@
 """Per-element formulas that depend on attributes: normalizations, pools and Resize.
 
 Counts follow ``docs/FLOPS.md``: a normalization costs 5 FLOPs per element with an affine
-scale/shift and 4 without; pools cost one FLOP per window element; Resize costs 0 (nearest),
-2^d (linear) or 4^d (cubic) per output element, d being the number of resized axes.
+scale/shift and 4 without; LRN costs size + 4 per element; pools cost one FLOP per window
+element; Resize costs 0 (nearest), 2^d (linear) or 4^d (cubic) per output element, d being
+the number of resized axes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ def skip_layer_norm(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
     """com.microsoft SkipLayerNormalization: FLOPs = (5 + 1 skip add + 1 if bias) × out_vol."""
     per_elem = 6 + (1 if has(ins, 4) else 0)
     return OpCost(flops=per_elem * vol(need(outs, 0, "output")))
+
+
+def lrn(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
+    """FLOPs = (size + 4) × out_vol: x², size−1 adds of the window, ×α/size, +bias, ^β, ÷."""
+    size = attrs.get("size")
+    if not isinstance(size, int) or size < 1:
+        raise FormulaError(f"LRN needs a positive int size, got {size!r}")
+    return OpCost(flops=(size + 4) * vol(need(outs, 0, "output")))
 
 
 def pool(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collector.flops import formulas_attention as att
 from collector.flops import formulas_linear as lin
+from collector.flops import formulas_recurrent as rec
 from collector.flops import formulas_spatial as spa
 from collector.flops.formulas import (
     Formula,
     binary_elementwise,
     data_movement,
     per_output_element,
+    prelu,
     reduction,
     unary_elementwise,
 )
@@ -33,7 +35,7 @@ UNARY = (
 BINARY = (
     "Add", "And", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "Div", "Equal",
     "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Max", "Mean", "Min", "Mod", "Mul", "Or",
-    "Pow", "PRelu", "Sub", "Sum", "Xor", f"{MS}.BiasGelu",
+    "Pow", "Sub", "Sum", "Xor", f"{MS}.BiasGelu",
 )  # fmt: skip
 REDUCE = (
     "ArgMax", "ArgMin", "CumSum", "GlobalLpPool", "GlobalMaxPool", "Hardmax", "ReduceL1",
@@ -45,6 +47,18 @@ NORMALIZATION = (
     "MeanVarianceNormalization", "RMSNormalization",
 )  # fmt: skip
 
+# Ops on string tensors: no floating-point arithmetic at all, so 0 FLOPs by rule (their bytes
+# are still counted when the strings' sizes are known, which they rarely are).
+STRING_OPS = data_movement("RegexFullMatch", "StringConcat", "StringNormalizer", "StringSplit")
+
+# Training ops (ai.onnx.preview.training): a Gradient's cost is the backward pass of a subgraph
+# it names by tensor names, which no fixed formula gives, and ONNX Runtime's inference build
+# runs none of them. flopgap counts inference graphs, so a node of these is a named ModelError.
+TRAINING_DOMAIN = "ai.onnx.preview.training"
+TRAINING_OPS = frozenset(
+    f"{TRAINING_DOMAIN}.{op}" for op in ("Adagrad", "Adam", "Gradient", "Momentum")
+)
+
 DATA_MOVEMENT = data_movement(
     "Cast", "CastLike", "CenterCropPad", "Compress", "Concat", "ConcatFromSequence", "Constant",
     "ConstantOfShape", "DepthToSpace", "Dropout", "Expand", "EyeLike", "Flatten", "Gather",
@@ -53,7 +67,7 @@ DATA_MOVEMENT = data_movement(
     "Scatter", "ScatterElements", "ScatterND", "SequenceAt", "SequenceConstruct", "SequenceEmpty",
     "SequenceErase", "SequenceInsert", "SequenceLength", "Shape", "Size", "Slice", "SpaceToDepth",
     "Split", "SplitToSequence", "Squeeze", "Tile", "Transpose", "Trilu", "Unsqueeze", "Where",
-)  # fmt: skip
+) | STRING_OPS  # fmt: skip
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 
 FORMULAS: dict[str, Formula] = {
@@ -69,9 +83,15 @@ FORMULAS: dict[str, Formula] = {
     f"{MS}.FusedConv": lin.fused_conv,
     f"{MS}.FusedMatMul": lin.fused_matmul,
     f"{MS}.FusedGemm": lin.fused_gemm,
+    "LSTM": rec.lstm,
+    "GRU": rec.gru,
+    "RNN": rec.rnn,
+    f"{MS}.DynamicQuantizeLSTM": rec.dynamic_quantize_lstm,
     "Attention": att.onnx_attention,
     f"{MS}.Attention": att.ms_attention,
     f"{MS}.MultiHeadAttention": att.ms_multi_head_attention,
+    "PRelu": prelu,
+    "LRN": spa.lrn,
     "BatchNormalization": per_output_element(2, "batch_normalization"),
     "Softmax": per_output_element(4, "softmax"),
     "LogSoftmax": per_output_element(4, "log_softmax"),
@@ -94,8 +114,8 @@ KNOWN_OP_TYPES: frozenset[str] = frozenset(FORMULAS) | DATA_MOVEMENT | CONTROL_F
 # Op types whose formula reads shapes only, never attributes: the walk does not parse their
 # attributes and computes their cost once per distinct shapes (most nodes of a model repeat).
 SHAPE_ONLY: frozenset[str] = frozenset(
-    (*UNARY, *BINARY, *REDUCE, *NORMALIZATION, "BatchNormalization", "Softmax", "LogSoftmax",
-     "GlobalAveragePool", "ReduceMean", "MatMul", "QLinearMatMul", "MatMulInteger",
+    (*UNARY, *BINARY, *REDUCE, *NORMALIZATION, "PRelu", "BatchNormalization", "Softmax",
+     "LogSoftmax", "GlobalAveragePool", "ReduceMean", "MatMul", "QLinearMatMul", "MatMulInteger",
      f"{MS}.SkipLayerNormalization")
 )  # fmt: skip
 
@@ -105,6 +125,7 @@ CONTROL_SLOTS: dict[str, tuple[int, ...]] = {
     "Resize": (1, 2, 3), "Upsample": (1,), "QuantizeLinear": (1, 2),
     "DequantizeLinear": (1, 2), "QLinearConv": (1, 2, 4, 5, 6, 7),
     "QLinearMatMul": (1, 2, 4, 5, 6, 7), "ConstantOfShape": (0,),
+    f"{MS}.DynamicQuantizeLSTM": (8, 9, 10, 11),
 }  # fmt: skip
 
 # Input slots whose float Constant-node values are weights (paddle2onnx stores weights this
@@ -113,7 +134,8 @@ WEIGHT_SLOTS: dict[str, tuple[int, ...]] = {
     "Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1),
     "Einsum": (0, 1, 2), "BatchNormalization": (1, 2, 3, 4), "LayerNormalization": (1, 2),
     "GroupNormalization": (1, 2), "InstanceNormalization": (1, 2), "RMSNormalization": (1,),
-    "PRelu": (1,), "Gather": (0,), f"{MS}.Attention": (1, 2), f"{MS}.FusedConv": (1, 2),
+    "PRelu": (1,), "Gather": (0,), "LSTM": (1, 2, 3, 7), "GRU": (1, 2, 3), "RNN": (1, 2, 3),
+    f"{MS}.Attention": (1, 2), f"{MS}.FusedConv": (1, 2),
     f"{MS}.FusedMatMul": (0, 1), f"{MS}.FusedGemm": (0, 1, 2),
     f"{MS}.SkipLayerNormalization": (2, 3, 4),
 }  # fmt: skip

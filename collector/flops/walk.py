@@ -21,6 +21,7 @@ from collector.flops.registry import (
     DATA_MOVEMENT,
     FORMULAS,
     SHAPE_ONLY,
+    TRAINING_OPS,
     WEIGHT_SLOTS,
 )
 from collector.flops.report import NodeCost
@@ -33,6 +34,9 @@ UNKNOWN = TensorInfo.make(0, None)
 _NO_COST = OpCost()
 _NO_ATTRS: Mapping[str, object] = MappingProxyType({})
 _FOLDABLE_AFTER = frozenset({"Conv", "ConvTranspose"})
+# Nodes whose float output is a fixed value: a weight when it feeds a weight slot (paddle2onnx
+# writes Constant weights; the onnx "light" zoo models write ConstantOfShape fills).
+_CONSTANT_VALUES = frozenset({"Constant", "ConstantOfShape"})
 _SIMPLE_ATTRS = {
     onnx.AttributeProto.INT: lambda a: a.i,
     onnx.AttributeProto.INTS: lambda a: list(a.ints),
@@ -94,6 +98,8 @@ class NodeContext:
 def node_cost(node: NodeRecord, label: str, ctx: NodeContext, tally: Tally) -> NodeCost:
     """Cost of one node (a control-flow node's own bytes only); ModelError if uncountable."""
     get, key = ctx.table.get, node.key
+    if key in TRAINING_OPS:
+        raise training_op_error(label, key)
     ins, read, static_in = _moved(node.inputs, get, tally)
     outs, written, static_out = _moved(node.outputs, get, tally)
     formula = FORMULAS.get(key)
@@ -115,7 +121,12 @@ def node_cost(node: NodeRecord, label: str, ctx: NodeContext, tally: Tally) -> N
     elif key not in DATA_MOVEMENT:
         tally.uncounted[key] += 1
         note = "uncounted: no formula for this op type (0 FLOPs, bytes counted)"
-    elif key == "Constant" and outs and outs[0] is not None and outs[0].elem_type in FLOAT_TYPES:
+    elif (
+        key in _CONSTANT_VALUES
+        and outs
+        and outs[0] is not None
+        and outs[0].elem_type in FLOAT_TYPES
+    ):
         ctx.const_floats[node.outputs[0]] = _elements(outs[0])
     if key in _FOLDABLE_AFTER:  # only BatchNorm's "foldable" note asks who produced a tensor
         for name in node.outputs:
@@ -125,6 +136,15 @@ def node_cost(node: NodeRecord, label: str, ctx: NodeContext, tally: Tally) -> N
     intensity = cost.flops / total if total else None
     return NodeCost(
         label, key, cost.macs, cost.int_macs, cost.flops, params, read, written, intensity, note
+    )
+
+
+def training_op_error(label: str, key: str) -> ModelError:
+    """The error for a training op: its cost is a backward pass no formula states."""
+    return ModelError(
+        f"node '{label}' is training op {key}: flopgap counts inference graphs, and ONNX "
+        "Runtime's inference build cannot run it either",
+        hint="count the inference model: export it without its training ops (eval mode)",
     )
 
 
