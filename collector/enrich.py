@@ -15,12 +15,14 @@ forces one whatever that count says.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from collector.costs import ensure_cost, shapes_key
+from collector.costs import ensure_cost, result_values, shapes_key
 from collector.store import Store
 from collector.store.model_files import ModelStore
 from shared.errors import FlopgapError
+from shared.input_values import InputValue
 
 log = logging.getLogger("flopgap.collector")
 
@@ -82,17 +84,22 @@ def enrich(
     result_id: str,
     sha256: str,
     document: dict[str, Any],
+    job_settings: dict[str, Any] | None = None,
 ) -> None:
-    """Count FLOPs, join the op profile and keep the calibration of one stored result."""
+    """Count FLOPs, join the op profile and keep the calibration of one stored result.
+
+    ``job_settings`` are the settings the job was sent with: they carry the input values
+    (file bytes included) the model is counted at."""
+    values = result_values(document, job_settings)
     if store.model(sha256) is not None:
-        ensure_cost(store, sha256, models.path(sha256), shapes_key(document))
+        ensure_cost(store, sha256, models.path(sha256), shapes_key(document), values)
     calibration = document.get("calibration")
     if calibration:
         threads = int(document["settings"].get("threads", 0))
         keep_calibration(store, agent_id, result_id, threads, calibration)
     profile = document.get("op_profile")
     if profile:
-        _join_profile(store, models, result_id, sha256, document, profile)
+        _join_profile(store, models, result_id, sha256, document, profile, values)
 
 
 def _join_profile(
@@ -102,6 +109,7 @@ def _join_profile(
     sha256: str,
     document: dict[str, Any],
     profile: dict[str, Any],
+    values: Mapping[str, InputValue],
 ) -> None:
     from collector.op_join import join_ops
 
@@ -113,7 +121,9 @@ def _join_profile(
         return
     shapes = {n: m["shape"] for n, m in document["model"]["inputs"].items()}
     try:
-        joined = join_ops(profile, models.path(optimized), models.path(sha256), shapes)
+        joined = join_ops(
+            profile, models.path(optimized), models.path(sha256), shapes, values or None
+        )
     except (FlopgapError, OSError, ValueError) as exc:
         log.warning("result %s: per-op join failed: %s", result_id[:8], exc)
         return

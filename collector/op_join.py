@@ -34,6 +34,7 @@ import onnx
 
 from collector.flops import DATA_MOVEMENT, CostReport, NodeCost, count_model, op_key
 from shared.errors import FlopgapError
+from shared.input_values import InputValue
 
 LAYOUT_OPS = frozenset({"com.microsoft.nchwc.ReorderInput", "com.microsoft.nchwc.ReorderOutput"})
 _FOLDABLE = frozenset({"Constant", "Shape", "Size"})
@@ -108,16 +109,18 @@ def join_ops(
     optimized_model: Path,
     original_model: Path,
     input_shapes: Mapping[str, Sequence[int]],
+    input_values: Mapping[str, InputValue] | None = None,
 ) -> OpJoin:
-    """Join `profile` (an agent.engine.profile_ops document) to both graphs' cost at `input_shapes`.
+    """Join `profile` (an agent.engine.profile_ops document) to both graphs' cost at `input_shapes`
+    and the given `input_values` (which pick the If branches the profile ran).
 
     If collector/flops cannot count the optimized graph (a contrib op it mis-reads), every row
     falls back to its original nodes, bytes are None, and the error is in the notes.
     """
     opt, orig = _Graph(optimized_model), _Graph(original_model)
-    orig_cost = count_model(original_model, input_shapes)
+    orig_cost = count_model(original_model, input_shapes, input_values=input_values)
     notes = [NOTE]
-    opt_cost = _count_or_note(optimized_model, input_shapes, notes)
+    opt_cost = _count_or_note(optimized_model, input_shapes, notes, input_values)
     anchors = _anchors(opt, orig)
     absent, members, folded, lost = _fusion(anchors, opt, orig)
     costs = {n.name: n for n in opt_cost.nodes} if opt_cost else {}
@@ -160,11 +163,14 @@ def join_ops(
 
 
 def _count_or_note(
-    model: Path, input_shapes: Mapping[str, Sequence[int]], notes: list[str]
+    model: Path,
+    input_shapes: Mapping[str, Sequence[int]],
+    notes: list[str],
+    input_values: Mapping[str, InputValue] | None = None,
 ) -> CostReport | None:
     """The optimized graph's cost, or None with a note when collector/flops cannot count it."""
     try:
-        report = count_model(model, input_shapes)
+        report = count_model(model, input_shapes, input_values=input_values)
     except FlopgapError as exc:
         notes.append(f"optimized graph not counted ({exc}); costs come from original nodes")
         return None

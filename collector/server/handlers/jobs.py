@@ -9,6 +9,8 @@ delays a result.
 
 from __future__ import annotations
 
+import json
+
 import logging
 import sqlite3
 import uuid
@@ -161,7 +163,7 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
         try:
             with store.message():  # a failure rolls back the extra data alone
                 enrich(store, ctx.models, agent.agent_id, msg.result_id, job.model_sha256,
-                       msg.document)  # fmt: skip
+                       msg.document, json.loads(job.settings_json))  # fmt: skip
         except (StoreError, sqlite3.DatabaseError):
             raise  # the store's own trouble, not this result's
         except Exception as exc:
