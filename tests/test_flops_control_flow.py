@@ -108,7 +108,7 @@ def test_a_missing_switch_is_named_when_the_fallback_needs_it() -> None:
 def test_nested_if_inside_an_unresolved_branch_keeps_the_larger_rule() -> None:
     inner = if_on_sample_rate()
     outer_then = helper.make_graph(
-        [n for n in inner.graph.node], "outer_then", [], [helper.make_tensor_value_info("y", 1, None)]
+        list(inner.graph.node), "outer_then", [], [helper.make_tensor_value_info("y", 1, None)]
     )
     outer_else = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["xe"])],

@@ -14,21 +14,19 @@ from __future__ import annotations
 import os
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import onnx
 
 from collector.flops.control import Condition, ConditionResolver, if_assumed, if_taken
-from collector.flops.folding import fold_shapes
 from collector.flops.formulas import OpCost
 from collector.flops.graphview import GraphView
-from collector.flops.inline import Inlined, inline_known_ifs
-from collector.flops.inputs import resolve_inputs
+from collector.flops.known import known_shapes
 from collector.flops.loading import load
 from collector.flops.ort_shapes import Fallback, fill_unresolved
 from collector.flops.registry import CONTROL_FLOW
 from collector.flops.report import CONVENTION, CostReport, summarize
-from collector.flops.shapes import check_and_infer, inferred_table, light_models, unresolved
+from collector.flops.shapes import unresolved
 from collector.flops.subgraphs import body_table, loop_trips, scan_trips, subgraphs
 from collector.flops.tally import Tally
 from collector.flops.tensors import TensorInfo, constant_tensor
@@ -44,7 +42,6 @@ from collector.flops.walk import NodeContext, node_cost
 from shared.input_values import InputValue
 
 ModelLike = str | os.PathLike[str] | onnx.ModelProto
-MAX_IF_ROUNDS = 8  # each round inlines the Ifs it can resolve; nested ones need another
 
 
 def count_model(
@@ -56,21 +53,8 @@ def count_model(
     ``input_values`` ({input name: value}; a value also sets its input's dims)."""
     loaded = load(model)
     given = value_arrays(loaded.proto.graph, input_values)
-    shapes = merge_shapes(input_shapes, given)
     small = value_tensors(given)
-    known = _Shapes.of(loaded.proto, shapes, small, loaded.label)
-    inlined: list[Inlined] = []
-    for _ in range(MAX_IF_ROUNDS):
-        if not any(n.op_type == "If" for n in known.view.nodes):
-            break
-        resolver = ConditionResolver(
-            known.proto.graph, known.table, given, list(known.proto.opset_import)
-        )
-        proto, found = inline_known_ifs(known.proto, resolver)
-        if not found:
-            break
-        inlined += found
-        known = _Shapes.of(proto, shapes, small, loaded.label)
+    known, inlined = known_shapes(loaded, merge_shapes(input_shapes, given), small, given)
     if inlined:
         loaded = replace(loaded, proto=known.proto, owned=True)
     proto, view, table, resolved = known.proto, known.view, known.table, known.resolved
@@ -107,36 +91,6 @@ def count_model(
         input_values=shown_values(input_values),
         at_these_inputs=fallback.used or by_values,
     )
-
-
-@dataclass
-class _Shapes:
-    """Every main-graph shape known before any onnxruntime run of the whole model."""
-
-    proto: onnx.ModelProto
-    view: GraphView
-    resolved: dict[str, list[int | str] | None]
-    table: dict[str, TensorInfo]
-    strict_error: str | None
-    folded: dict[str, onnx.TensorProto]
-
-    @staticmethod
-    def of(
-        proto: onnx.ModelProto,
-        shapes: Mapping[str, Sequence[int]] | None,
-        small: list[onnx.TensorProto],
-        label: str,
-    ) -> _Shapes:
-        """Resolve input dims, check and infer a light copy, then fold shape arithmetic."""
-        view = GraphView.read(proto.graph)
-        resolved = resolve_inputs(proto.graph, shapes)
-        light = light_models(proto, resolved, view, values=small)
-        inferred, strict_error = check_and_infer(light, label)
-        table = inferred_table(inferred, view)
-        folded: dict[str, onnx.TensorProto] = {}
-        if unresolved(view, table):
-            table = fold_shapes(proto, resolved, table, view, {t.name: t for t in small}, folded)
-        return _Shapes(proto, view, resolved, table, strict_error, folded)
 
 
 class _Walker:
