@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Mapping
 
 import onnx
+from onnx.shape_inference import InferenceError
 
 from collector.flops.folding import fold_shapes
 from collector.flops.graphview import SMALL_FLOAT, SMALL_OTHER, GraphView
@@ -107,7 +108,10 @@ def body_table(
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     table = inferred_table(inferred, view)
     if unresolved(view, table):  # shape arithmetic inside the body (a computed Pad, Reshape)
-        table = fold_shapes(model, {}, table, view)
+        try:
+            table = fold_shapes(model, {}, table, view)
+        except (InferenceError, RuntimeError):  # the body re-inferred leniently still fails
+            pass
     return table
 
 
