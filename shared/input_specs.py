@@ -31,7 +31,8 @@ def parse_input_spec(text: str) -> tuple[str, Shape]:
     if not dims:
         raise UsageError(
             f"--input {text!r} gives no shape",
-            "a scalar (rank-0) input needs no --input; otherwise " + _SPEC_HINT,
+            f"a scalar (rank-0) input needs no --input; if its value matters, give it with "
+            f"--input-value {name}=VALUE; otherwise " + _SPEC_HINT,
         )
     parts = dims.lower().replace(",", "x").split("x")  # 1x3x224x224 or 1,3,224,224
     if not all(part.isascii() and part.isdigit() for part in parts):

@@ -260,7 +260,9 @@ def test_json_document_keys() -> None:
     doc = report.to_json(per_node=False)
     assert list(doc) == [
         "convention", "model", "inputs", "total", "by_op_type", "uncounted", "assumptions",
+        "input_values", "at_these_inputs",  # added after, so older readers see the same prefix
     ]  # fmt: skip
+    assert doc["input_values"] == {} and doc["at_these_inputs"] is False
     assert doc["convention"] == CONVENTION
     assert set(doc["total"]) == {
         "macs", "int_macs", "flops", "flops_2mac", "params", "bytes", "unique_bytes", "intensity",

@@ -16,6 +16,7 @@ from shared.hashing import file_sha256 as model_sha256
 
 if TYPE_CHECKING:
     from collector.flops.counter import ModelLike
+    from shared.input_values import InputValue
 
 __all__ = [
     "CONVENTION",
@@ -34,15 +35,18 @@ __all__ = [
 
 
 def count_model(
-    model: ModelLike, input_shapes: Mapping[str, Sequence[int]] | None = None
+    model: ModelLike,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    input_values: Mapping[str, InputValue] | None = None,
 ) -> CostReport:
-    """Count ``model`` (a path or ModelProto) at ``input_shapes`` ({input name: dims}).
+    """Count ``model`` (a path or ModelProto) at ``input_shapes`` ({input name: dims}) and
+    ``input_values`` ({input name: ``shared.input_values.InputValue``}).
 
     See ``collector.flops.counter.count_model``, which this imports on first use (with onnx).
     """
     from collector.flops.counter import count_model as count
 
-    return count(model, input_shapes)
+    return count(model, input_shapes, input_values)
 
 
 def load_counter() -> None:

@@ -16,6 +16,7 @@ from collector.flops import count_model
 from collector.flops.report import CostReport
 from shared import input_specs
 from shared.cli_parsers import Subparsers, command
+from shared.input_values import parse_values
 
 
 def parse_input_specs(specs: Iterable[str]) -> dict[str, list[int]]:
@@ -40,6 +41,21 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         metavar="NAME=DIMS",
         help="size of a dynamic input, e.g. images=1x3x640x640 (repeatable)",
     )
+    parser.add_argument(
+        "--input-value",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value of an input that decides control flow or shapes, e.g. sr=16000 or "
+        "state=zeros[2,1,128] (repeatable; sets that input's shape too)",
+    )
+    parser.add_argument(
+        "--input-file",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="real data for an input, from a .npy file (repeatable)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--per-node", action="store_true", help="include one row per node")
     return parser
@@ -48,7 +64,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Count the model named in ``args`` and print the result; returns the exit code 0."""
     stream = out if out is not None else sys.stdout
-    report = count_model(args.model, parse_input_specs(args.input) or None)
+    values = parse_values(args.input_value, args.input_file)
+    report = count_model(args.model, parse_input_specs(args.input) or None, values or None)
     if args.json:
         json.dump(report.to_json(per_node=args.per_node), stream, indent=2)
         stream.write("\n")
@@ -76,13 +93,27 @@ def _rows(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _value_text(described: dict[str, object]) -> str:
+    """A value as ``InputValue.describe`` gave it: the text, or the file and its shape."""
+    if "value" in described:
+        return str(described["value"])
+    dims = "x".join(map(str, described.get("shape", []) or [])) or "scalar"  # type: ignore[call-overload]
+    return f"{described.get('file', '?')} ({described.get('dtype', '?')} {dims})"
+
+
 def format_report(report: CostReport, per_node: bool = False) -> str:
     """The readable table: totals, op types by FLOPs, uncounted ops, assumptions, convention."""
     t = report.total
-    shapes = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in report.inputs.items())
+    shapes = ", ".join(f"{k}={'x'.join(map(str, v)) or 'scalar'}" for k, v in report.inputs.items())
+    values = ", ".join(f"{k}={_value_text(v)}" for k, v in report.input_values.items())
     lines = [
         f"model:      {report.model}",
-        f"inputs:     {shapes or '-'}",
+        f"inputs:     {shapes or '-'}" + (f"   values: {values}" if values else ""),
+        *(
+            ["count:      holds at these inputs (shapes or an If branch came from their values)"]
+            if report.at_these_inputs
+            else []
+        ),
         f"MACs:       {si(t.macs)}   FLOPs: {si(t.flops)}   2xMACs: {si(t.flops_2mac)}"
         + (f"   int MACs: {si(t.int_macs)}" if t.int_macs else ""),
         f"params:     {si(t.params)}   bytes: {si(t.bytes, 'B')} (unique {si(t.unique_bytes, 'B')})"

@@ -80,7 +80,11 @@ def _resolved(node: onnx.NodeProto, table: Mapping[str, TensorInfo]) -> bool:
 
 
 def _plan(
-    graph: onnx.GraphProto, view: GraphView, table: Mapping[str, TensorInfo], replaced: Replaced
+    graph: onnx.GraphProto,
+    view: GraphView,
+    table: Mapping[str, TensorInfo],
+    replaced: Replaced,
+    given: Iterable[str] = (),
 ) -> tuple[dict[str, int], list[str]]:
     """Producer index of every foldable tensor, and the targets worth folding now.
 
@@ -88,7 +92,7 @@ def _plan(
     itself or is read by a node that cannot be folded and still has an output of unknown
     shape: a Reshape target, a Slice end, a Split size.
     """
-    values = {t.name for t in view.inits if t.keeps_data}
+    values = {t.name for t in view.inits if t.keeps_data} | set(given)
     producer: dict[str, int] = {}
     targets: dict[str, None] = {}
     for i, node in enumerate(graph.node):
@@ -113,8 +117,9 @@ def _subgraph(
     replaced: Replaced,
     producer: Mapping[str, int],
     targets: Iterable[str],
+    given: Mapping[str, onnx.TensorProto],
 ) -> onnx.ModelProto:
-    """A standalone model computing ``targets`` from constants only."""
+    """A standalone model computing ``targets`` from constants (and given values) only."""
     graph, needed, stack = proto.graph, set(), list(targets)
     while stack:
         i = producer.get(stack.pop())
@@ -133,7 +138,8 @@ def _subgraph(
         else:
             nodes.append(node)
     used = {n for node in nodes for n in node.input}
-    inits = [t for t in graph.initializer if t.name in used]
+    inits = [t for t in graph.initializer if t.name in used and t.name not in given]
+    inits += [t for name, t in given.items() if name in used]
     outputs = [onnx.ValueInfoProto(name=t) for t in targets]
     sub = onnx.helper.make_graph(nodes, "shape_arithmetic", [], outputs, inits)
     # IR >= 4 lets initializers stay out of the graph inputs, as they are here.
@@ -148,15 +154,22 @@ def fold_shapes(
     resolved: Mapping[str, list[int | str] | None],
     table: dict[str, TensorInfo],
     view: GraphView,
+    given: Mapping[str, onnx.TensorProto] | None = None,
+    folded: dict[str, onnx.TensorProto] | None = None,
 ) -> dict[str, TensorInfo]:
-    """Fold shape chains round by round until nothing more resolves; returns the new table."""
+    """Fold shape chains round by round until nothing more resolves; returns the new table.
+
+    ``given`` are input values (as tensors) the chains may read; every folded value is also
+    put in ``folded``, so that control-flow bodies can read them from the outer scope.
+    """
     replaced: Replaced = {}
+    given = given or {}
     for _ in range(MAX_ROUNDS):
-        producer, targets = _plan(proto.graph, view, table, replaced)
+        producer, targets = _plan(proto.graph, view, table, replaced, given)
         if not targets:
             break
         try:
-            model = _subgraph(proto, table, replaced, producer, targets)
+            model = _subgraph(proto, table, replaced, producer, targets, given)
             arrays = make_session(model.SerializeToString()).run(targets, {})  # type: ignore[attr-defined]
         except Exception:  # onnxruntime cannot evaluate it: leave it to the whole-model pass
             break
@@ -164,5 +177,8 @@ def fold_shapes(
             tensor = onnx.numpy_helper.from_array(np.asarray(arr), f"{name}:folded")
             node = onnx.helper.make_node("Constant", [], [name], value=tensor)
             replaced.setdefault(producer[name], []).append(node)
-        table = inferred_table(infer(light_models(proto, resolved, view, replaced)[1]), view)
+            if folded is not None:
+                folded[name] = onnx.numpy_helper.from_array(np.asarray(arr), name)
+        light = light_models(proto, resolved, view, replaced, list(given.values()))
+        table = inferred_table(infer(light[1]), view)
     return table

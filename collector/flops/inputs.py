@@ -34,6 +34,12 @@ def _user_dims(name: str, dims: Sequence[int]) -> list[int]:
 
 def _bind(name: str, declared: Dims, want: list[int], symbols: dict[str, int]) -> None:
     """Check ``want`` against the declared dims and record what each symbolic dim means."""
+    if not declared and want:
+        raise UsageError(
+            f"input '{name}' is a scalar (rank 0), you gave it dims {want}",
+            hint=f"a scalar input needs no --input; if its value matters, give it with "
+            f"--input-value {name}=VALUE",
+        )
     if len(declared) != len(want):
         raise UsageError(
             f"input '{name}' has rank {len(declared)} {list(declared)}, you gave {want}",

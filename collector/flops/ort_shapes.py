@@ -4,14 +4,17 @@ Some shapes follow neither from ONNX inference nor from folding shape arithmetic
 (``folding``): they depend on tensor values (a slice end read from a weight, NonZero), or on
 ops ONNX cannot infer. Running the model once, with graph optimizations disabled and every
 unresolved tensor added as a graph output, yields their concrete shapes for the user's input
-dims. Inputs are seeded random data of the right dtype; a shape that depends on input values
-(NonZero, NMS) is then only one possible shape, which the report says.
+dims. Inputs the user gave a value for (``--input-value``) get it; the rest are seeded random
+data of the right dtype, except an integer or boolean scalar, which is refused rather than made
+up (it usually picks a branch). A shape that depends on input values (NonZero, NMS) then holds
+"at these inputs", which the report says.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,8 @@ import onnx
 from collector.flops.inputs import real_inputs
 from collector.flops.loading import LoadedModel
 from collector.flops.tensors import TensorInfo
+from shared.errors import UsageError
+from shared.input_values import missing_value_error
 
 SEED = 0
 _MAX_PROTO_BYTES = (1 << 31) - 1
@@ -30,12 +35,16 @@ class FallbackFailed(Exception):
 
 
 def synthesize_inputs(
-    graph: onnx.GraphProto, resolved: Mapping[str, list[int | str] | None]
+    graph: onnx.GraphProto,
+    resolved: Mapping[str, list[int | str] | None],
+    given: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Seeded random feeds of each real input's dtype and resolved shape."""
+    """The given arrays, and seeded random feeds of dtype and resolved shape for the rest."""
     rng = np.random.default_rng(SEED)
-    feeds: dict[str, np.ndarray] = {}
+    feeds: dict[str, np.ndarray] = dict(given or {})
     for vi in real_inputs(graph):
+        if vi.name in feeds:
+            continue
         dims = resolved.get(vi.name)
         if dims is None or not all(isinstance(d, int) for d in dims):
             raise FallbackFailed(f"input '{vi.name}' has unresolved dims {dims}")
@@ -68,9 +77,10 @@ def ort_shapes(
     base_dir: Path | None,
     resolved: Mapping[str, list[int | str] | None],
     names: Iterable[str],
+    given: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, TensorInfo]:
     """Shapes of ``names`` (main-graph node outputs) from one onnxruntime run."""
-    feeds = synthesize_inputs(proto.graph, resolved)
+    feeds = synthesize_inputs(proto.graph, resolved, given)
     work = proto if owned else onnx.ModelProto()
     if not owned:
         work.CopyFrom(proto)
@@ -80,9 +90,13 @@ def ort_shapes(
             raise FallbackFailed("the model's external weights are not loaded, no path is known")
         onnx.load_external_data_for_model(work, os.fspath(base_dir))
     present = {o.name for o in work.graph.output}
-    wanted = [n for n in dict.fromkeys(names) if n not in present]
+    # Ask for every wanted tensor by name, graph outputs included: an empty list would mean
+    # "all outputs" to onnxruntime.
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
     n_outputs = len(work.graph.output)
-    work.graph.output.extend(onnx.ValueInfoProto(name=n) for n in wanted)
+    work.graph.output.extend(onnx.ValueInfoProto(name=n) for n in wanted if n not in present)
     try:
         if work.ByteSize() > _MAX_PROTO_BYTES:
             raise FallbackFailed(
@@ -104,32 +118,73 @@ def ort_shapes(
     return found
 
 
+@dataclass(frozen=True)
+class Fallback:
+    """What the onnxruntime pass left behind for the walk.
+
+    ``hint`` is what an unknown-dim error tells the user; ``used`` says shapes came from a run
+    (the count then holds "at these inputs"); ``pending`` is the error to raise instead when a
+    FLOP-bearing node stays unknown because a switch input had no value.
+    """
+
+    hint: str
+    used: bool = False
+    pending: UsageError | None = None
+
+
+def _failed_hint(exc: FallbackFailed, given: Mapping[str, np.ndarray]) -> str:
+    """Why the pass failed, and what to change: values for a control-flow failure."""
+    text = str(exc)
+    if any(f"{op} node" in text for op in ("If", "Loop", "Scan")) or given:
+        return (
+            f"ONNX shape inference left it unknown and the onnxruntime fallback failed on these "
+            f"input values: {text}; check the values the model expects (--input-value "
+            "NAME=VALUE, --input-file NAME=FILE.npy)"
+        )
+    return f"ONNX shape inference left it unknown and the onnxruntime fallback failed: {text}"
+
+
 def fill_unresolved(
     loaded: LoadedModel,
     resolved: Mapping[str, list[int | str] | None],
     table: dict[str, TensorInfo],
     missing: list[str],
     assumptions: list[str],
-) -> str:
-    """Run the onnxruntime pass if a main-graph tensor is unresolved; return the error hint.
+    given: Mapping[str, np.ndarray] | None = None,
+    switches: Sequence[str] = (),
+) -> Fallback:
+    """Run the onnxruntime pass if a main-graph tensor is unresolved.
 
-    The hint is what an unknown-dim error will tell the user, so it says why a dim is unknown.
+    ``switches`` are integer/bool scalar inputs without a value: the pass is not run on a
+    made-up value for them; the error names them if a FLOP-bearing node needs the pass.
     """
+    given = given or {}
     symbolic = [k for k, v in resolved.items() if v is None or any(type(d) is not int for d in v)]
     if symbolic:
         shown = ", ".join(f"{k}=[{', '.join(map(str, resolved[k] or ['?']))}]" for k in symbolic)
-        return f"give every symbolic input dim with --input NAME=DIMS (input_shapes): {shown}"
+        return Fallback(
+            f"give every symbolic input dim with --input NAME=DIMS (input_shapes): {shown}"
+        )
     if not missing:
-        return "ONNX shape inference left this dim unknown"
+        return Fallback("ONNX shape inference left this dim unknown")
+    if switches:
+        error = missing_value_error(list(switches))
+        return Fallback(f"{error.message} ({error.hint})", pending=error)
     try:
-        found = ort_shapes(loaded.proto, loaded.owned, loaded.base_dir, resolved, missing)
+        found = ort_shapes(loaded.proto, loaded.owned, loaded.base_dir, resolved, missing, given)
     except FallbackFailed as exc:
-        return f"ONNX shape inference left it unknown and the onnxruntime fallback failed: {exc}"
+        return Fallback(_failed_hint(exc, given))
     table.update(found)
     if found:
+        fed = "seeded random inputs"
+        if given:
+            rest = set(given) != {vi.name for vi in real_inputs(loaded.proto.graph)}
+            fed = "the given input values" + (" and seeded random data" if rest else "")
         assumptions.append(
             f"shapes of {len(found)} tensor(s) that ONNX shape inference left unresolved were "
-            "taken from one onnxruntime run on seeded random inputs (e.g. "
-            f"{', '.join(list(found)[:3])}); shapes that depend on input values may differ"
+            f"taken from one onnxruntime run on {fed} (e.g. {', '.join(list(found)[:3])}); "
+            "shapes that depend on input values hold at these inputs"
         )
-    return "neither ONNX shape inference nor the onnxruntime fallback resolved this dim"
+    return Fallback(
+        "neither ONNX shape inference nor the onnxruntime fallback resolved this dim", bool(found)
+    )

@@ -85,6 +85,11 @@ class CostReport:
     nodes: list[NodeCost] = field(default_factory=list)
     uncounted: dict[str, int] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
+    # What each given input value was (``InputValue.describe``), and whether the count holds
+    # only at these inputs: shapes came from an onnxruntime run, or a given value chose an If
+    # branch, so other values (or other data, for NonZero/TopK sizes) may cost otherwise.
+    input_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    at_these_inputs: bool = False
 
     def to_json(self, per_node: bool = False) -> dict[str, Any]:
         """A JSON-ready dict; per-node rows only when asked for (they can be thousands)."""
@@ -99,6 +104,8 @@ class CostReport:
             doc["nodes"] = [asdict(n) for n in self.nodes]
         doc["uncounted"] = dict(self.uncounted)
         doc["assumptions"] = list(self.assumptions)
+        doc["input_values"] = {k: dict(v) for k, v in self.input_values.items()}
+        doc["at_these_inputs"] = self.at_these_inputs
         return doc
 
 

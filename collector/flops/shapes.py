@@ -8,7 +8,7 @@ counter near the cost of ``onnx.load`` itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import onnx
@@ -33,6 +33,7 @@ def light_models(
     resolved: Mapping[str, list[int | str] | None],
     view: GraphView,
     replaced: Mapping[int, list[onnx.NodeProto]] | None = None,
+    values: Sequence[onnx.TensorProto] = (),
 ) -> tuple[bytes, bytes]:
     """Serialized copies without large weight data, for the checker and for inference.
 
@@ -42,7 +43,8 @@ def light_models(
     with every extra graph input. The common part is serialized once: two serialized protos
     concatenated parse as their merge, so each variant only appends its own patch, built
     from cached byte pieces (``wire``). ``replaced`` swaps main-graph nodes (by index) for
-    others, e.g. folded Constants.
+    others, e.g. folded Constants. ``values`` are given input values, added as initializers of
+    the same name so that data propagation reads them (a Reshape target fed by an input).
     """
     light = onnx.ModelProto(ir_version=proto.ir_version)
     light.opset_import.extend(proto.opset_import)
@@ -63,6 +65,7 @@ def light_models(
             dst.input.append(vi)
             continue
         dst.input.append(typed_value_info(vi.name, vi.type.tensor_type.elem_type, tuple(dims)))
+    dst.initializer.extend(values)
     listed = {vi.name for vi in src.input}
     check_inputs, infer_inputs, stubs = [], [], []
     for t in view.inits:

@@ -2,20 +2,27 @@
 
 ``onnx.shape_inference`` checks subgraphs but does not write their tensor shapes back, so each
 body is inferred on its own: its formal inputs get the shapes the control-flow node feeds it and
-its outer-scope references get the shapes already known in the enclosing graph.
+its outer-scope references get the shapes already known in the enclosing graph. An outer-scope
+reference whose value is known (an initializer, a Constant, a folded shape, a given input
+value) goes in as an initializer with its data, so data propagation sees it: a Reshape in a
+branch whose target is a main-graph initializer gets its output shape.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import onnx
+from onnx.shape_inference import InferenceError
 
+from collector.flops.folding import fold_shapes
+from collector.flops.graphview import SMALL_FLOAT, SMALL_OTHER, GraphView
+from collector.flops.shapes import inferred_table, unresolved
 from collector.flops.tensors import (
+    FLOAT_TYPES,
     Dims,
     TensorInfo,
-    add_initializers,
-    add_value_infos,
     dims_of,
     typed_value_info,
 )
@@ -73,9 +80,11 @@ def body_table(
     body: onnx.GraphProto,
     parent: Mapping[str, TensorInfo],
     template: onnx.ModelProto,
+    consts: ConstLookup | None = None,
 ) -> dict[str, TensorInfo]:
     """Infer the shapes of ``body`` as a standalone model, fed from the enclosing graph."""
-    model = onnx.ModelProto(ir_version=template.ir_version)
+    # IR >= 4 lets the outer-scope values be initializers that are not graph inputs.
+    model = onnx.ModelProto(ir_version=max(template.ir_version, 4))
     model.opset_import.extend(template.opset_import)
     model.functions.extend(template.functions)
     g = model.graph
@@ -88,16 +97,38 @@ def body_table(
         g.input.append(typed_value_info(vi.name, elem, dims) if dims is not None else vi)
     for name in sorted(free_names(body)):
         info = parent.get(name)
-        if info is not None and info.shape is not None:
+        value = _outer_value(name, consts)
+        if value is not None:
+            g.initializer.append(value)
+        elif info is not None and info.shape is not None:
             g.input.append(typed_value_info(name, info.elem_type, info.shape))
         elif info is not None:
             g.input.append(onnx.helper.make_tensor_value_info(name, info.elem_type, None))
+    view = GraphView.read(g)
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    table: dict[str, TensorInfo] = {}
-    add_initializers(table, ((t.name, t.data_type, tuple(t.dims)) for t in body.initializer))
-    for infos in (inferred.graph.input, inferred.graph.value_info, inferred.graph.output):
-        add_value_infos(table, infos)
+    table = inferred_table(inferred, view)
+    if unresolved(view, table):  # shape arithmetic inside the body (a computed Pad, Reshape)
+        try:
+            table = fold_shapes(model, {}, table, view)
+        except (InferenceError, RuntimeError):  # the body re-inferred leniently still fails
+            pass
     return table
+
+
+def _outer_value(name: str, consts: ConstLookup | None) -> onnx.TensorProto | None:
+    """The known value of outer-scope ``name``, named so, if small enough to carry."""
+    value = consts(name) if consts is not None else None
+    if value is None or value.data_location == onnx.TensorProto.EXTERNAL:
+        return None
+    limit = SMALL_FLOAT if value.data_type in FLOAT_TYPES else SMALL_OTHER
+    if math.prod(value.dims) > limit:
+        return None
+    if value.name != name:
+        named = onnx.TensorProto()
+        named.CopyFrom(value)
+        named.name = name
+        return named
+    return value
 
 
 def static_int(name: str, lookup: ConstLookup) -> int | None:

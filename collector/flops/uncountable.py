@@ -12,9 +12,13 @@ if TYPE_CHECKING:
     from collector.flops.walk import NodeContext
 
 
+class UnknownDimError(ModelError):
+    """A FLOP-bearing node has a dim no pass resolved (not a contradiction in the model)."""
+
+
 def unknown_dim_error(
     label: str, key: str, names: list[str], infos: list[TensorInfo | None], hint: str
-) -> ModelError:
+) -> UnknownDimError:
     """The error for a FLOP-bearing node with an unknown dim, naming node, tensor and dim."""
     for name, info in zip(names, infos, strict=True):
         if info is None or info.static:
@@ -24,8 +28,8 @@ def unknown_dim_error(
         else:
             dim = next(j for j, d in enumerate(info.shape) if type(d) is not int)
             what = f"has unknown dim {dim} ('{info.shape[dim]}') in shape {list(info.shape)}"
-        return ModelError(f"cannot count node '{label}' ({key}): tensor '{name}' {what}", hint)
-    return ModelError(f"cannot count node '{label}' ({key})", hint)
+        return UnknownDimError(f"cannot count node '{label}' ({key}): tensor '{name}' {what}", hint)
+    return UnknownDimError(f"cannot count node '{label}' ({key})", hint)
 
 
 def uncountable(
