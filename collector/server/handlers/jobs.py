@@ -10,7 +10,6 @@ delays a result.
 from __future__ import annotations
 
 import json
-
 import logging
 import sqlite3
 import uuid
