@@ -57,7 +57,7 @@ def result_values(
     if job_settings and job_settings.get("input_values"):
         return values_from_wire(job_settings["input_values"])
     out: dict[str, InputValue] = {}
-    for name, meta in document["model"]["inputs"].items():
+    for name, meta in document.get("model", {}).get("inputs", {}).items():
         if meta.get("source") in ("literal", "fill") and meta.get("value"):
             out[name] = parse_value(name, str(meta["value"]))
     return out

@@ -104,10 +104,10 @@ def test_uncountable_optimized_graph_falls_back_to_original_nodes(
 ) -> None:
     real = op_join.count_model
 
-    def refuse_optimized(path: Path, shapes: Any) -> Any:
+    def refuse_optimized(path: Path, shapes: Any, input_values: Any = None) -> Any:
         if "optimized" in Path(path).name:
             raise ModelError("contradictory shapes")
-        return real(path, shapes)
+        return real(path, shapes, input_values=input_values)
 
     monkeypatch.setattr(op_join, "count_model", refuse_optimized)
     nodes = parse_profile(read_events(SAMPLES / "convnet.extended.profile.json"), 1)
