@@ -28,6 +28,16 @@ def _init(name: str, shape: tuple[int, ...], seed: int) -> onnx.TensorProto:
     return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.01, name)
 
 
+def _finish(graph: onnx.GraphProto, path: Path | None) -> onnx.ModelProto:
+    """The checked opset-17 model of ``graph``, saved to ``path`` when one is given."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    if path is not None:
+        onnx.save(model, str(path))
+    return model
+
+
 def if_on_sample_rate(path: Path | None = None, sr_rank1: bool = False) -> onnx.ModelProto:
     """x float32 [1,512] and sr int64 scalar ([1] with ``sr_rank1``) -> y float32 [1,256].
 
@@ -86,12 +96,7 @@ def if_on_sample_rate(path: Path | None = None, sr_rank1: bool = False) -> onnx.
             numpy_helper.from_array(np.array([0], dtype=np.int64), "axis0"),
         ],
     )  # fmt: skip
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    if path is not None:
-        onnx.save(model, str(path))
-    return model
+    return _finish(graph, path)
 
 
 def only_output_unresolved(path: Path | None = None) -> onnx.ModelProto:
@@ -110,9 +115,4 @@ def only_output_unresolved(path: Path | None = None) -> onnx.ModelProto:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])],
         [helper.make_tensor_value_info("nz", TensorProto.INT64, [2, "nonzeros"])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    if path is not None:
-        onnx.save(model, str(path))
-    return model
+    return _finish(graph, path)
