@@ -163,7 +163,8 @@ def _add_export(sub: Subparsers) -> None:
         help="write results as CSV or Parquet",
         description="Long form: one row per device x model x setting x repeat, under stable "
         "column headers, with a .meta.json sidecar naming units and the FLOPs convention. "
-        "--wide: a model x device matrix of median latency, and one of achieved GFLOP/s.",
+        "--wide: model x device matrices of median latency (FILE), achieved GFLOP/s "
+        "(FILE_gflops.csv) and each cell's validity (FILE_valid.csv), each with a .meta.json.",
     )
     add_results_flags(p)
     p.add_argument("--csv", type=Path, help="output CSV file")

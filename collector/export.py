@@ -219,7 +219,8 @@ def export(
             print(f"wrote {count} results to {csv_path}: {validity(store, campaign_id, count)}")
         if csv_path is not None and wide:
             for path in write_wide(store, csv_path, campaign_id):
-                print(f"wrote {path}")
+                if path.suffix == ".csv":
+                    print(f"wrote {path} (units in {path.name}.meta.json)")
         if parquet is not None:
             frame = _frame(store, campaign_id)
             parquet.parent.mkdir(parents=True, exist_ok=True)
@@ -270,17 +271,8 @@ def _frame(store: Store, campaign_id: str | None) -> Any:
 
 
 def write_wide(store: Store, path: Path, campaign_id: str | None) -> list[Path]:
-    """Model (x settings) by device matrices: median p50 latency, and achieved GFLOP/s."""
-    frame = _frame(store, campaign_id)
-    ok = frame[(frame["status"] == "ok") & (frame["job_result"] == 1)]  # not superseded attempts
-    keys = ["model_name", "provider", "threads", "opt_level"]
-    written = []
-    for value, target in (
-        ("p50_ms", path),
-        ("achieved_gflops", path.with_name(path.stem + "_gflops.csv")),
-    ):
-        table = ok.pivot_table(index=keys, columns="agent_id", values=value, aggfunc="median")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(target)
-        written.append(target)
-    return written
+    """Model (x settings) by device matrices of median p50 latency and achieved GFLOP/s, and
+    the matrix of each cell's validity, each with a `.meta.json` (collector.export_wide)."""
+    from collector.export_wide import write_matrices
+
+    return write_matrices(_frame(store, campaign_id), path)
