@@ -21,6 +21,7 @@ MODULES = (
     "bench.scheduling_overhead",
     "bench.ingest",
     "bench.load_agents",
+    "bench.report_page",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
