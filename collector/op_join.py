@@ -25,6 +25,7 @@ costs nothing at run time and is left out); else None. Numbers are never invente
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 import onnx
 
 from collector.flops import DATA_MOVEMENT, CostReport, NodeCost, count_model, op_key
+from collector.op_shapes import annotate
 from shared.errors import FlopgapError
 from shared.input_values import InputValue
 
@@ -46,6 +48,11 @@ NOTE = (
     "rows are nodes of the optimized graph ORT ran; fused_from lists the original nodes a row "
     "holds, found by ORT's naming or data flow (best effort); unmatched profile nodes get no "
     "cost; bytes of NCHWc nodes include channel padding to the block size"
+)
+
+_SIZED_NOTE = (
+    "tensor sizes of the optimized graph come from the profile's own per-node shapes (as the "
+    "kernels ran them), where ONNX shape inference does not know the op"
 )
 
 
@@ -120,7 +127,13 @@ def join_ops(
     opt, orig = _Graph(optimized_model), _Graph(original_model)
     orig_cost = count_model(original_model, input_shapes, input_values=input_values)
     notes = [NOTE]
-    opt_cost = _count_or_note(optimized_model, input_shapes, notes, input_values)
+    with tempfile.TemporaryDirectory(prefix="flopgap-join-") as work:
+        sized = Path(work) / optimized_model.name
+        if annotate(optimized_model, profile.get("nodes", []), sized):
+            notes.append(_SIZED_NOTE)
+        else:
+            sized = optimized_model
+        opt_cost = _count_or_note(sized, input_shapes, notes, input_values)
     anchors = _anchors(opt, orig)
     absent, members, folded, lost = _fusion(anchors, opt, orig)
     costs = {n.name: n for n in opt_cost.nodes} if opt_cost else {}
