@@ -39,6 +39,9 @@ from shared.errors import FlopgapError
 from shared.input_values import InputValue
 
 LAYOUT_OPS = frozenset({"com.microsoft.nchwc.ReorderInput", "com.microsoft.nchwc.ReorderOutput"})
+# Blocked convolutions pad channels to ORT's block: a row keeps the MODEL's FLOPs (from its
+# original nodes), so padding shows as time without FLOPs; the padded work is padded_flops.
+PADDED_OPS = frozenset({"com.microsoft.nchwc.Conv"})
 _FOLDABLE = frozenset({"Constant", "Shape", "Size"})
 _CARRIERS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum"})
 _TOKEN = re.compile(r"_token_\d+$")
@@ -162,6 +165,13 @@ def join_ops(
                 "depthwise": opt.depthwise.get(opt.index.get(label, -1)),
                 "fused_from": [orig.labels[i] for i in held if i in absent],
             }
+        )
+    padded = [r for r in rows if (r.get("padded_flops") or 0) > 0]
+    if padded:
+        notes.append(
+            f"{len(padded)} NCHWc convolution(s) ran {sum(r['padded_flops'] for r in padded)} "
+            "FLOPs more than the model counts (channels padded to ORT's block size); their rows "
+            "keep the model's FLOPs, so the padding shows as time without FLOPs"
         )
     return OpJoin(
         rows=rows,
@@ -326,6 +336,10 @@ def _row_cost(
     out: dict[str, Any] = {"bytes": node.bytes_read + node.bytes_written if node else None}
     if key in LAYOUT_OPS or key in DATA_MOVEMENT:
         return {**out, "flops": 0, "macs": 0, "cost_source": "data movement"}
+    countable = bool(parts) and not any(p.op_type in orig.uncounted for p in parts)
+    if key in PADDED_OPS and countable and node and opt and node.op_type not in opt.uncounted:
+        model = _row_cost("", None, parts, orig, None)  # the original nodes' count
+        return {**model, **out, "padded_flops": node.flops - model["flops"]}
     if node and opt and node.op_type not in opt.uncounted:
         return {**out, "flops": node.flops, "macs": node.macs, "cost_source": "optimized graph"}
     if not parts or any(p.op_type in orig.uncounted for p in parts):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from collector.report import build_report_from_frames
-from collector.report.culprits import NO_PROFILE, percent
+from collector.report.culprits import NO_PROFILE, percent, phrases
 from collector.report.report import Report
 
 
@@ -104,12 +104,12 @@ def test_a_flagged_finding_names_its_top_three_culprits(report: Report) -> None:
     assert report.culprits[("rpi5", "det")] == [
         "ConvTranspose 18 % of time for 1 % of FLOPs",
         "Add 9 % for 0.3 %",
-        "com.microsoft.nchwc.ReorderOutput 4 % for 0",
+        "ReorderOutput 4 % for 0",
     ]
     det = next(f for f in report.findings() if f.startswith("det "))
     assert det.endswith(
         "slower than its FLOPs predict on rpi5: ConvTranspose 18 % of time for 1 % of FLOPs, "
-        "Add 9 % for 0.3 %, com.microsoft.nchwc.ReorderOutput 4 % for 0"
+        "Add 9 % for 0.3 %, ReorderOutput 4 % for 0"
     )
 
 
@@ -142,6 +142,19 @@ def test_an_op_type_with_unknown_flops_ranks_last_and_is_never_a_culprit() -> No
     assert not any(c.startswith("Foo") for c in report.culprits[("rpi5", "det")])
     placed = det[det["op_type"] != "com.microsoft.nchwc.ReorderOutput"]
     assert placed["bound"].isna().all()  # no calibration: no roofline, never a guess
+
+
+def test_a_zero_flop_op_leading_the_list_reads_as_a_share() -> None:
+    rows = pd.DataFrame(
+        [{"op_type": "com.microsoft.nchwc.ReorderInput", "time_share": 0.3, "flop_share": 0.0,
+          "excess_share": 0.3},
+         {"op_type": "com.microsoft.nchwc.Conv (depthwise)", "time_share": 0.5,
+          "flop_share": 0.3, "excess_share": 0.2},
+         {"op_type": "Gemm", "time_share": 0.2, "flop_share": 0.7, "excess_share": -0.5}]
+    )  # fmt: skip
+    assert phrases(rows) == [
+        "ReorderInput 30 % of time for 0 % of FLOPs", "Conv (depthwise) 50 % for 30 %"
+    ]  # fmt: skip
 
 
 def test_percentages_read_as_a_person_writes_them() -> None:

@@ -103,8 +103,17 @@ def phrases(rows: pd.DataFrame) -> list[str]:
     for i, row in enumerate(worst.to_dict(orient="records")):
         time, flops = percent(row["time_share"]), percent(row["flop_share"])
         of_time, of_flops = (" of time", " of FLOPs") if i == 0 else ("", "")
-        out.append(f"{row['op_type']} {time}{of_time} for {flops}{of_flops}")
+        flops = "0 %" if i == 0 and flops == "0" else flops  # "for 0 % of FLOPs", not "0 of"
+        out.append(f"{short_op(row['op_type'])} {time}{of_time} for {flops}{of_flops}")
     return out
+
+
+def short_op(label: Any) -> str:
+    """An op type as a finding names it, without its domain: "com.microsoft.nchwc.Conv
+    (depthwise)" reads "Conv (depthwise)" (the model_ops table keeps the full key)."""
+    op, _, hint = str(label).partition(" (")
+    short = op.rsplit(".", 1)[-1]
+    return f"{short} ({hint}" if hint else short
 
 
 def culprits(models: pd.DataFrame, model_ops: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
