@@ -39,14 +39,18 @@ ORT_TYPES: dict[str, int] = {
     "bool": onnx.TensorProto.BOOL,
 }
 
+NCHWC = "com.microsoft.nchwc"
+_FLOAT = onnx.TensorProto.FLOAT
+
 
 def profiled_shapes(
     graph: onnx.GraphProto, nodes: Sequence[Mapping[str, Any]]
 ) -> dict[str, tuple[int, list[int]]]:
     """{tensor: (elem type, dims)} for every node output the profile sized and typed.
 
-    The element type is the profile's (``output_types``, recorded since the agent keeps
-    them), else the one the graph states for that tensor; with neither, the tensor is left out.
+    The element type is the profile's (``output_types``, recorded by agents since issue 17),
+    else the one the graph states for that tensor, else float for an NCHWc node (ORT's NCHWc
+    kernels are float32 only); with none of these, the tensor is left out.
     """
     stated = {
         vi.name: vi.type.tensor_type.elem_type
@@ -62,7 +66,7 @@ def profiled_shapes(
             continue
         for i, (tensor, dims) in enumerate(zip(node.output, shapes, strict=True)):
             elem = ORT_TYPES.get(str(types[i])) if i < len(types) else None
-            elem = elem or stated.get(tensor)
+            elem = elem or stated.get(tensor) or (_FLOAT if node.domain == NCHWC else None)
             if tensor and elem and isinstance(dims, list):
                 found[tensor] = (elem, [int(d) for d in dims])
     return found

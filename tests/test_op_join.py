@@ -252,3 +252,19 @@ def test_every_node_ort_ran_has_bytes_sized_by_the_profile_itself(tmp_path: Path
     assert run == sum(model[n] for n in held)  # the model's FLOPs, padding aside ...
     assert any((r.get("padded_flops") or 0) > 0 for r in convs)  # ... which is stated
     assert any("channels padded to ORT's block size" in n for n in joined.notes)
+
+
+def test_a_profile_from_an_older_agent_without_types_still_sizes_nchwc_tensors(
+    tmp_path: Path,
+) -> None:
+    original = _mobile_block(tmp_path / "block.onnx")
+    profiled = profile_ops(
+        original, SessionSettings(threads=1), {"x": (1, 3, 64, 64)}, tmp_path, runs=1,
+        warmup_runs=0,
+    )  # fmt: skip
+    if not any(n["op_type"] == "ReorderOutput" for n in profiled.document["nodes"]):
+        pytest.skip("this CPU's onnxruntime runs no NCHWc kernels")
+    old = [{k: v for k, v in n.items() if k != "output_types"} for n in profiled.document["nodes"]]
+    joined = join_ops({"nodes": old}, profiled.optimized_model, original, {"x": [1, 3, 64, 64]})
+    assert [r["node_name"] for r in joined.rows if r["bytes"] is None] == []
+    assert not any("onnxruntime run" in n for n in joined.notes), joined.notes
