@@ -25,6 +25,7 @@ costs nothing at run time and is left out); else None. Numbers are never invente
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,10 +34,14 @@ from typing import Any
 import onnx
 
 from collector.flops import DATA_MOVEMENT, CostReport, NodeCost, count_model, op_key
+from collector.op_shapes import annotate
 from shared.errors import FlopgapError
 from shared.input_values import InputValue
 
 LAYOUT_OPS = frozenset({"com.microsoft.nchwc.ReorderInput", "com.microsoft.nchwc.ReorderOutput"})
+# Blocked convolutions pad channels to ORT's block: a row keeps the MODEL's FLOPs (from its
+# original nodes), so padding shows as time without FLOPs; the padded work is padded_flops.
+PADDED_OPS = frozenset({"com.microsoft.nchwc.Conv"})
 _FOLDABLE = frozenset({"Constant", "Shape", "Size"})
 _CARRIERS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum"})
 _TOKEN = re.compile(r"_token_\d+$")
@@ -46,6 +51,11 @@ NOTE = (
     "rows are nodes of the optimized graph ORT ran; fused_from lists the original nodes a row "
     "holds, found by ORT's naming or data flow (best effort); unmatched profile nodes get no "
     "cost; bytes of NCHWc nodes include channel padding to the block size"
+)
+
+_SIZED_NOTE = (
+    "tensor sizes of the optimized graph come from the profile's own per-node shapes (as the "
+    "kernels ran them), where ONNX shape inference does not know the op"
 )
 
 
@@ -120,7 +130,13 @@ def join_ops(
     opt, orig = _Graph(optimized_model), _Graph(original_model)
     orig_cost = count_model(original_model, input_shapes, input_values=input_values)
     notes = [NOTE]
-    opt_cost = _count_or_note(optimized_model, input_shapes, notes, input_values)
+    with tempfile.TemporaryDirectory(prefix="flopgap-join-") as work:
+        sized = Path(work) / optimized_model.name
+        if annotate(optimized_model, profile.get("nodes", []), sized):
+            notes.append(_SIZED_NOTE)
+        else:
+            sized = optimized_model
+        opt_cost = _count_or_note(sized, input_shapes, notes, input_values)
     anchors = _anchors(opt, orig)
     absent, members, folded, lost = _fusion(anchors, opt, orig)
     costs = {n.name: n for n in opt_cost.nodes} if opt_cost else {}
@@ -149,6 +165,13 @@ def join_ops(
                 "depthwise": opt.depthwise.get(opt.index.get(label, -1)),
                 "fused_from": [orig.labels[i] for i in held if i in absent],
             }
+        )
+    padded = [r for r in rows if (r.get("padded_flops") or 0) > 0]
+    if padded:
+        notes.append(
+            f"{len(padded)} NCHWc convolution(s) ran {sum(r['padded_flops'] for r in padded)} "
+            "FLOPs more than the model counts (channels padded to ORT's block size); their rows "
+            "keep the model's FLOPs, so the padding shows as time without FLOPs"
         )
     return OpJoin(
         rows=rows,
@@ -313,6 +336,10 @@ def _row_cost(
     out: dict[str, Any] = {"bytes": node.bytes_read + node.bytes_written if node else None}
     if key in LAYOUT_OPS or key in DATA_MOVEMENT:
         return {**out, "flops": 0, "macs": 0, "cost_source": "data movement"}
+    countable = bool(parts) and not any(p.op_type in orig.uncounted for p in parts)
+    if key in PADDED_OPS and countable and node and opt and node.op_type not in opt.uncounted:
+        model = _row_cost("", None, parts, orig, None)  # the original nodes' count
+        return {**model, **out, "padded_flops": node.flops - model["flops"]}
     if node and opt and node.op_type not in opt.uncounted:
         return {**out, "flops": node.flops, "macs": node.macs, "cost_source": "optimized graph"}
     if not parts or any(p.op_type in orig.uncounted for p in parts):

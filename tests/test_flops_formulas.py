@@ -22,6 +22,7 @@ from collector.flops.formulas_linear import (
     fused_matmul,
     gemm,
     matmul_macs,
+    nchwc_conv,
 )
 from collector.flops.report import CostReport
 from shared.errors import ModelError
@@ -54,6 +55,16 @@ def test_grouped_conv_with_bias() -> None:
         pads=[1, 1, 1, 1],
     )
     assert only(counted(m), "Conv") == (28_800, 2 * 28_800 + 16 * 100)
+
+
+def test_nchwc_conv_counts_the_padded_channels_it_ran() -> None:
+    # 12 channels padded to ORT's block of 16: 16 out x 8x8 x 16 in x 1x1 = 16 384 MACs, plus
+    # one FLOP per output element each for the bias and the fused Relu
+    ins = [(1, 16, 8, 8), (16, 16, 1, 1), (16,)]
+    cost = nchwc_conv(ins, [(1, 16, 8, 8)], {"activation": "Relu"})
+    assert (cost.macs, cost.flops) == (16_384, 2 * 16_384 + 2 * 16 * 64)
+    with pytest.raises(FormulaError, match="spatial"):
+        nchwc_conv(ins, [(1, 16, 4, 4)], {})
 
 
 def test_depthwise_strided_conv_without_bias() -> None:

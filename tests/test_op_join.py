@@ -179,3 +179,92 @@ def test_nchwc_names_residual_adds_and_folded_shapes(tmp_path: Path) -> None:
     assert rows["reshape"]["fused_from"] == []
     assert joined.constant_folded == ["shape_of_x"]
     assert joined.fused_away == ["a", "ra", "b", "res", "rb", "shape_of_x"]
+
+
+def _mobile_block(path: Path) -> Path:
+    """A PP-OCR-like block at 12 channels (not a multiple of ORT's NCHWc block): Conv+BN+Relu6,
+    depthwise Conv, hard-swish (Add, Clip, Mul, Div), pointwise Conv, residual Add,
+    ConvTranspose, Sigmoid; H and W symbolic, as exporters leave them."""
+    rng = np.random.default_rng(0)
+    inits: list[onnx.TensorProto] = []
+
+    def w(name: str, *shape: int) -> str:
+        inits.append(numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name))
+        return name
+
+    for name, value in (("zero", 0.0), ("three", 3.0), ("six", 6.0)):
+        inits.append(numpy_helper.from_array(np.array(value, np.float32), name))
+    inits.append(numpy_helper.from_array(np.ones(12, np.float32), "var"))
+    spec = [
+        (
+            "Conv",
+            ["x", w("w0", 12, 3, 3, 3), w("b0", 12)],
+            "c0",
+            {"strides": [2, 2], "pads": [1] * 4},
+        ),
+        ("BatchNormalization", ["c0", w("s", 12), w("bb", 12), w("m", 12), "var"], "bn", {}),
+        ("Clip", ["bn", "zero", "six"], "r0", {}),
+        ("Conv", ["r0", w("wd", 12, 1, 3, 3)], "dw", {"group": 12, "pads": [1] * 4}),
+        ("Add", ["dw", "three"], "ha", {}),
+        ("Clip", ["ha", "zero", "six"], "hc", {}),
+        ("Mul", ["dw", "hc"], "hm", {}),
+        ("Div", ["hm", "six"], "hd", {}),
+        ("Conv", ["hd", w("wp", 12, 12, 1, 1)], "pw", {}),
+        ("Add", ["pw", "r0"], "res", {}),
+        ("ConvTranspose", ["res", w("wt", 12, 8, 2, 2)], "up", {"strides": [2, 2]}),
+        ("Sigmoid", ["up"], "y", {}),
+    ]
+    nodes = [helper.make_node(op, i, [o], name=f"{o}_n", **a) for op, i, o, a in spec]
+    graph = helper.make_graph(
+        nodes,
+        "mobile_block",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, "H2", "W2"])],
+        inits,
+    )
+    return save_model(graph, path, opset=13)
+
+
+def test_every_node_ort_ran_has_bytes_sized_by_the_profile_itself(tmp_path: Path) -> None:
+    original = _mobile_block(tmp_path / "block.onnx")
+    profiled = profile_ops(
+        original, SessionSettings(threads=1), {"x": (1, 3, 64, 64)}, tmp_path, runs=2,
+        warmup_runs=0,
+    )  # fmt: skip
+    kinds = {n["op_type"] for n in profiled.document["nodes"]}
+    if "ReorderOutput" not in kinds:
+        pytest.skip("this CPU's onnxruntime runs no NCHWc kernels")
+    joined = join_ops(profiled.document, profiled.optimized_model, original, {"x": [1, 3, 64, 64]})
+    assert joined.unmatched == [] and joined.uncounted == []
+    assert [r["node_name"] for r in joined.rows if r["bytes"] is None or r["flops"] is None] == []
+    # Sized from the profile, not from a collector-side onnxruntime run of the agent's graph:
+    assert any("profile's own per-node shapes" in n for n in joined.notes)
+    assert not any("onnxruntime run" in n for n in joined.notes), joined.notes
+    by_op: dict[str, list[dict[str, Any]]] = {}
+    for row in joined.rows:
+        by_op.setdefault(row["op_type"], []).append(row)
+    for row in by_op["com.microsoft.nchwc.ReorderOutput"]:  # NCHWc (padded) in, 12 ch out
+        assert row["flops"] == 0 and row["bytes"] > 2 * 4 * 12 * 32 * 32
+    convs = by_op["com.microsoft.nchwc.Conv"]
+    model = {n.name: n.flops for n in count_model(original, {"x": [1, 3, 64, 64]}).nodes}
+    held = ("c0_n", "bn_n", "r0_n", "dw_n", "pw_n")  # the convs, their BN and Relu6
+    run = sum(r["flops"] + r["folded_flops"] for r in convs)
+    assert run == sum(model[n] for n in held)  # the model's FLOPs, padding aside ...
+    assert any((r.get("padded_flops") or 0) > 0 for r in convs)  # ... which is stated
+    assert any("channels padded to ORT's block size" in n for n in joined.notes)
+
+
+def test_a_profile_from_an_older_agent_without_types_still_sizes_nchwc_tensors(
+    tmp_path: Path,
+) -> None:
+    original = _mobile_block(tmp_path / "block.onnx")
+    profiled = profile_ops(
+        original, SessionSettings(threads=1), {"x": (1, 3, 64, 64)}, tmp_path, runs=1,
+        warmup_runs=0,
+    )  # fmt: skip
+    if not any(n["op_type"] == "ReorderOutput" for n in profiled.document["nodes"]):
+        pytest.skip("this CPU's onnxruntime runs no NCHWc kernels")
+    old = [{k: v for k, v in n.items() if k != "output_types"} for n in profiled.document["nodes"]]
+    joined = join_ops({"nodes": old}, profiled.optimized_model, original, {"x": [1, 3, 64, 64]})
+    assert [r["node_name"] for r in joined.rows if r["bytes"] is None] == []
+    assert not any("onnxruntime run" in n for n in joined.notes), joined.notes

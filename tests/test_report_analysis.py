@@ -197,7 +197,10 @@ def test_a_slow_model_is_flagged_with_a_sentence() -> None:
     m = report.models.set_index("model")
     assert m.loc["m2", "flag"] == "slower" and m.loc["m2", "residual"] > 1.5
     assert report.findings()[0].startswith("m2 is ")
-    assert report.findings()[0].endswith("slower than its FLOPs predict on rpi5")
+    assert report.findings()[0].endswith(
+        "slower than its FLOPs predict on rpi5: no op profile: run with the per-op pass "
+        "(campaign setting profile_ops = true)"
+    )
 
 
 def test_fewer_than_three_models_say_the_fit_is_not_possible() -> None:

@@ -174,9 +174,10 @@ def _parsed(text: str) -> Any:
 def parse_profile(events: Iterable[Any], skip_runs: int = 0) -> list[dict[str, Any]]:
     """Per-node kernel times from ORT profiler events, dropping the first `skip_runs` runs.
 
-    Each row: name, op_type, provider, calls (kernel events kept), input_shapes, output_shapes
-    (from the node's first kept event) and kernel_time_us: the median over runs of the node's
-    summed kernel time in one run, in µs. Malformed or unknown events are skipped, never fatal.
+    Each row: name, op_type, provider, calls (kernel events kept), input_shapes, output_shapes,
+    output_types (from the node's first kept event) and kernel_time_us: the median over runs of
+    the node's summed kernel time in one run, in µs. Malformed or unknown events are skipped,
+    never fatal.
     """
     return _aggregate(*_scan(events), skip_runs)
 
@@ -201,6 +202,14 @@ def _shapes(value: Any) -> list[list[int]] | None:
     return out
 
 
+def _types(value: Any) -> list[str] | None:
+    """The element type names of ORT's ``[{"float": [1, 3]}, ...]`` (``["float", ...]``), so
+    the collector can size a tensor's bytes; None if malformed."""
+    if not isinstance(value, list) or not all(isinstance(i, dict) and len(i) == 1 for i in value):
+        return None
+    return [str(next(iter(item))) for item in value]
+
+
 def _scan(events: Iterable[Any]) -> tuple[list[_Kernel], list[tuple[float, float]]]:
     """Kernel events, and model_run windows as (start, end) in µs; malformed events skipped."""
     kernels, runs = [], []
@@ -220,6 +229,7 @@ def _scan(events: Iterable[Any]) -> tuple[list[_Kernel], list[tuple[float, float
                 "provider": args.get("provider") if isinstance(args.get("provider"), str) else None,
                 "input_shapes": _shapes(args.get("input_type_shape")),
                 "output_shapes": _shapes(args.get("output_type_shape")),
+                "output_types": _types(args.get("output_type_shape")),
             }
             kernels.append(_Kernel(row, ts, dur))
     return kernels, runs

@@ -196,3 +196,18 @@ def fused_conv(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
     y = vol(need(outs, 0, "output Y"))
     extra = (y if attrs.get("activation") else 0) + (y if has(ins, 3) else 0)
     return OpCost(macs=base.macs, flops=base.flops + extra)
+
+
+def nchwc_conv(ins: Shapes, outs: Shapes, attrs: Attrs) -> OpCost:
+    """NCHWc Conv: MACs = out_vol·∏W[1:] (padded); FLOPs = 2·MACs + out_vol per extra."""
+    # ORT pads channels to its block size (8 or 16), so padded MACs count as run; the extras
+    # are one op per output element each for a bias, the fused activation and the Sum input.
+    x, w, y = need(ins, 0, "input X"), need(ins, 1, "weight W"), need(outs, 0, "output Y")
+    if not len(x) == len(w) == len(y) or len(x) < 3 or y[0] != x[0]:
+        raise FormulaError(f"ranks differ: X {list(x)}, W {list(w)}, Y {list(y)}")
+    kernel = attrs.get("kernel_shape") or w[2:]
+    if tuple(y[2:]) != conv_out_spatial(x[2:], kernel, attrs):
+        raise FormulaError(f"Y spatial dims {list(y[2:])} do not follow from X {list(x)}")
+    macs = vol(y) * vol(w[1:])
+    extra = sum(vol(y) for on in (has(ins, 2), bool(attrs.get("activation")), has(ins, 3)) if on)
+    return OpCost(macs=macs, flops=2 * macs + extra)

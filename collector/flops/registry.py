@@ -23,6 +23,7 @@ from collector.flops.formulas import (
 )
 
 MS = "com.microsoft"
+NCHWC = "com.microsoft.nchwc"  # ORT's x86/ARM64 blocked-layout kernels (channels padded)
 
 UNARY = (
     "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "BitwiseNot", "Ceil", "Celu",
@@ -67,6 +68,7 @@ DATA_MOVEMENT = data_movement(
     "Scatter", "ScatterElements", "ScatterND", "SequenceAt", "SequenceConstruct", "SequenceEmpty",
     "SequenceErase", "SequenceInsert", "SequenceLength", "Shape", "Size", "Slice", "SpaceToDepth",
     "Split", "SplitToSequence", "Squeeze", "Tile", "Transpose", "Trilu", "Unsqueeze", "Where",
+    f"{NCHWC}.ReorderInput", f"{NCHWC}.ReorderOutput",
 ) | STRING_OPS  # fmt: skip
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 
@@ -83,6 +85,12 @@ FORMULAS: dict[str, Formula] = {
     f"{MS}.FusedConv": lin.fused_conv,
     f"{MS}.FusedMatMul": lin.fused_matmul,
     f"{MS}.FusedGemm": lin.fused_gemm,
+    f"{NCHWC}.Conv": lin.nchwc_conv,
+    f"{NCHWC}.MaxPool": spa.pool,
+    f"{NCHWC}.AveragePool": spa.pool,
+    f"{NCHWC}.GlobalMaxPool": reduction(mean=False),
+    f"{NCHWC}.GlobalAveragePool": reduction(mean=True),
+    f"{NCHWC}.Upsample": spa.resize,
     "LSTM": rec.lstm,
     "GRU": rec.gru,
     "RNN": rec.rnn,

@@ -10,12 +10,13 @@ import pandas as pd
 
 from collector.flops import CONVENTION
 from collector.report import calibration as calib
+from collector.report import culprits as culprit
 from collector.report import frames
 from collector.report.analysis import attach_roofline, model_table, result_index, roof_warnings
 from collector.report.compare import cross_device_table
 from collector.report.defaults import DEFAULT_THRESHOLD
 from collector.report.fits import fit_devices
-from collector.report.ops import op_type_table
+from collector.report.ops import op_type_table, prepare
 from collector.report.report import Report
 from collector.report.validity import Validity, split
 
@@ -74,6 +75,7 @@ def build_report_from_frames(
     cross, more = cross_device_table(models, preferred)
     lacking += more
     notes += roof_warnings(models)
+    model_ops = culprit.model_op_table(prepare(ops, result_index(res))[0], models)
     return Report(
         campaign=campaign,
         convention=CONVENTION,
@@ -87,6 +89,8 @@ def build_report_from_frames(
         notes=notes,
         validity=validity,
         calibration_used=calib.used_lines(models, cal),
+        model_ops=model_ops,
+        culprits=culprit.culprits(models, model_ops),
     )
 
 

@@ -59,6 +59,18 @@ def op_type_table(
     if op_times.empty:
         note = [] if models.empty else ["no per-op times: the profiling pass was not run"]
         return pd.DataFrame(columns=list(OP_COLUMNS)), note, []
+    ops, missing = prepare(op_times, result_device)
+    if ops.empty:
+        return pd.DataFrame(columns=list(OP_COLUMNS)), missing, []
+    missing += _unmatched(ops) + _flop_mismatches(ops, models)
+    table = pd.concat([_device_ops(d, g) for d, g in ops.groupby("device", sort=True)])
+    return table.reset_index(drop=True), missing, _fusion_notes(ops)
+
+
+def prepare(op_times: pd.DataFrame, result_device: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Op times joined to their (device, model), labelled (``label``: "Conv (depthwise)"), and
+    per one inference of each model; op times of results outside the report are dropped and
+    said. Both the op-type table and the per-model breakdown start from this frame."""
     ops = op_times.merge(result_device, on="result_id", how="left")
     missing = []
     orphans = ops["device"].isna()
@@ -67,12 +79,9 @@ def op_type_table(
         missing.append(f"op times of {n} result(s) match no ok result in this report: ignored")
     ops = ops[~orphans].copy()
     if ops.empty:
-        return pd.DataFrame(columns=list(OP_COLUMNS)), missing, []
+        return ops, missing
     ops["label"] = ops.apply(op_label, axis=1)
-    ops = _per_inference(ops)
-    missing += _unmatched(ops) + _flop_mismatches(ops, models)
-    table = pd.concat([_device_ops(d, g) for d, g in ops.groupby("device", sort=True)])
-    return table.reset_index(drop=True), missing, _fusion_notes(ops)
+    return _per_inference(ops), missing
 
 
 def _device_ops(device: str, ops: pd.DataFrame) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from collector.report.culprits import with_culprits
 from collector.report.fits import describe_residual
 from collector.report.validity import Validity
 
@@ -33,6 +34,8 @@ UNITS = {
     "flop_share": "op type's share of counted FLOPs",
     "excess_share": "time_share - flop_share",
     "gap": "latency_ratio / peak_ratio",
+    "model_ops": "per (device, model, op type): shares of that model's kernel time and FLOPs",
+    "culprits": "op types of a flagged model whose time share most exceeds their FLOP share",
 }
 
 
@@ -52,6 +55,10 @@ class Report:
     notes: list[str] = field(default_factory=list)
     validity: Validity = field(default_factory=lambda: Validity(0, 0, 0))
     calibration_used: list[str] = field(default_factory=list)  # one line per device
+    # Part O: per (device, model) op types ranked by excess share, and each flagged model's
+    # top culprits ((device, model) -> phrases), named in its finding.
+    model_ops: pd.DataFrame = field(default_factory=pd.DataFrame)
+    culprits: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -62,6 +69,7 @@ class Report:
             "op_types": self.op_types,
             "cross_device": self.cross_device,
             "calibration": self.calibration,
+            "model_ops": self.model_ops,
         }
 
     def findings(self) -> list[str]:
@@ -71,7 +79,20 @@ class Report:
         flagged = self.models[self.models["flag"] != ""]
         worst = flagged.assign(size=flagged["residual"].map(lambda f: abs(math.log(f))))
         worst = worst.sort_values("size", ascending=False, kind="stable")
-        return [describe_residual(r.model, r.device, r.residual) for r in worst.itertuples()]
+        return [
+            with_culprits(
+                describe_residual(r.model, r.device, r.residual),
+                self.culprits.get((str(r.device), str(r.model))),
+            )
+            for r in worst.itertuples()
+        ]
+
+    def culprits_json(self) -> list[dict[str, Any]]:
+        """Each flagged model's culprits as {device, model, culprits}, for JSON readers."""
+        return [
+            {"device": device, "model": model, "culprits": list(named)}
+            for (device, model), named in self.culprits.items()
+        ]
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (dicts, lists, str, float, int, bool, None) with the convention."""
@@ -86,8 +107,18 @@ class Report:
             "findings": self.findings(),
             "missing": list(self.missing),
             "notes": list(self.notes),
-            "tables": {name: records(table) for name, table in self.tables.items()},
+            "culprits": self.culprits_json(),
+            "tables": self._json_tables(),
         }
+
+    def _json_tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Every table as records; a flagged model row also carries its ``culprits``."""
+        tables = {name: records(table) for name, table in self.tables.items()}
+        if self.culprits:
+            for row in tables.get("models", []):
+                named = self.culprits.get((str(row.get("device")), str(row.get("model"))))
+                row["culprits"] = list(named) if named is not None else None
+        return tables
 
 
 def plain(value: Any) -> Any:
