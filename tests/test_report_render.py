@@ -73,12 +73,12 @@ def test_text_has_the_expected_tables(report: Report) -> None:
     assert prose and max(len(line) for line in prose) <= 100
     for device in ("rpi5", "jetson"):
         assert f"== {device}: {device}-host (Board) [CPU, 1 threads, opt all] ==" in text
-    assert re.search(r"model\s+GFLOPs\s+FLOP/B\s+p50 ms\s+GFLOP/s\s+eff\s+bound", text)
+    assert re.search(r"model\s+FLOPs\s+FLOP/B\s+p50 ms\s+GFLOP/s\s+eff\s+bound", text)
     assert "FLOPs vs p50 over 4 models: Spearman +1.00, Kendall tau-b +1.00" in text
     assert "fit: ln(p50 ms) = " in text
     assert re.search(r"dwnet .* slower$", text, re.MULTILINE)
     assert "== op types on rpi5: time share vs FLOP share ==" in text
-    assert re.search(r"1\s+Conv \(depthwise\)\s+1.0\s+60.0%\s+20.0%\s+40.0%", text)
+    assert re.search(r"1\s+Conv \(depthwise\)\s+1\s+60.0 %\s+20.0 %\s+40.0 %\s+16.67\s+4 MB", text)
     assert "== missing ==" in text and "no calibration (peak, bandwidth) for jetson" in text
     assert "dwnet is " in text and "slower than its FLOPs predict on rpi5" in text
     widths = {len(line) for line in text.splitlines() if line.startswith("-----")}
@@ -101,7 +101,12 @@ def test_json_round_trips_and_names_the_convention(report: Report) -> None:
     assert models[("jetson", "big")]["efficiency"] is None  # uncalibrated: null, not 0
     assert isinstance(models[("rpi5", "big")]["threads"], int)
     assert set(doc["tables"]) == {
-        "latency", "models", "fits", "op_types", "cross_device", "calibration"
+        "latency",
+        "models",
+        "fits",
+        "op_types",
+        "cross_device",
+        "calibration",
     }
     assert doc["missing"] and doc["findings"][0].startswith("dwnet is ")
 
@@ -151,8 +156,8 @@ def test_png_dir_writes_the_same_plots(report: Report, tmp_path: Path) -> None:
     written = write_png_dir(report, tmp_path / "png")
     pngs = sorted(p.name for p in written if p.suffix == ".png")
     assert pngs == sorted(
-        ["heatmap_ms.png", "heatmap_gflops.png", "scatter_rpi5.png", "scatter_jetson.png", "roofline_rpi5.png",
-         "op_shares_rpi5.png"]
+        ["heatmap_ms.png", "heatmap_gflops.png", "scatter_rpi5.png", "scatter_jetson.png",
+         "roofline_rpi5.png", "op_shares_rpi5.png"]
     )  # fmt: skip
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in written if p.suffix == ".png")
     skipped = (tmp_path / "png" / "skipped.txt").read_text()

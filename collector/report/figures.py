@@ -99,8 +99,11 @@ def roofline_plot(
     values = [v for v in map(number, points) if v] + [peak / r for r in roofs.values()]
     grid = np.geomspace(min(values) / 4, max(values) * 4, 200)
     for level, gbs in sorted(roofs.items(), key=lambda kv: -kv[1]):
-        style = {"color": "black", "lw": 1.5} if level == "DRAM" else {"lw": 1, "ls": "--"}
-        ax.plot(grid, np.minimum(peak, grid * gbs), label=f"{level} roof {gbs:.3g} GB/s", **style)
+        dram = level == "DRAM"
+        ax.plot(
+            grid, np.minimum(peak, grid * gbs), label=f"{level} roof {gbs:.3g} GB/s",
+            color="black" if dram else None, lw=1.5 if dram else 1.0, ls="-" if dram else "--",
+        )  # fmt: skip
     ax.axvline(peak / bw, color="#aaaaaa", ls=":", lw=1)
     placed = models.dropna(subset=["intensity", "achieved_gflops"])
     mx, my = placed["intensity"].astype(float), placed["achieved_gflops"].astype(float)
@@ -117,7 +120,8 @@ def roofline_plot(
     ax.grid(True, which="both", alpha=0.3)
     _finish_axes(ax)
     legend = ax.legend(fontsize=7, loc="lower right")
-    placer = labels.Placer(ax, [labels.extent_box(legend, fig.canvas.get_renderer())])
+    placer = labels.Placer(ax)
+    placer.taken.append(labels.extent_box(legend, placer.renderer))
     placer.markers(list(mx) + list(ox), list(my) + list(oy))
     placer.place(list(mx), list(my), [str(m) for m in placed["model"]])
     if not op_points.empty:

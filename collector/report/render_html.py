@@ -192,8 +192,9 @@ def _device_section(report: Report, device: str, plots: list[Plot]) -> str:
         parts.append(f'<p class="small">{html.escape(str(fit["note"].iloc[0] or ""))}</p>')
     parts.append(html_table(models, MODEL_VIEW))
     parts += [_figure(p) for p in plots]
-    ops = report.op_types[report.op_types["device"] == device] if "device" in report.op_types else None
-    if ops is not None and not ops.empty:
+    ops = report.op_types
+    if "device" in ops and not ops[ops["device"] == device].empty:
+        ops = ops[ops["device"] == device]
         parts += ["<h3>op types</h3>", html_table(ops.drop(columns=["device"]))]
     parts.append(_model_ops(report, device))
     parts.append("</details>")
