@@ -122,7 +122,7 @@ class Placer:
                 fontsize=FONT_SIZE, annotation_clip=False,
             )  # fmt: skip
             extent = note.get_window_extent(self.renderer)
-            drawn: Box = (extent.x0, extent.y0, extent.x1, extent.y1)
+            drawn: Box = (float(extent.x0), float(extent.y0), float(extent.x1), float(extent.y1))
             self.taken.append(_grow(drawn, PAD_PX / 2))
             self.labels.boxes.append(drawn)
             return True
@@ -132,4 +132,4 @@ class Placer:
 def extent_box(artist: Any, renderer: Any) -> Box:
     """An artist's box in display pixels (a legend, say, to keep labels off it)."""
     extent = artist.get_window_extent(renderer)
-    return (extent.x0, extent.y0, extent.x1, extent.y1)
+    return (float(extent.x0), float(extent.y0), float(extent.x1), float(extent.y1))

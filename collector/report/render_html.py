@@ -160,11 +160,23 @@ def _figure(plot: Plot) -> str:
     )
 
 
-def _list(title: str, items: list[str], css: str = "") -> str:
+def _list(title: str, items: list[str], css: str = "", top: int = 0) -> str:
+    """A titled list; past `top` items (when set) the rest fold into a <details>."""
     if not items:
         return ""
-    lis = "".join(f"<li>{html.escape(i)}</li>" for i in items)
-    return f'<h2>{html.escape(title)}</h2><ul class="{css}">{lis}</ul>'
+    shown, rest = (items[:top], items[top:]) if top else (items, [])
+    lis = "".join(f"<li>{html.escape(i)}</li>" for i in shown)
+    more = ""
+    if rest:
+        extra = "".join(f"<li>{html.escape(i)}</li>" for i in rest)
+        more = f'<details><summary>{len(rest)} more</summary><ul class="{css}">{extra}</ul>'
+        more += "</details>"
+    return f'<h2>{html.escape(title)}</h2><ul class="{css}">{lis}</ul>{more}'
+
+
+def _folded(title: str, body: str, rows: int) -> str:
+    """A fleet table under a collapsed <details> (a 10 × 20 fleet has 180 cross-device rows)."""
+    return f"<details><summary>{html.escape(title)} ({rows} rows)</summary>{body}</details>"
 
 
 def _model_ops(report: Report, device: str) -> str:
@@ -187,7 +199,7 @@ def _device_section(report: Report, device: str, plots: list[Plot]) -> str:
     summary = f"{html.escape(device)} <span class='small'>{host}; fastest valid: "
     summary += f"{html.escape(best or 'none')}</span>"
     fit = report.fits[report.fits["device"] == device] if "device" in report.fits else None
-    parts = [f"<details><summary>{summary}</summary>"]
+    parts = [f'<details class="device"><summary>{summary}</summary>']
     if fit is not None and not fit.empty and "note" in fit:
         parts.append(f'<p class="small">{html.escape(str(fit["note"].iloc[0] or ""))}</p>')
     parts.append(html_table(models, MODEL_VIEW))
@@ -201,10 +213,11 @@ def _device_section(report: Report, device: str, plots: list[Plot]) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def render_html(report: Report) -> str:
-    """The whole report as an HTML document string."""
+def render_html(report: Report, plots: list[Plot] | None = None) -> str:
+    """The whole report as an HTML document string; `plots` are make_plots(report) when the
+    caller already drew them (drawing is most of the time a fleet report takes)."""
     name = f"campaign {report.campaign}" if report.campaign else "all results"
-    plots = make_plots(report)
+    plots = make_plots(report) if plots is None else plots
     fleet = [p for p in plots if p.group == "fleet"]
     parts = [
         f"<h1>flopgap report: {html.escape(name)}</h1>",
@@ -213,13 +226,15 @@ def render_html(report: Report) -> str:
         '<p class="small">p50 ms <small>p90 ms</small> per model and device; ⚠ invalid '
         "(hover for why; left out of the analysis); bold: the device's fastest valid model</p>",
         latency_html(report),
-        _list(f"Findings (beyond {report.threshold:g}× of the fit)", report.findings()),
-        _list("Missing", report.missing, "missing"),
+        _list(f"Findings (beyond {report.threshold:g}× of the fit)", report.findings(), top=10),
+        _list("Missing", report.missing, "missing", top=10),
         "<h2>Figures</h2>",
         "\n".join(_figure(p) for p in fleet),
     ]
-    for key in ("cross_device", "fits", "calibration"):
-        parts += [f"<h2>{html.escape(TABLE_TITLES[key])}</h2>", html_table(report.tables[key])]
+    parts.append("<h2>Fleet tables</h2>")
+    for key in ("fits", "cross_device", "calibration"):
+        table = report.tables[key]
+        parts.append(_folded(TABLE_TITLES[key], html_table(table), len(table)))
     parts += ["<h2>Per device</h2>", _list("Calibration used", report.calibration_used)]
     for device in sorted(set(report.models["device"])):
         parts.append(_device_section(report, device, [p for p in plots if p.group == device]))
