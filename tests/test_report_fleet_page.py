@@ -161,6 +161,9 @@ def test_fleet_page_latency_above_the_fold(
     chromium()
     report, plots = fleet
     page = render_html(report, plots)
+    numbered = sum(len(p.legend) for p in plots)
+    assert page.count('<table class="legend">') == sum(1 for p in plots if p.legend)
+    assert numbered == 0 or page.count("</td></tr>") >= numbered
     assert "'unsafe-inline'" not in page.split("script-src", 1)[1].split(";", 1)[0]
     probed = tmp_path / "probed.html"
     probed.write_text(_page_with_probe(page), encoding="utf-8")

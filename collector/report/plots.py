@@ -156,10 +156,11 @@ def make_plots(report: Report) -> list[Plot]:
 
 def write_png_dir(report: Report, directory: Path | str) -> list[Path]:
     """One PNG per figure, plus skipped.txt listing the figures that could not be drawn and
-    why; returns the paths written."""
+    why, and labels.txt naming the points a figure labelled by number (no room for the name);
+    returns the paths written."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    written, skipped = [], []
+    written, skipped, numbered = [], [], []
     for plot in make_plots(report):
         if plot.png is None:
             skipped.append(f"{plot.name}: {plot.note}")
@@ -167,8 +168,10 @@ def write_png_dir(report: Report, directory: Path | str) -> list[Path]:
         path = out / f"{plot.name}.png"
         path.write_bytes(plot.png)
         written.append(path)
-    if skipped:
-        path = out / "skipped.txt"
-        path.write_text("\n".join(skipped) + "\n", encoding="utf-8")
-        written.append(path)
+        numbered += [f"{plot.name}: {n or '(no room)'} = {name}" for n, name in plot.legend]
+    for stem, lines in (("skipped", skipped), ("labels", numbered)):
+        if lines:
+            path = out / f"{stem}.txt"
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            written.append(path)
     return written

@@ -200,8 +200,9 @@ def _device_section(report: Report, device: str, plots: list[Plot]) -> str:
     summary += f"{html.escape(best or 'none')}</span>"
     fit = report.fits[report.fits["device"] == device] if "device" in report.fits else None
     parts = [f'<details class="device"><summary>{summary}</summary>']
-    if fit is not None and not fit.empty and "note" in fit:
-        parts.append(f'<p class="small">{html.escape(str(fit["note"].iloc[0] or ""))}</p>')
+    note = fit["note"].iloc[0] if fit is not None and not fit.empty and "note" in fit else None
+    if isinstance(note, str) and note:
+        parts.append(f'<p class="small">{html.escape(note)}</p>')
     parts.append(html_table(models, MODEL_VIEW))
     parts += [_figure(p) for p in plots]
     ops = report.op_types
