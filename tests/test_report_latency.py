@@ -148,3 +148,39 @@ def test_latency_of_nothing() -> None:
     report = build_report_from_frames(None)
     assert report.fastest == {} and report.latency.empty
     assert "latency: no ok results" in render_text(report)
+
+
+def test_ms_heatmap_marks_invalid_cells(report: Report) -> None:
+    from collector.report import figures
+
+    fig = figures.latency_heatmap(report.latency)
+    cells = [t.get_text() for t in fig.axes[0].texts]
+    assert "0.5*" in cells and "2" in cells and "(* invalid" in fig.axes[0].get_title()
+
+
+def test_other_parts_columns_are_rendered_when_present(report: Report) -> None:
+    """Part O's tables["model_ops"] and part R's bound_note show in text and HTML once they
+    exist; before that (this branch) they are simply absent."""
+    ops = pd.DataFrame([
+        {"device": "pi-a", "model": "mid", "op_type": op, "nodes": 3.0, "time_share": t,
+         "flop_share": f, "excess_share": t - f, "time_us": 40.0, "flops": 2e6,
+         "bytes": 3e5, "gflops": 1.5, "bound": "memory (DRAM)"}
+        for op, t, f in (("ConvTranspose", 0.18, 0.01), ("Add", 0.09, 0.003))
+    ])  # fmt: skip
+    models = report.models.assign(bound_note="cache-resident: 1.8 MB working set < 2 MB L2")
+
+    class WithOps(Report):
+        @property
+        def tables(self) -> dict[str, pd.DataFrame]:
+            return {**super().tables, "model_ops": ops}
+
+    fields = {k: getattr(report, k) for k in report.__dataclass_fields__}
+    wider = WithOps(**{**fields, "models": models})
+    text = render_text(wider)
+    assert "== operators of mid on pi-a, by excess time ==" in text
+    assert re.search(r"ConvTranspose\s+3\s+18\.0 %\s+1\.0 %\s+17\.0 %\s+300 kB", text)
+    assert "cache-resident: 1.8 MB working set < 2 MB L2" in text
+    page = render_html(wider)
+    assert "mid: operators by excess time" in page and ">17.0 %<" in page
+    assert "cache-resident: 1.8 MB working set &lt; 2 MB L2" in page
+    assert "operators of" not in render_text(report) and "bound_note" not in render_html(report)
