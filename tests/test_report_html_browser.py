@@ -8,6 +8,8 @@ and CSP violations, then on load writes them and each image's natural size into
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import os
@@ -61,11 +63,12 @@ def chromium() -> str:
 
 
 def with_probe(report_html: str) -> str:
-    """The report with the probe first in <head>; the CSP is widened for inline script only."""
-    assert "default-src 'none';" in report_html
-    page = report_html.replace(
-        "default-src 'none';", "default-src 'none'; script-src 'unsafe-inline';"
-    )
+    """The report with the probe first in <head>; the CSP's script-src gets the probe's hash
+    beside the report's own (the report's sort script must keep working under it)."""
+    assert "default-src 'none';" in report_html and "script-src 'sha256-" in report_html
+    body = PROBE.removeprefix("<script>").removesuffix("</script>")
+    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+    page = report_html.replace("script-src ", f"script-src 'sha256-{digest}' ", 1)
     return page.replace("<head>", "<head>" + PROBE, 1)
 
 
@@ -108,7 +111,7 @@ def test_report_opens_cleanly_in_chromium(tmp_path: Path) -> None:
     check, stderr = open_in_chromium(page, tmp_path / "profile")
     assert check["errors"] == []
     assert console_lines(stderr) == []
-    assert len(check["images"]) == 5
+    assert len(check["images"]) == 6
     for image in check["images"]:
         assert image["complete"] and image["w"] > 0 and image["h"] > 0
 

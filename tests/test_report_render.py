@@ -73,12 +73,12 @@ def test_text_has_the_expected_tables(report: Report) -> None:
     assert prose and max(len(line) for line in prose) <= 100
     for device in ("rpi5", "jetson"):
         assert f"== {device}: {device}-host (Board) [CPU, 1 threads, opt all] ==" in text
-    assert re.search(r"model\s+GFLOPs\s+FLOP/B\s+p50 ms\s+GFLOP/s\s+eff\s+bound", text)
+    assert re.search(r"model\s+FLOPs\s+FLOP/B\s+p50 ms\s+GFLOP/s\s+eff\s+bound", text)
     assert "FLOPs vs p50 over 4 models: Spearman +1.00, Kendall tau-b +1.00" in text
     assert "fit: ln(p50 ms) = " in text
     assert re.search(r"dwnet .* slower$", text, re.MULTILINE)
     assert "== op types on rpi5: time share vs FLOP share ==" in text
-    assert re.search(r"1\s+Conv \(depthwise\)\s+1.0\s+60.0%\s+20.0%\s+40.0%", text)
+    assert re.search(r"1\s+Conv \(depthwise\)\s+1\s+60.0 %\s+20.0 %\s+40.0 %\s+16.67\s+4 MB", text)
     assert "== missing ==" in text and "no calibration (peak, bandwidth) for jetson" in text
     assert "dwnet is " in text and "slower than its FLOPs predict on rpi5" in text
     widths = {len(line) for line in text.splitlines() if line.startswith("-----")}
@@ -100,7 +100,15 @@ def test_json_round_trips_and_names_the_convention(report: Report) -> None:
     assert models[("rpi5", "dwnet")]["flag"] == "slower"
     assert models[("jetson", "big")]["efficiency"] is None  # uncalibrated: null, not 0
     assert isinstance(models[("rpi5", "big")]["threads"], int)
-    assert {"models", "fits", "op_types", "cross_device", "calibration"} <= set(doc["tables"])
+    assert set(doc["tables"]) == {
+        "latency",
+        "models",
+        "fits",
+        "op_types",
+        "cross_device",
+        "calibration",
+        "model_ops",
+    }
     assert doc["missing"] and doc["findings"][0].startswith("dwnet is ")
 
 
@@ -108,8 +116,8 @@ def test_csv_dir_has_one_file_per_table(report: Report, tmp_path: Path) -> None:
     written = write_csv_dir(report, tmp_path / "csv")
     names = sorted(p.name for p in written)
     assert names == sorted(
-        ["models.csv", "fits.csv", "op_types.csv", "cross_device.csv", "calibration.csv",
-         "model_ops.csv", "README.txt"]
+        ["latency.csv", "models.csv", "fits.csv", "op_types.csv", "cross_device.csv",
+         "calibration.csv", "model_ops.csv", "README.txt"]
     )  # fmt: skip
     with (tmp_path / "csv" / "models.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -129,12 +137,12 @@ def test_html_is_self_contained_with_inline_pngs(report: Report, tmp_path: Path)
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
     assert "http://" not in html and "https://" not in html
     images = _images(html)
-    # heatmap + per device: scatter x2, roofline x1 (rpi5 only), op shares x1 (rpi5 only)
-    assert len(images) == 5
+    # heatmaps (ms, GFLOP/s) + per device: scatter x2, roofline x1 (rpi5 only), op shares x1
+    assert len(images) == 6
     assert all(image.startswith(PNG_MAGIC) for image in images)
     assert "jetson: roofline: skipped: no calibration" in html
     assert "jetson: time share vs FLOP share: skipped: no per-op times" in html
-    assert "<table>" in html and "dwnet" in html
+    assert '<table class="sortable" id="latency">' in html and "dwnet" in html
     assert html.count("<img ") == len(images)
 
 
@@ -149,8 +157,8 @@ def test_png_dir_writes_the_same_plots(report: Report, tmp_path: Path) -> None:
     written = write_png_dir(report, tmp_path / "png")
     pngs = sorted(p.name for p in written if p.suffix == ".png")
     assert pngs == sorted(
-        ["heatmap_gflops.png", "scatter_rpi5.png", "scatter_jetson.png", "roofline_rpi5.png",
-         "op_shares_rpi5.png"]
+        ["heatmap_ms.png", "heatmap_gflops.png", "scatter_rpi5.png", "scatter_jetson.png",
+         "roofline_rpi5.png", "op_shares_rpi5.png"]
     )  # fmt: skip
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in written if p.suffix == ".png")
     skipped = (tmp_path / "png" / "skipped.txt").read_text()

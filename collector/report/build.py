@@ -16,6 +16,7 @@ from collector.report.analysis import attach_roofline, model_table, result_index
 from collector.report.compare import cross_device_table
 from collector.report.defaults import DEFAULT_THRESHOLD
 from collector.report.fits import fit_devices
+from collector.report.latency import fastest, latency_table
 from collector.report.ops import op_type_table, prepare
 from collector.report.report import Report
 from collector.report.validity import Validity, split
@@ -57,6 +58,7 @@ def build_report_from_frames(
     left out unless `include_invalid`; the report counts them by reason either way."""
     res, ops, cal, lacking = _select(results, op_times, calibration, devices, campaign)
     every_ok = set(res["result_id"])
+    latency = latency_table(res)  # before the split: the latency view marks invalid ones
     res, validity = split(res, include_invalid)
     left_out = every_ok - set(res["result_id"])
     ops = ops[~ops["result_id"].isin(left_out)].reset_index(drop=True)
@@ -89,6 +91,8 @@ def build_report_from_frames(
         notes=notes,
         validity=validity,
         calibration_used=calib.used_lines(models, cal),
+        latency=latency,
+        fastest=fastest(latency),
         model_ops=model_ops,
         culprits=culprit.culprits(models, model_ops),
     )

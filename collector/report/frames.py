@@ -140,7 +140,9 @@ def device_keys(results: pd.DataFrame) -> pd.Series:
     more than one combination of them (so results at 1 and 4 threads are never mixed)."""
     if results.empty:
         return pd.Series([], dtype=object)
-    settings = results[list(SETTING_COLUMNS)].astype(str).agg("|".join, axis=1)
+    # str() per cell: astype(str) keeps a missing setting missing (pandas' string dtype),
+    # which "|".join refuses
+    settings = results[list(SETTING_COLUMNS)].map(str).agg("|".join, axis=1)
     combos = settings.groupby(results["agent_id"]).transform("nunique")
     labels = []
     for (_, row), many in zip(results.iterrows(), combos, strict=True):

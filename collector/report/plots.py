@@ -7,11 +7,17 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from collector.report.labels import Box, Labels
 from collector.report.report import Report
+from collector.report.roofline import number
+
+CACHE_LEVELS = ("l1", "l2", "l3")  # part R's calibration columns: {level}_bandwidth_gbs
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,10 @@ class Plot:
     png: bytes | None
     note: str = ""
     group: str = "fleet"  # "fleet", or the device key the figure belongs to
+    # Point labels as drawn (display pixels of the PNG, y up), and the points labelled by a
+    # number (or not at all: number "") that the legend table under the figure names.
+    boxes: tuple[Box, ...] = ()
+    legend: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
 def safe_name(text: str) -> str:
@@ -34,10 +44,50 @@ def _png(draw: Callable[[], Any]) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     figure = draw()
-    FigureCanvasAgg(figure)  # Agg for this figure only; no global backend switch
+    if figure.canvas is None or not isinstance(figure.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(figure)  # Agg for this figure only; no global backend switch
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", dpi=figure.dpi)  # the dpi the label boxes are in
     return buffer.getvalue()
+
+
+def _labelled(name: str, title: str, draw: Callable[[], tuple[Any, Labels]]) -> Plot:
+    """A figure whose point labels were placed: its PNG, boxes and legend."""
+    drawn: list[Labels] = []
+
+    def figure() -> Any:
+        fig, placed = draw()
+        drawn.append(placed)
+        return fig
+
+    png = _png(figure)
+    placed = drawn[0]
+    return Plot(name, title, png, boxes=tuple(placed.boxes), legend=tuple(placed.legend))
+
+
+def roofs_of(calibration: pd.DataFrame, models: pd.DataFrame) -> dict[str, float]:
+    """Every measured roof of the device's calibration (agent and threads of its models):
+    DRAM from `bandwidth_gbs`, and L1/L2/L3 where part R's columns hold a number."""
+    if calibration.empty or models.empty:
+        return {}
+    head = models.iloc[0]
+    threads = number(head["threads"])
+    match = calibration[
+        (calibration["agent_id"].astype(str) == str(head["agent_id"]))
+        & (calibration["threads"].map(number) == threads)
+    ]
+    if match.empty:
+        return {}
+    row = match.iloc[-1]
+    roofs = {}
+    for level in CACHE_LEVELS:
+        value = number(row.get(f"{level}_bandwidth_gbs"))
+        if value:
+            roofs[level.upper()] = value
+    dram = number(row.get("bandwidth_gbs"))
+    if dram:
+        roofs["DRAM"] = dram
+    return roofs
 
 
 def _device_plots(report: Report, device: str) -> list[Plot]:
@@ -53,16 +103,24 @@ def _device_plots(report: Report, device: str) -> list[Plot]:
     if placed.empty:
         plots.append(Plot(f"scatter_{stem}", title, None, "no model has both FLOPs and p50"))
     else:
-        png = _png(lambda: figures.scatter_fit(device, placed, fit[0] if fit else {}))
-        plots.append(Plot(f"scatter_{stem}", title, png))
+        plots.append(
+            _labelled(
+                f"scatter_{stem}",
+                title,
+                lambda: figures.scatter_fit(device, placed, fit[0] if fit else {}),
+            )
+        )
     title = f"{device}: roofline"
     if models["peak_gflops"].dropna().empty or models["bandwidth_gbs"].dropna().empty:
         note = "no calibration (peak GFLOP/s and bandwidth) for this device: no roofline"
         plots.append(Plot(f"roofline_{stem}", title, None, note))
     else:
+        roofs = roofs_of(report.calibration, models)
         plots.append(
-            Plot(
-                f"roofline_{stem}", title, _png(lambda: figures.roofline_plot(device, models, ops))
+            _labelled(
+                f"roofline_{stem}",
+                title,
+                lambda: figures.roofline_plot(device, models, ops, roofs),
             )
         )
     title = f"{device}: time share vs FLOP share"
@@ -76,14 +134,21 @@ def _device_plots(report: Report, device: str) -> list[Plot]:
 
 
 def make_plots(report: Report) -> list[Plot]:
-    """Every figure of the report, in display order: the fleet heatmap, then per device."""
+    """Every figure of the report, in display order: the fleet heatmaps (ms first, then
+    GFLOP/s), then per device."""
     from collector.report import figures
 
-    title = "achieved GFLOP/s, device × model"
-    if report.models.empty or report.models["achieved_gflops"].dropna().empty:
-        plots = [Plot("heatmap_gflops", title, None, "no result with both FLOPs and latency")]
+    latency = report.latency
+    title = "p50 latency (ms), model × device"
+    if latency.empty or latency["p50_ms"].dropna().empty:
+        plots = [Plot("heatmap_ms", title, None, "no result with a latency")]
     else:
-        plots = [Plot("heatmap_gflops", title, _png(lambda: figures.heatmap(report.models)))]
+        plots = [Plot("heatmap_ms", title, _png(lambda: figures.latency_heatmap(latency)))]
+    title = "achieved GFLOP/s, model × device"
+    if report.models.empty or report.models["achieved_gflops"].dropna().empty:
+        plots.append(Plot("heatmap_gflops", title, None, "no result with both FLOPs and latency"))
+    else:
+        plots.append(Plot("heatmap_gflops", title, _png(lambda: figures.heatmap(report.models))))
     for device in sorted(set(report.models["device"])):
         plots += [replace(p, group=device) for p in _device_plots(report, device)]
     return plots
@@ -91,10 +156,11 @@ def make_plots(report: Report) -> list[Plot]:
 
 def write_png_dir(report: Report, directory: Path | str) -> list[Path]:
     """One PNG per figure, plus skipped.txt listing the figures that could not be drawn and
-    why; returns the paths written."""
+    why, and labels.txt naming the points a figure labelled by number (no room for the name);
+    returns the paths written."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    written, skipped = [], []
+    written, skipped, numbered = [], [], []
     for plot in make_plots(report):
         if plot.png is None:
             skipped.append(f"{plot.name}: {plot.note}")
@@ -102,8 +168,10 @@ def write_png_dir(report: Report, directory: Path | str) -> list[Path]:
         path = out / f"{plot.name}.png"
         path.write_bytes(plot.png)
         written.append(path)
-    if skipped:
-        path = out / "skipped.txt"
-        path.write_text("\n".join(skipped) + "\n", encoding="utf-8")
-        written.append(path)
+        numbered += [f"{plot.name}: {n or '(no room)'} = {name}" for n, name in plot.legend]
+    for stem, lines in (("skipped", skipped), ("labels", numbered)):
+        if lines:
+            path = out / f"{stem}.txt"
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            written.append(path)
     return written

@@ -34,6 +34,8 @@ UNITS = {
     "flop_share": "op type's share of counted FLOPs",
     "excess_share": "time_share - flop_share",
     "gap": "latency_ratio / peak_ratio",
+    "p90_ms": "90th percentile latency, ms (median over repeats)",
+    "n": "repeats the latency medians are over",
     "model_ops": "per (device, model, op type): shares of that model's kernel time and FLOPs",
     "culprits": "op types of a flagged model whose time share most exceeds their FLOP share",
 }
@@ -55,6 +57,9 @@ class Report:
     notes: list[str] = field(default_factory=list)
     validity: Validity = field(default_factory=lambda: Validity(0, 0, 0))
     calibration_used: list[str] = field(default_factory=list)  # one line per device
+    # The latency view (latency.py): every ok result, invalid ones marked; fastest valid model.
+    latency: pd.DataFrame = field(default_factory=pd.DataFrame)
+    fastest: dict[str, str | None] = field(default_factory=dict)
     # Part O: per (device, model) op types ranked by excess share, and each flagged model's
     # top culprits ((device, model) -> phrases), named in its finding.
     model_ops: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -64,6 +69,7 @@ class Report:
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every table by the file stem it is written under."""
         return {
+            "latency": self.latency,
             "models": self.models,
             "fits": self.fits,
             "op_types": self.op_types,
@@ -104,6 +110,7 @@ class Report:
             "units": UNITS,
             "validity": self.validity.to_json(),
             "calibration_used": list(self.calibration_used),
+            "fastest": dict(self.fastest),
             "findings": self.findings(),
             "missing": list(self.missing),
             "notes": list(self.notes),

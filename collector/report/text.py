@@ -1,5 +1,7 @@
-"""The report as fixed-width terminal text: one model table per device, then op types,
-cross-device ratios, findings and what was missing. A missing number prints as "n/a"."""
+"""The report as fixed-width terminal text: latency first (model × device p50/p90, the fastest
+valid model per device), then one model table per device, op types, cross-device ratios,
+findings and what was missing. Numbers print by kind (units.py): counts as integers, shares
+as %, FLOPs with SI prefixes; a missing number prints as "n/a"."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+from collector.report import units
 from collector.report.frames import short_provider
+from collector.report.latency import fastest_line
 from collector.report.report import Report
 from collector.report.roofline import number
 
@@ -46,12 +50,25 @@ def text(value: Any) -> str:
 
 
 def percent(value: Any) -> str:
-    v = number(value)
-    return NA if v is None else f"{v:.1%}"
+    return units.percent(value)
+
+
+def integer(value: Any) -> str:
+    return units.integer(value)
+
+
+def si_flop(value: Any) -> str:
+    return units.si(value, "FLOP")
+
+
+def si_bytes(value: Any) -> str:
+    return units.si(value, "B")
 
 
 def table(frame: pd.DataFrame, columns: Sequence[Column]) -> list[str]:
-    """Aligned lines: text columns left, numbers right, a rule under the header."""
+    """Aligned lines: text columns left, numbers right, a rule under the header; a column
+    the frame lacks (another part's, not computed here) is left out."""
+    columns = [c for c in columns if c[1] in frame.columns]
     cells = [[fmt(row[col]) for _, col, fmt in columns] for _, row in frame.iterrows()]
     heads = [head for head, _, _ in columns]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(heads)]
@@ -68,27 +85,40 @@ def table(frame: pd.DataFrame, columns: Sequence[Column]) -> list[str]:
 
 MODEL_COLUMNS: list[Column] = [
     ("model", "model", text),
-    ("GFLOPs", "flops", fixed(3, 1e-9)),
+    ("FLOPs", "flops", si_flop),
     ("FLOP/B", "intensity", fixed(1)),
     ("p50 ms", "p50_ms", fixed(3)),
     ("GFLOP/s", "achieved_gflops", fixed(2)),
     ("eff", "efficiency", percent),
     ("bound", "bound", text),
-    ("vs roof", "slowdown", factor),
+    ("roof", "roof_level", text),
+    ("slowdown", "slowdown", factor),
+    ("note", "bound_note", text),
     ("vs fit", "residual", factor),
     ("flag", "flag", text),
 ]
-OP_COLUMNS: list[Column] = [
-    ("#", "rank", fixed(0)),
+MODEL_OPS_COLUMNS: list[Column] = [
     ("op type", "op_type", text),
-    ("nodes", "nodes", fixed(1)),
+    ("nodes", "nodes", integer),
+    ("time", "time_share", percent),
+    ("FLOPs", "flop_share", percent),
+    ("excess", "excess_share", percent),
+    ("bytes", "bytes", si_bytes),
+    ("GFLOP/s", "gflops", fixed(2)),
+    ("bound", "bound", text),
+]
+TOP_OPS = 5  # operators shown per model
+OP_COLUMNS: list[Column] = [
+    ("#", "rank", integer),
+    ("op type", "op_type", text),
+    ("nodes", "nodes", integer),
     ("time", "time_share", percent),
     ("FLOPs", "flop_share", percent),
     ("excess", "excess_share", percent),
     ("GFLOP/s", "gflops", fixed(2)),
-    ("MB", "bytes", fixed(2, 1e-6)),
+    ("bytes", "bytes", si_bytes),
     ("FLOP/B", "intensity", fixed(1)),
-    ("fused", "fused_nodes", fixed(0)),
+    ("fused", "fused_nodes", integer),
 ]
 CROSS_COLUMNS: list[Column] = [
     ("model", "model", text),
@@ -131,10 +161,63 @@ def _section(title: str, items: Sequence[str]) -> list[str]:
     return lines
 
 
+def latency_lines(report: Report) -> list[str]:
+    """Model × device, each cell "p50/p90" in ms, "!" after an invalid one; the fastest valid
+    model per device; then why each invalid cell is invalid."""
+    latency = report.latency
+    if latency.empty:
+        return ["latency: no ok results"]
+    devices = sorted(set(latency["device"]))
+    by_key = {(r.device, r.model): r for r in latency.itertuples()}
+    grid = []
+    for model in sorted(set(latency["model"])):
+        row: dict[str, Any] = {"model": model}
+        for device in devices:
+            hit = by_key.get((device, model))
+            row[device] = _latency_cell(hit)
+        grid.append(row)
+    columns: list[Column] = [("model", "model", text)]
+    columns += [(d, d, _as_is) for d in devices]
+    lines = ["== latency: p50/p90 ms per model and device (! invalid) =="]
+    lines += table(pd.DataFrame(grid), columns)
+    lines += textwrap.wrap(fastest_line(latency, report.fastest), WIDTH, subsequent_indent="  ")
+    for r in latency.itertuples():
+        if r.invalid_reasons:
+            lines += textwrap.wrap(
+                f"{r.model} on {r.device}: {r.invalid_reasons}", WIDTH,
+                initial_indent="- ", subsequent_indent="  ",
+            )  # fmt: skip
+    return lines
+
+
+def model_ops_lines(report: Report) -> list[str]:
+    """Each profiled model's top operators by excess time (part O's tables["model_ops"])."""
+    ops = report.tables.get("model_ops")
+    if ops is None or ops.empty or not {"device", "model"} <= set(ops.columns):
+        return []
+    lines = []
+    for (device, model), rows in ops.groupby(["device", "model"], sort=True):
+        lines += ["", f"== operators of {model} on {device}, by excess time =="]
+        lines += table(rows.head(TOP_OPS), MODEL_OPS_COLUMNS)
+    return lines
+
+
+def _as_is(value: Any) -> str:
+    return str(value)
+
+
+def _latency_cell(row: Any) -> str:
+    if row is None or number(row.p50_ms) is None:
+        return NA
+    return f"{units.ms(row.p50_ms)}/{units.ms(row.p90_ms)}" + ("" if row.valid else " !")
+
+
 def render_text(report: Report) -> str:
     """The whole report as text for a terminal (about 100 columns wide)."""
     title = f"campaign {report.campaign}" if report.campaign else "all results"
-    lines = [f"flopgap report: {title}"]
+    lines = [f"flopgap report: {title}", ""]
+    lines += latency_lines(report)
+    lines += [""]
     lines += textwrap.wrap(f"FLOPs convention: {report.convention}", WIDTH, subsequent_indent="  ")
     lines += textwrap.wrap(f"validity: {report.validity.describe()}", WIDTH, subsequent_indent="  ")
     for fit in report.fits.to_dict(orient="records"):
@@ -144,6 +227,7 @@ def render_text(report: Report) -> str:
     for device, ops in report.op_types.groupby("device", sort=True):
         lines += ["", f"== op types on {device}: time share vs FLOP share =="]
         lines += table(ops, OP_COLUMNS)
+    lines += model_ops_lines(report)
     if not report.cross_device.empty:
         lines += ["", "== across devices: latency ratio vs peak FLOP/s ratio =="]
         lines += table(report.cross_device, CROSS_COLUMNS)
