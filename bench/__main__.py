@@ -21,6 +21,7 @@ MODULES = (
     "bench.scheduling_overhead",
     "bench.ingest",
     "bench.load_agents",
+    "bench.cache_roofline",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
