@@ -10,13 +10,14 @@ Units: GFLOP/s = 1e9 FLOP/s, GB/s = 1e9 byte/s, times in ms.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from collector.report.roofs import Roof
+from collector.report.numbers import number
+from collector.report.roofs import Roof, judge
+
+__all__ = ["Roof", "RooflinePoint", "achieved_gflops", "efficiency", "number", "place", "ridge"]
 
 
 @dataclass(frozen=True)
@@ -31,15 +32,6 @@ class RooflinePoint:
     roof_level: str = "DRAM"  # the memory roof it is judged against
     bound_note: str | None = None  # why that roof, e.g. "cache-resident: ..."
     roof_bandwidth_gbs: float | None = None  # that roof's bandwidth
-
-
-def number(value: Any) -> float | None:
-    """A finite float, or None for None/NaN/inf/non-numbers (missing stays missing)."""
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def achieved_gflops(flops: Any, time_ms: Any) -> float | None:
@@ -75,8 +67,6 @@ def place(
     when any input is missing or zero (no calibration, uncounted model, no bytes). `caches`
     are the cache roofs (roofs.calibration_roofs) and `working_set` the bytes it touches
     (an upper bound when `upper_bound`); without them only the DRAM roof judges."""
-    from collector.report.roofs import judge
-
     f, b, t = number(flops), number(nbytes), number(time_ms)
     peak, bw = number(peak_gflops), number(bandwidth_gbs)
     if not (f and b and t and peak and bw) or min(f, b, t, peak, bw) < 0:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from collector.report.roofline import number
+from collector.report.numbers import number
 
 DRAM = "DRAM"
 ABOVE = "above every roof"
