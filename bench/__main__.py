@@ -22,6 +22,7 @@ MODULES = (
     "bench.ingest",
     "bench.load_agents",
     "bench.report_page",
+    "bench.cache_roofline",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -129,7 +129,7 @@ def test_roofline_memory_side_of_the_ridge() -> None:
     # peak 100 GFLOP/s, 10 GB/s -> ridge 10 FLOP/B; intensity 2 -> roof 20 GFLOP/s
     point = place(flops=2e9, nbytes=1e9, time_ms=400.0, peak_gflops=100, bandwidth_gbs=10)
     assert point is not None
-    assert point.bound == "memory"
+    assert point.bound == "memory (DRAM)"
     assert point.intensity == pytest.approx(2.0)
     assert point.attainable_gflops == pytest.approx(20.0)
     assert point.attainable_ms == pytest.approx(100.0)
@@ -230,7 +230,7 @@ def test_calibration_joins_by_agent_and_threads_latest_first() -> None:
     models, _ = model_table(results_frame(rows))
     out, missing = attach_roofline(models, calib)
     pi = out.set_index("device").loc["rpi5"]
-    assert pi["peak_gflops"] == 100.0 and pi["bound"] == "memory"
+    assert pi["peak_gflops"] == 100.0 and pi["bound"] == "memory (DRAM)"
     assert pi["efficiency"] == pytest.approx(5.0 / 100.0)
     assert pi["slowdown"] == pytest.approx(4.0)
     jet = out.set_index("device").loc["jetson"]
@@ -401,9 +401,12 @@ def test_reference_is_preferred_device_else_best_covered() -> None:
     assert pick_reference(models.iloc[0:0]) is None
 
 
-def test_only_a_clear_win_over_the_roof_is_flagged() -> None:
+def test_only_a_point_above_every_roof_is_flagged_in_the_slowdown_direction() -> None:
     models = pd.DataFrame(
-        {"model": ["a", "b", "c"], "device": ["pi"] * 3, "slowdown": [0.5, 0.99, 1.5]}
-    )
+        {"model": ["a", "b", "c"], "device": ["pi"] * 3, "slowdown": [0.5, 1.0, 1.5],
+         "bound": ["above every roof", "memory (L2)", "memory (DRAM)"],
+         "bound_note": ["calibration probably low", "cache-resident", None]}
+    )  # fmt: skip
     warnings = roof_warnings(models)
-    assert len(warnings) == 1 and warnings[0].startswith("a on pi ran 2.00× faster")
+    assert len(warnings) == 1 and warnings[0].startswith("a on pi: slowdown 0.50 (< 1")
+    assert "faster than its roofline" not in warnings[0] and "×" not in warnings[0]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
+from agent.probes.caches import descriptor_fields
 from agent.probes.sysfs import read_text, under
 
 
@@ -84,6 +85,7 @@ def describe(root: Path | str = "/") -> dict[str, Any]:
         "providers": ort.get_available_providers(),
         "board": board_model(root),
         "agent_version": __version__,
+        **descriptor_fields(root),  # l1_bytes, l2_bytes, l3_bytes: the cache roofs' sizes
     }
 
 

@@ -36,6 +36,13 @@ The calibration document (what `calibrate` returns, JSON-ready):
   max_foreign_cpu_cores           the foreign-CPU limit it was judged by
   system                          foreign/own CPU cores, steal, frequency range, governors and
                                   throttle events over the rounds (keys of a result's system)
+  caches                          cpu0's caches from sysfs (agent.probes.caches): level, type,
+                                  size_bytes, shared_cpus; [] when sysfs has none
+  l1_bytes, l2_bytes, l3_bytes    data cache sizes (None where unknown)
+  l1_bandwidth_gbs ... l3_...     per-level GB/s (agent.engine.cache_bandwidth; None where the
+                                  level is unknown or noise hid it), with _runs and _spread
+  cache_note                      "cache sizes unknown: DRAM roof only" when sysfs has none
+  cache_method                    how the per-level figures were taken
 
 The two one-node models are written as protobuf bytes here (the agent never imports onnx),
 with symbolic dimensions, so one model serves every size.
@@ -54,9 +61,11 @@ import numpy as np
 import onnxruntime as ort
 import psutil
 
+from agent.engine import cache_bandwidth
 from agent.engine.session import SessionSettings, session_options
 from agent.engine.verdict import Limits, judge_system
 from agent.engine.watch import Watch
+from agent.probes.caches import UNKNOWN, data_levels, read_caches
 from shared.errors import UsageError
 from shared.protobuf_bytes import field, int_field
 
@@ -64,6 +73,7 @@ MIB = 1 << 20
 DEFAULT_MATMUL_N = 1024  # 2.1 GFLOP a run: well under a second on a Pi 4, ms on a desktop
 PEAK_SIZES = (256, 384, 512)  # also tried, below matmul_n: cache-resident operands
 DEFAULT_STREAM_BYTES = 256 * MIB  # three ~85 MiB arrays, far beyond a last-level cache
+DEFAULT_CACHE_SECONDS = 0.6  # all cache levels together, over all rounds
 ROUNDS = 3  # best of three, spread kept: one round spoiled by a burst shows, and is not kept
 _FLOAT = 1  # onnx TensorProto.FLOAT
 _MEMORY_SHARE = 4  # use at most 1/4 of the available memory
@@ -175,19 +185,22 @@ def calibrate(
     matmul_n: int = DEFAULT_MATMUL_N,
     stream_bytes: int = DEFAULT_STREAM_BYTES,
     rounds: int = ROUNDS,
+    cache_seconds: float = DEFAULT_CACHE_SECONDS,
     limits: Limits | None = None,
     root: str | None = None,
 ) -> dict[str, Any]:
     """Measure peak float32 GFLOP/s and streaming GB/s with `threads` intra-op threads, and
     judge whether the system let it (verdict.judge_system under `limits`).
 
-    Takes about `seconds` plus one warm-up run of each op; threads=0 means ORT's default.
+    Takes about `seconds` + `cache_seconds` plus one warm-up run of each op; threads=0 means
+    ORT's default; cache_seconds=0 skips the per-level cache figures (DRAM roof only).
     `root` is where sysfs is read (FLOPGAP_SYSFS_ROOT or "/" by default). The result is
     described in the module docstring (the calibration document).
     """
-    if seconds <= 0 or matmul_n < 1 or stream_bytes < 12 or rounds < 1:
+    if seconds <= 0 or matmul_n < 1 or stream_bytes < 12 or rounds < 1 or cache_seconds < 0:
         raise UsageError(
-            "calibrate needs seconds > 0, matmul_n >= 1, stream_bytes >= 12 and rounds >= 1"
+            "calibrate needs seconds > 0, matmul_n >= 1, stream_bytes >= 12, rounds >= 1 "
+            "and cache_seconds >= 0"
         )
     limits = limits or Limits()
     available = int(psutil.virtual_memory().available)
@@ -198,14 +211,21 @@ def calibrate(
     add = _add_runner(count, threads)
     measured_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     root = root if root is not None else os.environ.get("FLOPGAP_SYSFS_ROOT", "/")
+    caches = read_caches(root)
+    sizes_by_level = {n: b for n, b in data_levels(caches).items() if n in cache_bandwidth.LEVELS}
+    probes = {n: cache_bandwidth.level_probe(b) for n, b in sizes_by_level.items()}
     with Watch(root) as watch:
         figures = _rounds(matmuls, add, 12 * count, seconds, rounds)
+        if probes and cache_seconds > 0:
+            figures |= cache_bandwidth.measure_levels(probes, cache_seconds, rounds)
+    figures |= _cache_keys(caches, sizes_by_level, figures)
     valid, reasons, warnings = judge_system(watch.observations(), limits)
-    for what in ("peak", "bandwidth"):
-        gap = figures[f"{what}_spread"]
+    for what in ("peak", "bandwidth", *(f"l{n}_bandwidth" for n in probes)):
+        gap = figures.get(f"{what}_spread")
+        label = f"L{what[1]} bandwidth" if what.startswith("l") else what
         if gap is not None and gap > limits.max_cv:
             warnings.append(
-                f"calibration rounds disagree: {what} varied {gap:.1%} between the best and "
+                f"calibration rounds disagree: {label} varied {gap:.1%} between the best and "
                 f"the worst of {rounds} rounds (above {limits.max_cv:.0%}); the best is kept"
             )
     return {
@@ -222,6 +242,18 @@ def calibrate(
         "max_foreign_cpu_cores": limits.max_foreign_cpu_cores,
         "system": watch.system(),
     }
+
+
+def _cache_keys(
+    caches: list[dict[str, Any]], sizes: dict[int, int], figures: dict[str, Any]
+) -> dict[str, Any]:
+    """The cache sizes, a None figure for every level not measured, and the fallback note."""
+    keys: dict[str, Any] = {"caches": caches, "cache_method": cache_bandwidth.METHOD}
+    for n in cache_bandwidth.LEVELS:
+        keys[f"l{n}_bytes"] = sizes.get(n)
+        keys[f"l{n}_bandwidth_gbs"] = figures.get(f"l{n}_bandwidth_gbs")
+    keys["cache_note"] = None if sizes else UNKNOWN
+    return keys
 
 
 def _rounds(

@@ -11,16 +11,17 @@ from typing import Any
 
 import pandas as pd
 
-from collector.report import roofline
+from collector.report import roofline, roofs
 from collector.report.frames import device_keys
 
 MODEL_COLUMNS = (
     "device", "agent_id", "host", "provider", "threads", "opt_level", "model", "results",
     "valid", "flops", "macs", "params", "bytes", "intensity", "p50_ms", "p90_ms", "cv",
-    "power_avg_w", "achieved_gflops",
+    "power_avg_w", "achieved_gflops", "unique_bytes",
 )  # fmt: skip
 _MEDIAN = ("p50_ms", "p90_ms", "cv", "power_avg_w")
 _FIRST = ("flops", "macs", "params", "bytes", "intensity")
+_OPTIONAL_FIRST = ("unique_bytes",)  # the working set, when the results carry it
 
 
 def _median(series: pd.Series) -> float | None:
@@ -68,6 +69,7 @@ def model_table(results: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         }
         row.update({c: _median(group[c]) for c in _MEDIAN})
         row.update({c: _first(group[c]) for c in _FIRST})
+        row.update({c: _first(group[c]) if c in group else None for c in _OPTIONAL_FIRST})
         if row["intensity"] is None and row["flops"] is not None and row["bytes"]:
             row["intensity"] = row["flops"] / row["bytes"]
         row["achieved_gflops"] = roofline.achieved_gflops(row["flops"], row["p50_ms"])
@@ -97,24 +99,42 @@ ROOF_COLUMNS = (
     "bound",
     "attainable_ms",
     "slowdown",
+    "bound_note",
+    "roof_level",
+    "roof_bandwidth_gbs",
+    "working_set_bytes",
 )
 
 
-def roof_values(row: Any, peak: float | None, bw: float | None) -> list[Any]:
-    """The ROOF_COLUMNS of one model row at a calibration (None where it cannot be placed)."""
+def roof_values(row: Any, peak: float | None, bw: float | None, cal: Any = None) -> list[Any]:
+    """The ROOF_COLUMNS of one model row at a calibration (None where it cannot be placed).
+
+    The working set is the model's unique bytes when the results carry them, else its bytes
+    summed over nodes, an upper bound (the note then says "≤")."""
     values: list[Any] = [peak, bw, roofline.ridge(peak, bw)]
     values.append(roofline.efficiency(row.achieved_gflops, peak))
-    point = roofline.place(row.flops, row.bytes, row.p50_ms, peak, bw)
+    unique = roofline.number(getattr(row, "unique_bytes", None))
+    working_set = unique if unique is not None else roofline.number(row.bytes)
+    point = roofline.place(
+        row.flops, row.bytes, row.p50_ms, peak, bw,
+        caches=roofs.calibration_roofs(cal) if cal is not None else (),
+        working_set=working_set, upper_bound=unique is None,
+    )  # fmt: skip
     if point is None:
-        return [*values, None, None, None, None]
-    return [*values, point.attainable_gflops, point.bound, point.attainable_ms, point.slowdown]
+        return [*values, None, None, None, None, None, None, None, working_set]
+    return [
+        *values, point.attainable_gflops, point.bound, point.attainable_ms, point.slowdown,
+        point.bound_note, point.roof_level, point.roof_bandwidth_gbs, working_set,
+    ]  # fmt: skip
 
 
 def attach_roofline(
     models: pd.DataFrame, calibration: pd.DataFrame
 ) -> tuple[pd.DataFrame, list[str]]:
     """Join each row with its agent's calibration at the same thread count and place it on the
-    roofline; rows without one keep None in every derived column."""
+    cache-aware roofline (collector.report.roofs): bound, bound_note, roof_level and slowdown
+    (measured / attainable, >= 1 = slower than the roof allows); rows without a calibration
+    keep None in every derived column."""
     out = models.copy()
     calib = {(str(r.agent_id), _threads(r.threads)): r for r in calibration.itertuples()}
     derived: list[list[Any]] = []
@@ -125,7 +145,7 @@ def attach_roofline(
         bw = roofline.number(cal.bandwidth_gbs) if cal is not None else None
         if peak is None or bw is None:
             uncalibrated.add(f"{row.device} (agent {row.agent_id}, {row.threads} threads)")
-        derived.append(roof_values(row, peak, bw))
+        derived.append(roof_values(row, peak, bw, cal))
     for i, column in enumerate(ROOF_COLUMNS):
         out[column] = pd.Series([v[i] for v in derived], index=out.index, dtype=object)
     missing = [
@@ -135,20 +155,17 @@ def attach_roofline(
     return out, missing
 
 
-# Within 3 % of the roof is agreement: a calibration and a model are separate measurements.
-ROOF_MARGIN = 1 / 1.03
-
-
 def roof_warnings(models: pd.DataFrame) -> list[str]:
-    """Models measured faster than their roofline allows: the calibration is below what the
-    model achieved (its data likely stayed in cache), so read its roofline with care."""
-    if "slowdown" not in models:
+    """Models above every calibrated roof (slowdown < 1 against the highest one): the
+    calibration is below what the model achieved, so read its roofline with care. Points
+    judged against a cache roof are not warned about: their bound_note says why."""
+    if "bound" not in models:
         return []
-    fast = models[models["slowdown"].map(lambda v: (roofline.number(v) or 1.0) < ROOF_MARGIN)]
+    above = models[models["bound"] == roofs.ABOVE]
     return [
-        f"{r.model} on {r.device} ran {1 / r.slowdown:.2f}× faster than its roofline allows: "
-        "calibration is below what it achieved (data in cache?)"
-        for r in fast.itertuples()
+        f"{r.model} on {r.device}: slowdown {r.slowdown:.2f} (< 1: faster than every "
+        f"calibrated roof allows); {r.bound_note}"
+        for r in above.itertuples()
     ]
 
 

@@ -15,7 +15,13 @@ import pandas as pd
 
 from collector.report.frames import frame
 from collector.report.roofline import number
+from collector.report.roofs import UNKNOWN, calibration_roofs, size_text
 
+# Per data cache level: its GB/s (None where not measured) and its size in bytes (None where
+# sysfs gave none); from detail_json, so older calibrations without them load with None.
+CACHE_COLUMNS: tuple[str, ...] = tuple(
+    f"l{n}_{what}" for what in ("bandwidth_gbs", "bytes") for n in (1, 2, 3)
+)
 # One row per calibration run: peak GFLOP/s (1e9 FLOP/s) and bandwidth GB/s (1e9 byte/s);
 # measured_at in Unix seconds (when stored), taken_at UTC ISO 8601 (when the agent took it),
 # its verdict and the spread over its rounds ((best - worst) / best). The last five come from
@@ -31,6 +37,7 @@ CALIBRATION_COLUMNS: tuple[str, ...] = (
     "rounds",
     "peak_spread",
     "bandwidth_spread",
+    *CACHE_COLUMNS,
 )
 NO_VERDICT = "valid (no verdict recorded: an older agent)"
 
@@ -48,6 +55,7 @@ def calibration_frame(records: Iterable[Mapping[str, Any]] | pd.DataFrame | None
         ("rounds", lambda d, row: d.get("rounds")),
         ("peak_spread", lambda d, row: d.get("peak_spread")),
         ("bandwidth_spread", lambda d, row: d.get("bandwidth_spread")),
+        *((c, lambda d, row, c=c: number(d.get(c))) for c in CACHE_COLUMNS),
     ):
         values = [
             row[column] if _present(row[column]) else read(d, row)
@@ -120,9 +128,20 @@ def used_lines(models: pd.DataFrame, calibration: pd.DataFrame) -> list[str]:
         lines.append(
             f"{device}: calibration of {cal.agent_id} at {cal.threads} threads taken "
             f"{cal.taken_at or 'at an unknown time'}: peak {_fixed(peak)} GFLOP/s, bandwidth "
-            f"{_fixed(bw)} GB/s, ridge {ridge}; {cal.verdict}; {_spread(cal)}"
+            f"{_fixed(bw)} GB/s, ridge {ridge}; {cal.verdict}; {_spread(cal)}; "
+            f"{_cache_roofs(cal)}"
         )
     return lines
+
+
+def _cache_roofs(cal: Any) -> str:
+    """The cache roofs in words, or the stated fallback when there are none."""
+    found = calibration_roofs(cal)
+    if not found:
+        return UNKNOWN
+    return "cache roofs " + ", ".join(
+        f"{r.level} {r.bandwidth_gbs:.1f} GB/s ({size_text(r.size_bytes or 0)})" for r in found
+    )
 
 
 def _spread(cal: Any) -> str:
