@@ -108,6 +108,7 @@ def cost_columns(store: Store, sha256: str, shapes: str, p50_ms: float | None) -
         "intensity": total["intensity"],
         "achieved_gflops": flops / (p50_ms * 1e6) if p50_ms else None,
         "flops_error": None,
+        "unique_bytes": total.get("unique_bytes"),
     }
 
 
@@ -120,4 +121,5 @@ COST_COLUMNS = (
     "intensity",
     "achieved_gflops",
     "flops_error",
+    "unique_bytes",
 )

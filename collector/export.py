@@ -127,12 +127,16 @@ COLUMNS: tuple[str, ...] = (
     # when the measurement ended; which attempt of its job a result is, and whether it is the
     # job's result (invalid attempts measured again are exported too)
     "finished_at", "attempt", "job_result",
+    # bytes of distinct tensors (weights + activations): the working set the cache-aware
+    # roofline judges a model by (collector.costs)
+    "unique_bytes",
     # new columns go here, and only here
 )  # fmt: skip
 
 # Units of the columns whose names do not carry them; written to the sidecar.
 UNITS = {
     "macs": "multiply-accumulates per inference",
+    "unique_bytes": "bytes of distinct tensors (weights + activations) per inference",
     "flops": "floating-point operations per inference (convention below)",
     "flops_2mac": "2 x macs (what Ultralytics reports as FLOPs)",
     "params": "elements of floating-point initializers",

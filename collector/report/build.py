@@ -77,7 +77,7 @@ def build_report_from_frames(
     cross, more = cross_device_table(models, preferred)
     lacking += more
     notes += roof_warnings(models)
-    model_ops = culprit.model_op_table(prepare(ops, result_index(res))[0], models)
+    model_ops = culprit.model_op_table(prepare(ops, result_index(res))[0], models, cal)
     return Report(
         campaign=campaign,
         convention=CONVENTION,

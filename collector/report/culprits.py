@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 
 from collector.report import roofline
+from collector.report.numbers import number
+from collector.report.roofs import classify
 
 MODEL_OP_COLUMNS = (
     "device", "model", "op_type", "nodes", "time_share", "flop_share", "excess_share",
@@ -27,13 +29,24 @@ NO_PROFILE = "no op profile: run with the per-op pass (campaign setting profile_
 DATA_MOVEMENT_BOUND = "data movement"  # 0 FLOPs, bytes only: no roofline point
 
 
-def model_op_table(ops: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
+def model_op_table(
+    ops: pd.DataFrame, models: pd.DataFrame, calibration: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per (device, model, op type), ranked by excess_share within (device, model),
     from `ops` as ``collector.report.ops.prepare`` gives it; `models` supplies each model's
-    calibration (peak_gflops, bandwidth_gbs) for the bound."""
+    calibration (peak_gflops, bandwidth_gbs) for the bound, and `calibration` (the report's
+    calibration frame) the cache roofs of its agent at its threads, so an op row is judged by
+    the same cache-aware rules as its model (``roofs.classify``)."""
     if ops.empty:
         return pd.DataFrame(columns=list(MODEL_OP_COLUMNS))
-    roofs = {(r["device"], r["model"]): r for r in models.to_dict(orient="records")}
+    cal = {}
+    if calibration is not None and not calibration.empty:
+        cal = {(str(r["agent_id"]), _int(r.get("threads"))): r
+               for r in calibration.to_dict(orient="records")}  # fmt: skip
+    roofs = {
+        (r["device"], r["model"]): cal.get((str(r.get("agent_id")), _int(r.get("threads"))), r)
+        for r in models.to_dict(orient="records")
+    }
     parts = [
         _model_rows(str(device), str(model), g, roofs.get((device, model), {}))
         for (device, model), g in ops.groupby(["device", "model"], sort=True)
@@ -74,13 +87,24 @@ def _model_rows(device: str, model: str, ops: pd.DataFrame, roof: Any) -> pd.Dat
     return table.iloc[order.sort_values(ascending=False, kind="stable").index]
 
 
+def _int(value: Any) -> int | None:
+    n = number(value)
+    return None if n is None else int(n)
+
+
 def _bound(flops: float | None, nbytes: float | None, time_us: float, roof: Any) -> str | None:
-    """The roofline's verdict on one op type; "data movement" for 0 FLOPs that move bytes."""
+    """The roofline's verdict on one op type; "data movement" for 0 FLOPs that move bytes.
+
+    `roof` is a calibration row (or a model row carrying peak and DRAM bandwidth); the op's
+    own bytes are its working set, an upper bound."""
     if flops == 0 and nbytes:
         return DATA_MOVEMENT_BOUND
-    peak, bw = roof.get("peak_gflops"), roof.get("bandwidth_gbs")
-    point = roofline.place(flops, nbytes, time_us / 1e3, peak, bw)
-    return None if point is None else str(point.bound)
+    if not flops or not nbytes or time_us <= 0:
+        return None
+    bound, _note, _level, _slowdown = classify(
+        flops / nbytes, flops / (time_us * 1e3), nbytes, roof
+    )
+    return bound
 
 
 def percent(share: Any) -> str:

@@ -36,6 +36,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "power_avg_w",
     "flops_error",
     "status",
+    "unique_bytes",
 )
 # One row per profiled node of one result; kernel_time_us is per inference (median over runs).
 # Optional hint columns: "depthwise" (bool), or "group" and "channels" (ints) for Conv;
