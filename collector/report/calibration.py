@@ -6,7 +6,6 @@ from 9.8 to 13.5 FLOP/B and nothing in the report said which calibration it was)
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,6 +15,7 @@ import pandas as pd
 from collector.report.frames import frame
 from collector.report.roofline import number
 from collector.report.roofs import UNKNOWN, calibration_roofs, size_text
+from collector.report.units import iso_utc
 
 # Per data cache level: its GB/s (None where not measured) and its size in bytes (None where
 # sysfs gave none); from detail_json, so older calibrations without them load with None.
@@ -93,11 +93,10 @@ def _present(value: Any) -> bool:
 
 
 def _utc(seconds: Any) -> str | None:
-    """Unix seconds as UTC ISO 8601, or None."""
+    """Unix seconds as UTC ISO 8601 with "Z", as every time in the report, or None."""
     if not isinstance(seconds, (int, float)) or seconds != seconds:
         return None
-    stamp = dt.datetime.fromtimestamp(float(seconds), dt.timezone.utc)
-    return stamp.isoformat(timespec="seconds")
+    return iso_utc(seconds)
 
 
 def usable(calibration: pd.DataFrame, include_invalid: bool) -> tuple[pd.DataFrame, list[str]]:

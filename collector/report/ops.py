@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from collector.report.roofline import number
+from collector.report.units import si
 
 OP_COLUMNS = (
     "device", "op_type", "nodes", "time_us", "time_share", "flops", "flop_share",
@@ -152,10 +153,10 @@ def _flop_mismatches(ops: pd.DataFrame, models: pd.DataFrame) -> list[str]:
         got = float(g["flops"].sum())
         folded = float(g["folded_flops"].fillna(0).sum())  # counted, but never run
         if abs(got + folded - expected) > MATCH_TOLERANCE * expected:
-            with_folded = f" (+{folded:.4g} folded into weights)" if folded else ""
+            with_folded = f" (+{si(folded, 'FLOP')} folded into weights)" if folded else ""
             lines.append(
-                f"{model} on {device}: op FLOPs sum to {got:.4g}{with_folded}, the model "
-                f"counts {expected:.4g}; op times do not match the counted graph"
+                f"{model} on {device}: op FLOPs sum to {si(got, 'FLOP')}{with_folded}, the "
+                f"model counts {si(expected, 'FLOP')}; op times do not match the counted graph"
             )
     return lines
 
@@ -177,6 +178,6 @@ def _fusion_notes(ops: pd.DataFrame) -> list[str]:
         for model, flops in folded[folded > 0].items():
             notes.append(
                 f"{device}: {model}'s BatchNormalizations were folded into convolution "
-                f"weights at load: {flops:.4g} of its counted FLOPs are never run"
+                f"weights at load: {si(flops, 'FLOP')} of its counted FLOPs are never run"
             )
     return notes
