@@ -71,8 +71,7 @@ window.addEventListener("load", function () {
 
 def fleet_frames(seed: int = 17) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """10 devices × 20 models (FLOPs spread over 4 decades, some close together so labels
-    crowd), one invalid result, a calibration per device and op times for 3 models on two
-    devices."""
+    crowd), one invalid result, a calibration per device and op times for every result."""
     rng = np.random.default_rng(seed)
     flops = np.geomspace(2e6, 2e10, len(MODELS)) * rng.uniform(0.8, 1.25, len(MODELS))
     rows, ops, calib = [], [], []
@@ -91,14 +90,13 @@ def fleet_frames(seed: int = 17) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
                 "bytes": flops[m] / rng.uniform(2, 40), "valid": not invalid,
                 "invalid_reasons": FOREIGN if invalid else None,
             })  # fmt: skip
-            if m % 7 == 0 and d < 2:  # op shares are drawn per device: keep it quick
-                for k, op in enumerate(OPS):
-                    ops.append({
-                        "result_id": f"{device}-{model}", "node_name": f"{op}_{k}",
-                        "op_type": op, "provider": "CPU", "kernel_time_us": 50.0 + 30 * k,
-                        "flops": flops[m] / (k + 2) if k < 3 else 0.0,
-                        "bytes": 1e5 * (k + 1), "fused_from": "",
-                    })  # fmt: skip
+            for k, op in enumerate(OPS):
+                ops.append({
+                    "result_id": f"{device}-{model}", "node_name": f"{op}_{k}",
+                    "op_type": op, "provider": "CPU", "kernel_time_us": rng.uniform(20, 200),
+                    "flops": flops[m] / (k + 2) if k < 3 else 0.0,
+                    "bytes": 1e5 * (k + 1), "fused_from": "",
+                })  # fmt: skip
     return pd.DataFrame(rows), pd.DataFrame(ops), pd.DataFrame(calib)
 
 
