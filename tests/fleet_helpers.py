@@ -97,3 +97,28 @@ def wait_for_campaign(endpoint: str, campaign: str, timeout: float) -> dict[str,
                 return last
         _POLL.wait(0.25)  # a polling period under a deadline, not a synchronisation sleep
     raise AssertionError(f"campaign {campaign} not done within {timeout} s: {last}")
+
+
+def run_campaign_on_one_agent(
+    root: Path,
+    config: Path,
+    agent_name: str,
+    cli: Any,
+    calibrate: bool = False,
+    timeout: float = 120,
+) -> Path:
+    """A real collector and one real agent run `config` to the end; returns the database.
+
+    `cli` is the tests' collector CLI runner; exit 7 (some results invalid) is accepted, since
+    a loaded test machine voids some measurements."""
+    db = root / "results.sqlite"
+    collector, endpoint = start_collector(db, calibrate=calibrate)
+    agent = start_agent(endpoint, agent_name, root)
+    try:
+        collector.expect(rf"agent {agent_name} registered", 30)
+        proc = cli("campaign", "run", config, "--collector", endpoint, timeout=timeout)
+        assert proc.returncode in (0, 7), proc.stdout + proc.stderr
+    finally:
+        assert agent.stop() == 0, agent.tail(20)
+        collector.stop()
+    return db

@@ -16,7 +16,7 @@ from collector.report.culprits import NO_PROFILE
 from collector.store import Store
 from collector.zoo import write_zoo
 from tests.conftest import Runner
-from tests.fleet_helpers import start_agent, start_collector, write_campaign
+from tests.fleet_helpers import run_campaign_on_one_agent, write_campaign
 
 pytestmark = pytest.mark.integration
 
@@ -36,16 +36,9 @@ def test_a_profiled_campaign_answers_which_ops_cost_each_model(
         tmp_path, [p.name for p in models.values()], threads=[1], name="answer",
         extra="profile_ops = true\n",
     )  # fmt: skip
-    db = tmp_path / "results.sqlite"
-    collector, endpoint = start_collector(db, calibrate=True)  # roofs for the bound column
-    agent = start_agent(endpoint, "answer-agent", tmp_path)
-    try:
-        collector.expect(r"agent answer-agent registered", 30)
-        proc = collector_cli("campaign", "run", config, "--collector", endpoint, timeout=90)
-        assert proc.returncode in (0, 7), proc.stdout + proc.stderr  # 7: some results invalid
-    finally:
-        assert agent.stop() == 0, agent.tail(20)
-        collector.stop()
+    db = run_campaign_on_one_agent(
+        tmp_path, config, "answer-agent", collector_cli, calibrate=True, timeout=90
+    )
 
     out = tmp_path / "report.json"
     proc = collector_cli(

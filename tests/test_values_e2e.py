@@ -12,7 +12,7 @@ import pytest
 from collector.store import Store
 from tests.conftest import Runner
 from tests.control_flow_models import ELSE_MACS, THEN_MACS, if_on_sample_rate
-from tests.fleet_helpers import start_agent, start_collector, write_campaign
+from tests.fleet_helpers import run_campaign_on_one_agent, write_campaign
 
 pytestmark = pytest.mark.integration
 
@@ -26,16 +26,7 @@ def test_a_campaign_value_picks_the_branch_run_and_the_branch_counted(
         tmp_path, ["vad16k.onnx", "vad8k.onnx"], threads=[1], name="values",
         extra="[inputs.vad16k]\nsr = { value = 16000 }\n[inputs.vad8k]\nsr = { value = 8000 }\n",
     )  # fmt: skip
-    db = tmp_path / "results.sqlite"
-    collector, endpoint = start_collector(db)
-    agent = start_agent(endpoint, "values-agent", tmp_path)
-    try:
-        collector.expect(r"agent values-agent registered", 30)
-        proc = collector_cli("campaign", "run", config, "--collector", endpoint, timeout=120)
-        assert proc.returncode in (0, 7), proc.stdout + proc.stderr  # 7: some results invalid
-    finally:
-        assert agent.stop() == 0, agent.tail(20)
-        collector.stop()
+    db = run_campaign_on_one_agent(tmp_path, config, "values-agent", collector_cli)
 
     store = Store(db)
     try:
