@@ -50,7 +50,7 @@ def calibration_frame(records: Iterable[Mapping[str, Any]] | pd.DataFrame | None
         return df.loc[:, list(CALIBRATION_COLUMNS)]
     details = [_detail(v) for v in df.get("detail_json", pd.Series([None] * len(df)))]
     for column, read in (
-        ("taken_at", lambda d, row: d.get("measured_at") or _utc(row["measured_at"])),
+        ("taken_at", lambda d, row: _zulu(d.get("measured_at")) or _utc(row["measured_at"])),
         ("verdict", lambda d, row: verdict_text(d)),
         ("rounds", lambda d, row: d.get("rounds")),
         ("peak_spread", lambda d, row: d.get("peak_spread")),
@@ -90,6 +90,13 @@ def _detail(value: Any) -> dict[str, Any]:
 
 def _present(value: Any) -> bool:
     return value is not None and value == value
+
+
+def _zulu(stamp: Any) -> str | None:
+    """The agent's ISO 8601 UTC time written as every report time is ("…Z", not "+00:00")."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    return stamp[: -len("+00:00")] + "Z" if stamp.endswith("+00:00") else stamp
 
 
 def _utc(seconds: Any) -> str | None:
