@@ -103,7 +103,7 @@ def test_the_report_names_the_calibration_it_used_in_every_output(
 ) -> None:
     report = build_report(store, campaign="fleet")
     [line] = report.calibration_used
-    assert line.startswith("pc: calibration of pc at 1 threads taken 2026-01-02T03:04:05+00:00")
+    assert line.startswith("pc: calibration of pc at 1 threads taken 2026-01-02T03:04:05Z")
     assert "peak 50.0 GFLOP/s, bandwidth 10.0 GB/s, ridge 5.0 FLOP/B; valid;" in line
     assert "best of 3 rounds, spread peak 2.0%, bandwidth 5.0%" in line
     assert "== calibration used ==" in render_text(report)
