@@ -112,7 +112,7 @@ def test_the_report_names_the_calibration_it_used_in_every_output(
     assert doc["calibration_used"] == [line]
     assert doc["validity"]["invalid_reasons"] == {"other processes": 1, "frequency changed": 1}
     [row] = doc["tables"]["calibration"]
-    assert row["verdict"] == "valid" and row["taken_at"] == "2026-01-02T03:04:05+00:00"
+    assert row["verdict"] == "valid" and row["taken_at"] == "2026-01-02T03:04:05Z"
 
 
 def test_cli_include_invalid_flag(store: Store, tmp_path: Path) -> None:
