@@ -46,6 +46,8 @@ CASES = {
     "flopgap status --help": (_CLI, ["status", "--help"]),
     "flopgap export --help": (_CLI, ["export", "--help"]),
     "flopgap report --help": (_CLI, ["report", "--help"]),
+    "flopgap sweep build --help": (_CLI, ["sweep", "build", "--help"]),
+    "flopgap sweep list": (_CLI, ["sweep", "list"]),
 }
 
 

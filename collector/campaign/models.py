@@ -1,4 +1,4 @@
-"""Which models a campaign runs: paths, globs and zoo names resolved, and their inputs read.
+"""Which models a campaign runs: paths, globs, zoo and sweep names resolved, inputs read.
 
 Why: a path that does not exist, a glob that matches nothing or two files with the same stem
 must stop the campaign at load, not after a fleet has run half of it. The inputs each model
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import onnx
 
 ZOO_PREFIX = "zoo:"
+SWEEP_PREFIX = "sweep:"
 _GLOB_CHARS = frozenset("*?[")
 
 Dims = tuple[int | None, ...]
@@ -40,15 +41,18 @@ class ModelInput:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """One model of a campaign: a file (``path``) or a built-in zoo model (``zoo``).
+    """One model of a campaign: a file (``path``), a built-in zoo model (``zoo``) or a kernel
+    of a named sweep (``sweep``, the sweep's name; the kernel is the one whose id is ``name``).
 
-    ``name`` is the file stem (or zoo name): it keys ``[inputs]`` and must be unique.
+    ``name`` is the file stem (or zoo name, or sweep kernel id): it keys ``[inputs]`` and must
+    be unique.
     """
 
     name: str
     path: Path | None = None
     zoo: str | None = None
     inputs: tuple[ModelInput, ...] = ()
+    sweep: str | None = None
 
 
 def resolve_models(top: Table, base: Path, seed: int) -> list[ModelRef]:
@@ -76,7 +80,9 @@ def resolve_models(top: Table, base: Path, seed: int) -> list[ModelRef]:
 
 
 def _expand(top: Table, index: int, entry: str, base: Path) -> list[ModelRef]:
-    """The models one ``models`` entry stands for: a zoo name, a glob or a single path."""
+    """The models one ``models`` entry stands for: a zoo or sweep name, a glob or a path."""
+    if entry.startswith(SWEEP_PREFIX):
+        return _sweep_refs(top, index, entry[len(SWEEP_PREFIX) :])
     if entry.startswith(ZOO_PREFIX):
         from collector import zoo  # builds with onnx: imported when a campaign is loaded
 
@@ -116,8 +122,33 @@ def _expand(top: Table, index: int, entry: str, base: Path) -> list[ModelRef]:
     return [ModelRef(name=resolved.stem, path=resolved)]
 
 
+def _sweep_refs(top: Table, index: int, name: str) -> list[ModelRef]:
+    """Every kernel of the named sweep, named by its id, with the float32 inputs it declares
+    (the same the sweep's builder gives its graph, so nothing is built at load)."""
+    from collector import sweep  # light: sampling needs no onnx
+
+    if name not in sweep.NAMED:
+        raise top.error(
+            "models",
+            f"no sweep named {name!r}",
+            f"the named sweeps are: {', '.join(sweep.NAMED)}; write sweep:<name> "
+            "(`flopgap sweep list` shows them)",
+            index,
+        )
+    return [
+        ModelRef(
+            name=sample.id,
+            sweep=name,
+            inputs=tuple(ModelInput(n, dims, "float32") for n, dims in sample.inputs.items()),
+        )
+        for sample in sweep.named_samples(name)
+    ]
+
+
 def _with_inputs(top: Table, ref: ModelRef, seed: int) -> ModelRef:
     """``ref`` with the inputs its graph declares (initializers are not inputs)."""
+    if ref.sweep is not None:
+        return ref  # _sweep_refs gave it the inputs its builder declares
     if ref.zoo is not None:
         from collector import zoo
 

@@ -109,15 +109,31 @@ class CampaignSpec:
 
         wanted = [model.zoo for model in self.models if model.zoo is not None]
         written = zoo.write_zoo(out_dir, self.seed, wanted) if wanted else {}
+        kernels = self._write_sweeps(out_dir)
         paths: dict[str, Path] = {}
         for model in self.models:
             path = written[model.zoo] if model.zoo is not None else model.path
+            path = kernels.get(model.name, path) if model.sweep is not None else path
             if path is None or not path.is_file():
                 raise UsageError(
                     f"campaign {self.name!r}: model file {path} is gone",
                     f"restore it, or load {self.source} again",
                 )
             paths[model.name] = path
+        return paths
+
+    def _write_sweeps(self, out_dir: Path) -> dict[str, Path]:
+        """The file of each sweep kernel the campaign runs, built into ``out_dir/sweep-NAME``
+        (their weights come from each kernel's id, not from the campaign's seed)."""
+        from collector import sweep
+        from collector.sweep.build import write_samples  # builds with onnx
+
+        paths: dict[str, Path] = {}
+        for name in dict.fromkeys(m.sweep for m in self.models if m.sweep is not None):
+            wanted = {m.name for m in self.models if m.sweep == name}
+            samples = [s for s in sweep.named_samples(name) if s.id in wanted]
+            written = write_samples(out_dir / f"sweep-{name}", samples)
+            paths |= {kernel: path for kernel, (path, _) in written.items()}
         return paths
 
     def to_dict(self) -> dict[str, Any]:

@@ -84,10 +84,13 @@ def fields_from_dict(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _model_to_dict(model: ModelRef) -> dict[str, Any]:
+    # "sweep" is written only for a sweep kernel, so every other stored model reads as before
+    sweep = {} if model.sweep is None else {"sweep": model.sweep}
     return {
         "name": model.name,
         "path": None if model.path is None else str(model.path),
         "zoo": model.zoo,
+        **sweep,
         "inputs": [
             {
                 "name": arg.name,
@@ -104,6 +107,7 @@ def _model_from_dict(raw: Mapping[str, Any]) -> ModelRef:
         name=raw["name"],
         path=None if raw["path"] is None else Path(raw["path"]),
         zoo=raw["zoo"],
+        sweep=raw.get("sweep"),  # absent in campaigns stored before sweeps existed
         inputs=tuple(
             ModelInput(
                 arg["name"],

@@ -1,0 +1,43 @@
+"""The named sweeps a campaign can run as ``sweep:NAME``, each a fixed seed and count.
+
+Why fixed: a campaign file that says ``sweep:conv-small`` must mean the same kernels (same ids,
+same bytes) on every host and in every year, so that results stored months apart train one
+predictor. A new size is a new name, never a change to an old one.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from collector.sweep.record import KernelSample, SweepSpec
+from collector.sweep.space import FAMILIES, sample_sweep
+from shared.errors import UsageError
+
+_CNN = ("conv", "conv_bn_act", "conv_transpose", "pool", "binary", "activation", "movement")
+
+NAMED: dict[str, SweepSpec] = {
+    spec.name: spec
+    for spec in (
+        SweepSpec("smoke", tuple(FAMILIES), 2, 0, "2 kernels of every family, to try a fleet"),
+        SweepSpec("conv-small", ("conv", "conv_bn_act"), 16, 0, "16 Conv and 16 Conv blocks"),
+        SweepSpec("cnn", _CNN, 24, 0, "24 of each family CNNs are made of"),
+        SweepSpec("all", tuple(FAMILIES), 32, 0, "32 of every family, a first predictor round"),
+    )
+}
+
+
+def named_sweep(name: str) -> SweepSpec:
+    """The sweep called ``name``, or a UsageError listing the names."""
+    spec = NAMED.get(name)
+    if spec is None:
+        raise UsageError(
+            f"no sweep named {name!r}",
+            f"the named sweeps are: {', '.join(NAMED)} (see `flopgap sweep list`)",
+        )
+    return spec
+
+
+@cache
+def named_samples(name: str) -> tuple[KernelSample, ...]:
+    """The samples of sweep ``name``, drawn once per process (a campaign asks per model)."""
+    return tuple(sample_sweep(named_sweep(name)))
