@@ -9,14 +9,10 @@ test write it there (PNG of 1400 × 900).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import json
 import os
-import signal
 import struct
-import subprocess
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -29,9 +25,8 @@ from collector.report import Report, build_report_from_frames
 from collector.report.labels import intersects
 from collector.report.plots import Plot, make_plots
 from collector.report.render_html import render_html
-from tests.test_report_html_browser import chromium
+from tests.browser_helpers import allow_script, chromium, run_headless
 
-TIMEOUT_S = 60
 WIDTH, HEIGHT = 1400, 900
 FOREIGN = "other processes used 40% of a core (threshold 5%)"
 MODELS = (
@@ -125,32 +120,10 @@ def test_no_two_placed_labels_intersect(fleet: tuple[Report, list[Plot]]) -> Non
             assert named + len(plot.legend) == points, plot.name
 
 
-def _page_with_probe(report_html: str) -> str:
-    digest = base64.b64encode(hashlib.sha256(PROBE.encode()).digest()).decode()
-    page = report_html.replace("script-src ", f"script-src 'sha256-{digest}' ", 1)
-    return page.replace("<head>", f"<head><script>{PROBE}</script>", 1)
-
-
 def _chromium(args: list[str], profile: Path) -> str:
-    command = [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={profile}", f"--window-size={WIDTH},{HEIGHT}",
-        *args,
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        out, _ = proc.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail(f"Chromium did not finish within {TIMEOUT_S} s")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    return out
+    """Chromium's stdout for one headless run at the fold's window size."""
+    sized = ["--hide-scrollbars", f"--window-size={WIDTH},{HEIGHT}", *args]
+    return run_headless(sized, profile, "the fleet page")[0]
 
 
 def test_fleet_page_latency_above_the_fold(
@@ -164,7 +137,7 @@ def test_fleet_page_latency_above_the_fold(
     assert numbered == 0 or page.count("</td></tr>") >= numbered
     assert "'unsafe-inline'" not in page.split("script-src", 1)[1].split(";", 1)[0]
     probed = tmp_path / "probed.html"
-    probed.write_text(_page_with_probe(page), encoding="utf-8")
+    probed.write_text(allow_script(page, PROBE), encoding="utf-8")
     out = _chromium(["--virtual-time-budget=10000", "--dump-dom", probed.as_uri()], tmp_path / "a")
     start = out.find('<pre id="check">')
     assert start >= 0, "probe did not run"

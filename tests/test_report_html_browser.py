@@ -8,23 +8,15 @@ and CSP violations, then on load writes them and each image's natural size into
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import json
-import os
-import shutil
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from collector.report import build_report_from_frames, write_html
+from tests.browser_helpers import allow_script, chromium, run_headless
 from tests.test_report_render import fleet_frames
 
-TIMEOUT_S = 60
 PROBE = """<script>
 (function () {
   var errors = [];
@@ -52,48 +44,17 @@ PROBE = """<script>
 </script>"""
 
 
-def chromium() -> str:
-    """The Chromium binary, or skip: CI installs it with `apt-get install -y chromium`."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None and Path("/usr/bin/chromium").exists():
-        found = "/usr/bin/chromium"
-    if found is None:
-        pytest.skip("headless check needs Chromium: apt-get install -y chromium")
-    return found
-
-
 def with_probe(report_html: str) -> str:
-    """The report with the probe first in <head>; the CSP's script-src gets the probe's hash
-    beside the report's own (the report's sort script must keep working under it)."""
-    assert "default-src 'none';" in report_html and "script-src 'sha256-" in report_html
-    body = PROBE.removeprefix("<script>").removesuffix("</script>")
-    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    page = report_html.replace("script-src ", f"script-src 'sha256-{digest}' ", 1)
-    return page.replace("<head>", "<head>" + PROBE, 1)
+    """The report with the probe first in <head>, allowed by its hash."""
+    return allow_script(report_html, PROBE.removeprefix("<script>").removesuffix("</script>"))
 
 
 def open_in_chromium(page: Path, profile: Path) -> tuple[dict[str, Any], str]:
     """Load `page` headless; returns the probe's findings and Chromium's stderr."""
-    command = [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-        "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # Chromium and the helpers it started
-        proc.communicate()
-        pytest.fail(f"Chromium did not finish loading {page.name} within {TIMEOUT_S} s")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    args = ["--enable-logging=stderr", "--v=0", "--virtual-time-budget=10000", "--dump-dom"]
+    out, err, code = run_headless([*args, page.as_uri()], profile, f"loading {page.name}")
     start, end = out.find('<pre id="check">'), out.find("</pre>")
-    assert start >= 0, f"probe did not run (exit {proc.returncode}); stderr tail:\n{err[-2000:]}"
+    assert start >= 0, f"probe did not run (exit {code}); stderr tail:\n{err[-2000:]}"
     return json.loads(html.unescape(out[start + len('<pre id="check">') : end])), err
 
 
