@@ -30,11 +30,12 @@ from agent.inputs.dtypes import (
     SUPPORTED_ELEMENT_TYPES,
     UINT2,
     UINT4,
+    numpy_dtype,
     output_needs_ort_values,
 )
 from agent.inputs.feeds import Feed, Feeds, model_feeds, synthesize_inputs
 from agent.inputs.shapes import NodeArgLike, resolve_shapes
-from agent.inputs.values import inference_hint, numpy_dtype
+from agent.inputs.values import inference_hint
 from shared.input_specs import Shape, parse_input_spec, parse_input_specs
 
 __all__ = [

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -42,15 +43,16 @@ class ElementType:
     bits: int = 0  # set for sub-byte types, whose buffer is packed
 
 
+# onnxruntime's element type names that numpy holds natively (others travel as bit patterns).
+_FLOATS = {"float": np.float32, "double": np.float64, "float16": np.float16}
+_INTS = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+NUMPY_TYPES: dict[str, type] = {**_FLOATS, **{n: np.dtype(n).type for n in _INTS}, "bool": np.bool_}
+
 _ELEMENT_TYPES: dict[str, ElementType] = {
     **{
-        name: ElementType(partial(data.fill_normal, dtype=dtype))
-        for name, dtype in (("float", np.float32), ("double", np.float64), ("float16", np.float16))
+        name: ElementType(partial(data.fill_normal, dtype=dtype)) for name, dtype in _FLOATS.items()
     },
-    **{
-        name: ElementType(partial(data.fill_small_int, dtype=np.dtype(name).type))
-        for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
-    },
+    **{name: ElementType(partial(data.fill_small_int, dtype=NUMPY_TYPES[name])) for name in _INTS},
     "bool": ElementType(data.fill_bool),
     "string": ElementType(data.fill_string),
     "bfloat16": ElementType(data.fill_bfloat16, BFLOAT16),
@@ -90,6 +92,14 @@ def element_type(arg: NodeArgLike) -> ElementType:
             "export the model with one of the supported input types",
         )
     return element
+
+
+def numpy_dtype(arg: NodeArgLike) -> np.dtype[Any] | None:
+    """The numpy dtype of a tensor input (``tensor(int64)`` -> int64); None when numpy has none
+    (bfloat16, float8, sub-byte ints), for strings and for non-tensor inputs."""
+    match = _TENSOR_ELEMENT.fullmatch(arg.type)
+    kind = NUMPY_TYPES.get(match.group(1)) if match else None
+    return None if kind is None else np.dtype(kind)
 
 
 def output_needs_ort_values(outputs: Sequence[NodeArgLike]) -> bool:

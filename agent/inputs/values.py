@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from agent.inputs.dtypes import numpy_dtype
 from agent.inputs.shapes import NodeArgLike
 from shared.errors import UsageError
 from shared.input_values import (
@@ -28,19 +29,7 @@ from shared.input_values import (
     missing_value_error,
 )
 
-_TENSOR_ELEMENT = re.compile(r"tensor\((\w+)\)")
-_NUMPY = {"float": np.float32, "double": np.float64, "float16": np.float16, "bool": np.bool_}
-_NUMPY |= {n: np.dtype(n).type for n in ("int8", "int16", "int32", "int64")}
-_NUMPY |= {n: np.dtype(n).type for n in ("uint8", "uint16", "uint32", "uint64")}
 _CONTROL_FLOW = re.compile(r"\b(If|Loop|Scan) node\b")
-
-
-def numpy_dtype(arg: NodeArgLike) -> np.dtype[Any] | None:
-    """The numpy dtype of a tensor input (``tensor(int64)`` -> int64); None when numpy has none
-    (bfloat16, float8, sub-byte ints), for strings and for non-tensor inputs."""
-    match = _TENSOR_ELEMENT.fullmatch(arg.type)
-    kind = _NUMPY.get(match.group(1)) if match else None
-    return None if kind is None else np.dtype(kind)
 
 
 def _declared(arg: NodeArgLike) -> Declared:
