@@ -418,3 +418,23 @@ def missing_value_error(names: Sequence[str]) -> UsageError:
         "the model's control flow, so flopgap does not make one up",
         hint=f"give it, e.g. {example} (a sample rate, a flag or a count the model expects)",
     )
+
+
+def with_value_shapes(
+    shapes: Mapping[str, Sequence[int]], value_shapes: Mapping[str, Sequence[int]]
+) -> dict[str, tuple[int, ...]]:
+    """``--input`` shapes plus each given value's shape (a value sets its input's shape); an
+    input given both, with different shapes, is refused naming both."""
+    out = {name: tuple(int(d) for d in dims) for name, dims in shapes.items()}
+    for name, dims in value_shapes.items():
+        shape = tuple(int(d) for d in dims)
+        given = out.get(name)
+        if given is not None and given != shape:
+            raise UsageError(
+                f"input '{name}': --input gives shape {list(given)}, its value has shape "
+                f"{list(shape)}",
+                hint=f"drop --input {name}=... (a given value sets its input's shape) or give "
+                f"a value of shape {list(given)}",
+            )
+        out[name] = shape
+    return out

@@ -17,10 +17,10 @@ import onnxruntime as ort
 
 from agent.inputs.dtypes import ElementType, element_type, output_needs_ort_values
 from agent.inputs.shapes import NodeArgLike, resolve_shapes
-from agent.inputs.values import given_arrays, with_value_shapes
+from agent.inputs.values import given_arrays
 from shared.errors import ModelError, UsageError
 from shared.input_specs import Shape
-from shared.input_values import InputValue
+from shared.input_values import InputValue, with_value_shapes
 
 Feed: TypeAlias = "np.ndarray | ort.OrtValue"
 
@@ -119,7 +119,9 @@ def model_feeds(
     run takes the same branch as the timed one.
     """
     arrays = given_arrays(inputs, values)
-    resolved = resolve_shapes(inputs, with_value_shapes(shapes, arrays))
+    resolved = resolve_shapes(
+        inputs, with_value_shapes(shapes, {n: a.shape for n, a in arrays.items()})
+    )
     feeds = synthesize_inputs(
         inputs, resolved, seed, as_ort_values=output_needs_ort_values(outputs), given=arrays
     )

@@ -70,23 +70,6 @@ def _kind(arg: NodeArgLike) -> str:
     return "" if dtype is None else dtype.kind
 
 
-def with_value_shapes(
-    shapes: Mapping[str, tuple[int, ...]], arrays: Mapping[str, npt.NDArray[Any]]
-) -> dict[str, tuple[int, ...]]:
-    """``--input`` shapes plus each given value's shape; a clash between the two is refused."""
-    out = dict(shapes)
-    for name, array in arrays.items():
-        shape = tuple(int(d) for d in array.shape)
-        if name in out and tuple(out[name]) != shape:
-            raise UsageError(
-                f"input '{name}': --input gives shape {list(out[name])}, its value has shape "
-                f"{list(shape)}",
-                hint=f"drop --input {name}=...: a given value sets its input's shape",
-            )
-        out[name] = shape
-    return out
-
-
 def steering_inputs(inputs: Sequence[NodeArgLike], values: Mapping[str, InputValue]) -> list[str]:
     """Integer or boolean inputs fed synthesized data: the ones whose values may steer an ``If``
     or a ``Loop`` (a count, a flag, an index) and that the user may need to give."""

@@ -19,8 +19,12 @@ import onnx
 from collector.flops.graphview import SMALL_FLOAT, SMALL_OTHER
 from collector.flops.inputs import real_inputs
 from collector.flops.tensors import dims_of
-from shared.errors import UsageError
-from shared.input_values import InputValue, check_names, missing_scalar_values
+from shared.input_values import (
+    InputValue,
+    check_names,
+    missing_scalar_values,
+    with_value_shapes,
+)
 
 Arrays = dict[str, npt.NDArray[Any]]
 
@@ -48,21 +52,11 @@ def value_arrays(graph: onnx.GraphProto, values: Mapping[str, InputValue] | None
 def merge_shapes(
     input_shapes: Mapping[str, Sequence[int]] | None, arrays: Arrays
 ) -> dict[str, Sequence[int]] | None:
-    """``input_shapes`` plus each value's shape; a value and a shape that disagree is an error."""
+    """``input_shapes`` plus each value's shape (``shared.input_values.with_value_shapes``)."""
     if not arrays:
         return dict(input_shapes) if input_shapes else None
-    merged: dict[str, Sequence[int]] = dict(input_shapes or {})
-    for name, array in arrays.items():
-        shape = [int(d) for d in array.shape]
-        given = merged.get(name)
-        if given is not None and [int(d) for d in given] != shape:
-            raise UsageError(
-                f"input '{name}': --input gives shape {list(given)}, its value has shape {shape}",
-                hint=f"drop --input {name}=... (the value sets the shape) or give a value of "
-                f"shape {list(given)}",
-            )
-        merged[name] = shape
-    return merged
+    merged = with_value_shapes(input_shapes or {}, {n: a.shape for n, a in arrays.items()})
+    return {name: list(dims) for name, dims in merged.items()}
 
 
 def missing_switches(graph: onnx.GraphProto, arrays: Arrays) -> list[str]:
