@@ -1,5 +1,7 @@
 """FLOPs counting time against `onnx.load` time of the same 2,000+-node model (target <= 1.5),
-and against onnx-tool's profile of it when onnx-tool is installed.
+and against onnx-tool's profile of it when onnx-tool is installed; and the seconds to count the
+onnx wheel's backend-test corpus (target < 60 s: tests/test_corpus_backend.py counts it too,
+and checks what it counts, not how fast).
 
 Two BERT-style encoders of 2,161 nodes, one light (small width: parsing is cheap, so the
 per-node Python cost of counting dominates) and one heavy (255 MB of weights, as a real model
@@ -28,6 +30,8 @@ from collector.flops import count_model
 from collector.flops.graphview import GraphView
 from collector.flops.inputs import resolve_inputs
 from collector.flops.shapes import light_models
+from shared.errors import FlopgapError
+from tests.test_corpus_backend import FOLDERS
 from tests.test_flops_builders import encoder
 
 CASES = (("light", 36, 96, 4, 128, 384), ("heavy, 255 MB", 36, 384, 8, 128, 1536))
@@ -94,8 +98,31 @@ def _figure(label: str, path: Path, nodes: int) -> Figure:
     return Figure(f"FLOPs counting / onnx.load ({label})", count / load, 1.5, True, detail)
 
 
+def _corpus_figure() -> Figure | None:
+    """Seconds to count every graph the onnx wheel ships for its backend tests (issue: the
+    corpus test stays under a minute), the same pass tests/test_corpus_backend.py makes."""
+    data = Path(onnx.__file__).resolve().parent / "backend" / "test" / "data"
+    paths = sorted(p for f in FOLDERS for p in (data / f).rglob("*.onnx"))
+    if not paths:
+        return None
+    counted = 0
+    start = time.perf_counter()
+    for path in paths:
+        try:
+            count_model(path)
+            counted += 1
+        except FlopgapError:
+            pass
+    seconds = time.perf_counter() - start
+    detail = f"{len(paths)} graphs of onnx {onnx.__version__}, {counted} counted"
+    return Figure("onnx backend corpus count time, s", seconds, 60.0, True, detail)
+
+
 def run() -> list[Figure]:
     figures = []
+    corpus = _corpus_figure()
+    if corpus is not None:
+        figures.append(corpus)
     with tempfile.TemporaryDirectory() as tmp:
         for label, layers, width, heads, seq, ff in CASES:
             path = Path(tmp) / f"encoder_{label.split(',')[0]}.onnx"

@@ -99,7 +99,6 @@ def test_corpus_figures(corpus: Corpus, capsys: pytest.CaptureFixture[str]) -> N
             f"{counted} counted, errors {dict(errors) or 'none'}, {corpus.seconds:.2f} s"
         )
     assert counted == len(corpus.outcomes) - len(ALLOWED_FAILURES)
-    assert corpus.seconds < 60
 
 
 # (light model, input dims or None for the model's own, published MACs, source). The light
