@@ -368,7 +368,7 @@ def _check_fits(name: str, v: Scalar | None, want: np.dtype[Any], value: InputVa
     if kind == "b":
         ok = isinstance(v, bool) or v in (0, 1)
     elif kind in "iu":
-        ok = not isinstance(v, float) and np.iinfo(want).min <= int(v) <= np.iinfo(want).max
+        ok = not isinstance(v, float | bool) and np.iinfo(want).min <= int(v) <= np.iinfo(want).max
     elif kind == "f":
         ok = isinstance(v, bool) is False and (
             not math.isfinite(float(v)) or abs(float(v)) <= float(np.finfo(want).max)
