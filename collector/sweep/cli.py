@@ -1,7 +1,8 @@
-"""``flopgap sweep build`` and ``flopgap sweep list``: write a sweep's models, or show the space.
+"""``flopgap sweep build``, ``list`` and ``run``: write a sweep's models, show the space, or
+measure a sweep on agents, adaptively, within a time budget.
 
-Registered by ``collector/cli.py``. onnx is imported only when ``build`` runs, so ``list`` and
-``--help`` stay light.
+Registered by ``collector/cli.py``. onnx is imported only when ``build`` or ``run`` runs, so
+``list`` and ``--help`` stay light.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from collector.sweep.named import NAMED, named_sweep
 from collector.sweep.record import KernelSample, SweepSpec
 from collector.sweep.space import FAMILIES, parse_families, sample_sweep
 from shared.cli_parsers import Subparsers, actions, command
+from shared.errors import UsageError
+
+if TYPE_CHECKING:
+    from collector.sweep.run import Scorer
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -49,12 +54,41 @@ def add_parser(sub: Subparsers) -> None:
     build.add_argument("--count", type=int, default=8, help="samples per family (default 8)")
     build.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     build.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    _add_run(steps)
     command(
         steps,
         "list",
         cmd_list,
         help="print the kernel families, their parameter ranges and the named sweeps",
     )
+
+
+def _add_run(steps: Subparsers) -> None:
+    from collector.cli_flags import add_collector_flags
+
+    run = command(
+        steps,
+        "run",
+        cmd_run,
+        help="measure a sweep on agents, then add kernels where the predictor is worst",
+        description="Round 1 measures the named sweep (or --family/--count) as a campaign with "
+        "the per-op pass. With --db, each later round scores the predictor on everything "
+        "measured and measures neighbours of the worst-predicted kernels, sized to fit what is "
+        "left of --budget-minutes. Each round is kept in OUT/round-N/ (models, manifest.json, "
+        "campaign.toml).",
+    )
+    run.add_argument("--agents", required=True, metavar="NAME[,NAME]", help="agents to measure on")
+    chosen = run.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--name", metavar="SWEEP", help="a named sweep as round 1")
+    chosen.add_argument("--family", metavar="F[,F...]", help="kernel families, or all")
+    run.add_argument("--count", type=int, default=8, help="samples per family (default 8)")
+    run.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    run.add_argument("--budget-minutes", type=float, default=20.0, metavar="M",
+                     help="time the whole sweep may take (default 20)")  # fmt: skip
+    run.add_argument("--out", type=Path, metavar="DIR", help="default sweeps/run-<time>")
+    run.add_argument("--db", type=Path, help="the collector's database (read), for adaptive rounds")
+    run.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    add_collector_flags(run)
 
 
 def _spec(args: argparse.Namespace) -> SweepSpec:
@@ -103,3 +137,46 @@ def cmd_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     for spec in NAMED.values():
         print(f"    {spec.name:<11} {spec.description} (seed {spec.seed})", file=out)
     return 0
+
+
+def _scorer(args: argparse.Namespace, agents: Sequence[str]) -> Scorer | None:
+    """The predictor's validation error per sample, read from --db; None without --db."""
+    if args.db is None:
+        return None
+    if not args.db.is_file():
+        raise UsageError(f"no database at {args.db}", "pass the --db the collector serves")
+    try:
+        from collector.predict import sweep_errors
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(
+            f"this flopgap has no predictor to score a sweep with ({exc})",
+            "run without --db to measure round 1 only, or update flopgap",
+        ) from exc
+    db, threads = args.db, args.threads
+    return lambda samples: sweep_errors(db, agents, threads, samples)
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run the rounds; the exit status is the last round's campaign's."""
+    from collector.keys_cli import client_keys
+    from collector.sweep.run import run_sweep
+
+    out = out or sys.stdout
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+    if not agents or args.threads < 0 or args.budget_minutes <= 0:
+        raise UsageError(
+            f"--agents {args.agents!r}, --threads {args.threads}, "
+            f"--budget-minutes {args.budget_minutes:g}",
+            "name at least one agent, threads >= 0 and a budget above 0 minutes",
+        )
+    score = _scorer(args, agents)
+    if score is None:
+        print("no --db: no adaptive rounds, round 1 only", file=out)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    rounds = run_sweep(
+        endpoint=args.collector, agents=agents, threads=args.threads,
+        out_dir=args.out or Path("sweeps") / f"run-{stamp}",
+        first=sample_sweep(_spec(args)), budget_minutes=args.budget_minutes, score=score,
+        seed=args.seed, insecure=args.insecure, keys=client_keys(args), out=out, stamp=stamp,
+    )  # fmt: skip
+    return rounds[-1].exit_code if rounds else 0
