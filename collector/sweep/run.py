@@ -123,8 +123,6 @@ def run_sweep(
     live view goes to ``out``). A round whose campaign fails (any exit status but 0 and
     EXIT_INVALID), or that cannot be submitted, ends the loop; the rounds measured are kept and
     returned. ``clock`` (seconds) is what the budget is spent on; tests step it."""
-    from collector.campaign_run import run_campaign
-
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     budget_s, jobs_per_sample = budget_minutes * 60.0, max(len(agents), 1)
     if len(first) * jobs_per_sample * PRIOR_JOB_SECONDS > budget_s:
@@ -139,29 +137,39 @@ def run_sweep(
         folder = write_round(out_dir, index, name, samples, agents, threads, seed)
         begin = clock()
         started = begin if started is None else started
-        try:
-            code = run_campaign(folder / "campaign.toml", endpoint, detach=False,
-                                insecure=insecure, out=out, keys=keys)  # fmt: skip
-        except FlopgapError as exc:
-            print(f"sweep round {index} was not run: {exc}", file=out)
-            code = exc.exit_code
+        code, camp = _measure(folder, name, endpoint, insecure, keys, out)
         end = clock()
-        camp = _outcome(endpoint, name, insecure, keys)
-        jobs = sum(camp["jobs"].values()) if camp else len(samples) * jobs_per_sample
         rounds.append(SweepRound(index, folder, samples, camp.get("campaign_id"), end - begin,
                                  code))  # fmt: skip
         left = budget_s - (end - started)
-        print(_line(index, len(samples), jobs, end - begin, _valid_share(camp), left), file=out)
+        if camp:
+            jobs = sum(camp["jobs"].values())
+            print(_line(index, len(samples), jobs, end - begin, _valid_share(camp), left),
+                  file=out)  # fmt: skip
         if code not in (0, EXIT_INVALID):
-            print(
-                f"sweep stopped: round {index} ended with exit status {code}; the "
-                f"{sum(len(r.samples) for r in rounds[:-1])} samples of earlier rounds are "
-                f"measured and stored, and so is whatever round {index} finished",
-                file=out,
-            )
+            kept = sum(len(r.samples) for r in rounds[:-1])
+            print(f"sweep stopped: round {index} ended with exit status {code}; the {kept} "
+                  "samples of earlier rounds are stored, and so is what this round measured",
+                  file=out)  # fmt: skip
             break
         samples = _next_round(rounds, jobs_per_sample, left, score, seed, min_round_jobs, out)
     return rounds
+
+
+def _measure(
+    folder: Path, name: str, endpoint: str, insecure: bool, keys: PeerKeys | None, out: TextIO
+) -> tuple[int, dict[str, Any]]:
+    """Run the round's campaign to the end: its exit status, and its status entry ({} when it
+    was refused: then a campaign of the same name in the store is not this one)."""
+    from collector.campaign_run import run_campaign
+
+    try:
+        code = run_campaign(folder / "campaign.toml", endpoint, detach=False,
+                            insecure=insecure, out=out, keys=keys)  # fmt: skip
+    except FlopgapError as exc:
+        print(f"sweep round {name} was not run: {exc}", file=out)
+        return exc.exit_code, {}
+    return code, _outcome(endpoint, name, insecure, keys)
 
 
 def _next_round(
