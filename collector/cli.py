@@ -5,7 +5,8 @@ flopgap campaign run    submit a campaign (TOML) and follow it live
 flopgap status          agents and campaigns of a running collector
 flopgap export          results as CSV (long or wide) or Parquet
 flopgap flops           theoretical FLOPs, MACs, parameters and bytes of an ONNX model
-flopgap sweep           single-kernel models over a sampled space of shapes (build, list)
+flopgap sweep           single-kernel models over a sampled space of shapes (build, list, run)
+flopgap predict         an unmeasured model's latency on a device, from its measured kernels
 flopgap calibrate       re-measure an agent's peak GFLOP/s and memory bandwidth now
 flopgap demo            the whole loop on loopback with the built-in model zoo
 """
@@ -43,12 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_demo(sub)
     from collector.flops import cli as flops_cli
+    from collector.predict import cli as predict_cli
     from collector.report import cli as report_cli
     from collector.sweep import cli as sweep_cli
 
     flops_cli.add_parser(sub)
     report_cli.add_parser(sub)
     sweep_cli.add_parser(sub)
+    predict_cli.add_parser(sub)
     keys_cli.add_parser(sub)
     calibrate_cli.add_parser(sub)
     return parser

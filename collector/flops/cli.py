@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
+from collector.cli_flags import add_input_flags
 from collector.flops import count_model
 from collector.flops.report import CostReport
 from shared import input_specs
@@ -34,28 +35,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description="Theoretical cost of an ONNX model under flopgap's FLOP convention.",
     )
     parser.add_argument("model", help="path of the .onnx file")
-    parser.add_argument(
-        "--input",
-        action="append",
-        default=[],
-        metavar="NAME=DIMS",
-        help="size of a dynamic input, e.g. images=1x3x640x640 (repeatable)",
-    )
-    parser.add_argument(
-        "--input-value",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="value of an input that decides control flow or shapes, e.g. sr=16000 or "
-        "state=zeros[2,1,128] (repeatable; sets that input's shape too)",
-    )
-    parser.add_argument(
-        "--input-file",
-        action="append",
-        default=[],
-        metavar="NAME=FILE.npy",
-        help="real data for an input, from a .npy file (repeatable)",
-    )
+    add_input_flags(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--per-node", action="store_true", help="include one row per node")
     return parser
