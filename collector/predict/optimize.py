@@ -4,12 +4,11 @@ Why: kernel predictors learn from profiles of the OPTIMIZED graph (ORT folds Bat
 into Conv, fuses activations, and on x86 rewrites Conv into ``com.microsoft.nchwc`` blocks with
 ReorderInput/ReorderOutput), so an unmeasured model must be seen as that same graph before a
 kernel can be priced. This module builds it with this process's onnxruntime at the device's
-opt level and provider, saves it (``optimized_model_filepath``), runs it once with optimizations
-off at the user's input dims (``collector.flops.ort_shapes``) and lists its nodes as the agent's
-profiler would (``agent.engine.profile_ops``): the same keys, shapes and type names, with
-``kernel_time_us`` None. Empty optional inputs are left out, as the profiler leaves them out;
-an unnamed node is labelled ``<op_key>#<index>``, as collector.flops labels it, so rows join to
-FLOP counts. Nodes inside If/Loop bodies are not listed.
+opt level and provider, saves it (``optimized_model_filepath``), profiles one run of the saved
+graph with optimizations off at the user's input dims and values, and lists its nodes as the
+agent's profile does (``agent.engine.profile_ops``): the same keys, shapes and type names, with
+``kernel_time_us`` None. An unnamed node is labelled ``<op_key>#<index>``, as collector.flops
+labels it, so rows join to FLOP counts. Nodes inside If/Loop bodies are not listed.
 
 Results are cached under ``cache_dir/<key>/`` (``optimized.onnx``, ``nodes.json``), keyed by
 the model's bytes, the onnxruntime version, opt level, provider, input dims and input values; the
@@ -33,9 +32,9 @@ from typing import Any
 import onnx
 
 from collector.flops import op_key
-from collector.flops.inputs import real_inputs, resolve_inputs
+from collector.flops.inputs import resolve_inputs
 from collector.flops.loading import load
-from collector.flops.ort_shapes import FallbackFailed, ort_shapes
+from collector.flops.ort_shapes import synthesize_inputs
 from collector.flops.values import Arrays, merge_shapes, missing_switches, value_arrays
 from shared.errors import ModelError, UsageError
 from shared.hashing import file_sha256
@@ -45,25 +44,8 @@ from shared.settings import OPT_LEVELS, ORT_LEVEL_NAMES
 CACHE_FORMAT = 1
 OPTIMIZED = "optimized.onnx"
 NODES = "nodes.json"
+_KERNEL = "_kernel_time"  # the suffix of a node's kernel event in ORT's profile
 _ORT_PREFIX = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : ")
-
-# ORT's profiler names element types so (checked against onnxruntime 1.32's profile events).
-PROFILER_TYPES: dict[int, str] = {
-    onnx.TensorProto.FLOAT: "float",
-    onnx.TensorProto.DOUBLE: "double",
-    onnx.TensorProto.FLOAT16: "float16",
-    onnx.TensorProto.BFLOAT16: "bfloat16",
-    onnx.TensorProto.INT8: "int8",
-    onnx.TensorProto.UINT8: "uint8",
-    onnx.TensorProto.INT16: "int16",
-    onnx.TensorProto.UINT16: "uint16",
-    onnx.TensorProto.INT32: "int32",
-    onnx.TensorProto.UINT32: "uint32",
-    onnx.TensorProto.INT64: "int64",
-    onnx.TensorProto.UINT64: "uint64",
-    onnx.TensorProto.BOOL: "bool",
-    onnx.TensorProto.STRING: "string",
-}
 
 
 @dataclass(frozen=True)
@@ -263,40 +245,73 @@ def node_rows(
     provider: str,
     label: str = "the model",
 ) -> list[dict[str, Any]]:
-    """Profile-like rows for every main-graph node of `optimized`, sized by one run of it
-    (`label` names the model in errors)."""
-    proto = onnx.load(str(optimized), load_external_data=False)
-    graph = proto.graph
-    known: dict[str, tuple[list[int] | None, int]] = {
-        t.name: (list(t.dims), t.data_type) for t in graph.initializer
-    }
-    for vi in real_inputs(graph):
-        known[vi.name] = (list(shapes[vi.name]), vi.type.tensor_type.elem_type)
-    wanted = [t for n in graph.node for t in n.output if t and t not in known]
-    try:
-        resolved: dict[str, list[int | str] | None] = {k: list(v) for k, v in shapes.items()}
-        run = ort_shapes(proto, True, optimized.parent, resolved, wanted, arrays)
-    except FallbackFailed as exc:
-        raise ModelError(
-            f"the optimized graph of {label} could not be run to size its nodes: {_one_line(exc)}",
-            hint="check that the model runs on these input dims and values",
-        ) from exc
-    for name, info in run.items():
-        dims = [int(d) for d in info.shape] if info.static and info.shape is not None else None
-        known[name] = (dims, info.elem_type)
+    """Profile-like rows for every main-graph node of `optimized`, from one profiled run of it
+    with optimizations off (`label` names the model in errors).
+
+    Why the profiler and not shape inference: the profile lists what each kernel was handed,
+    which is not every input the graph names: an empty optional input is absent, and so is a
+    weight the kernel prepacked (a Gemm's or MatMul's B) while a Conv's stays; only the
+    profiler's own view matches the agent's rows. Loaded unoptimized, the saved graph keeps
+    its node order, so an unnamed node's profiler name ``<OpType>_<i>`` is its index here.
+    """
+    graph = onnx.load(str(optimized), load_external_data=False).graph
+    events = _profile_once(optimized, shapes, arrays, provider, label)
     rows = []
     for i, node in enumerate(graph.node):
-        outs = [known.get(t, (None, 0)) for t in node.output if t]
+        event = events.get(node.name or f"{node.op_type}_{i}", {})
+        outputs = event.get("output_type_shape")
         rows.append(
             {
                 "name": node.name or f"{op_key(node.domain, node.op_type)}#{i}",
                 "op_type": node.op_type,
                 "provider": provider,
-                "input_shapes": [known.get(t, (None, 0))[0] for t in node.input if t],
-                "output_shapes": [dims for dims, _ in outs],
-                "output_types": [PROFILER_TYPES.get(elem) for _, elem in outs],
+                "input_shapes": _dims(event.get("input_type_shape")),
+                "output_shapes": _dims(outputs),
+                "output_types": None if outputs is None else [next(iter(t)) for t in outputs],
                 "calls": 1,
                 "kernel_time_us": None,
             }
         )
     return rows
+
+
+def _dims(typed: list[dict[str, list[int]]] | None) -> list[list[int]] | None:
+    """``[{"float": [1, 3]}, ...]`` (the profiler's layout) as ``[[1, 3], ...]``."""
+    return None if typed is None else [list(next(iter(t.values()))) for t in typed]
+
+
+def _profile_once(
+    optimized: Path, shapes: Mapping[str, list[int]], arrays: Arrays, provider: str, label: str
+) -> dict[str, dict[str, Any]]:
+    """The ``args`` of each node's kernel event in one profiled run, by profiler node name.
+
+    Outputs stay OrtValues (``run_with_ort_values``), so a bfloat16 tensor needs no numpy type.
+    """
+    import onnxruntime as ort
+
+    graph = onnx.load(str(optimized), load_external_data=False).graph
+    resolved: dict[str, list[int | str] | None] = {k: list(v) for k, v in shapes.items()}
+    feeds = synthesize_inputs(graph, resolved, arrays)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    with tempfile.TemporaryDirectory(prefix="flopgap-profile-") as work:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(Path(work) / "nodes")
+        try:
+            session = ort.InferenceSession(str(optimized), sess_options=opts, providers=[provider])
+            values = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in feeds.items()}
+            session.run_with_ort_values([o.name for o in session.get_outputs()], values)
+        except Exception as exc:  # ORT's pybind errors share no public base class
+            raise ModelError(
+                f"the optimized graph of {label} could not be run to size its nodes: "
+                f"{_one_line(exc)}",
+                hint="check that the model runs at these input dims and values",
+            ) from exc
+        events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    return {
+        e["name"][: -len(_KERNEL)]: e.get("args", {})
+        for e in events
+        if isinstance(e, dict) and e.get("cat") == "Node" and e["name"].endswith(_KERNEL)
+    }
