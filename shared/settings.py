@@ -25,8 +25,18 @@ from shared.input_values import values_from_wire
 Side = Literal["agent", "collector", "both"]
 """Who reads a setting: the agent measures with it, the collector writes or keeps it."""
 
-OPT_LEVELS: tuple[str, ...] = ("disable", "basic", "extended", "all")
-"""onnxruntime's graph optimisation levels, by the names users write (the agent maps them)."""
+ORT_LEVEL_NAMES: dict[str, str] = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+"""Each level's ``onnxruntime.GraphOptimizationLevel`` member, by name: the agent's sessions and
+the collector's copy of the graph a board runs (``collector.predict.optimize``) must mean the
+same level by the same word; plain strings, since this module must not load onnxruntime."""
+
+OPT_LEVELS: tuple[str, ...] = tuple(ORT_LEVEL_NAMES)
+"""onnxruntime's graph optimisation levels, by the names users write, weakest first."""
 
 GROUPS = ("session", "measurement", "separate passes after the timed runs", "power")
 """The argparse groups of the agent's measurement flags, in the order `--help` shows them."""

@@ -23,21 +23,12 @@ import onnxruntime as ort
 import psutil
 
 from shared.errors import ModelError, ProviderError, UsageError
-from shared.settings import OPT_LEVELS
+from shared.settings import OPT_LEVELS, ORT_LEVEL_NAMES
 
-# shared.settings.OPT_LEVELS names them for both sides; this is what each means to onnxruntime
-_ORT_LEVELS: dict[str, ort.GraphOptimizationLevel] = dict(
-    zip(
-        OPT_LEVELS,
-        (
-            ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        ),
-        strict=True,
-    )
-)
+# shared.settings names each level and its enum member once, for the agent and the collector
+_ORT_LEVELS: dict[str, ort.GraphOptimizationLevel] = {
+    name: getattr(ort.GraphOptimizationLevel, member) for name, member in ORT_LEVEL_NAMES.items()
+}
 
 
 @dataclass(frozen=True)

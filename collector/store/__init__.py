@@ -14,6 +14,7 @@ job's state lives here too, so a restarted collector resumes every unfinished ca
 - ``campaigns``  campaigns, and finishing one
 - ``jobs``       the job queue, dispatch, requeue and failed attempts (``Failure``)
 - ``results``    results, their packed latencies and per-op kernel times
+- ``predictors`` trained kernel predictors, versioned per device key with their data's hash
 - ``latency_blob`` how raw latencies are packed, losslessly, in the fewest whole bytes
 - ``model_files`` the model files themselves, one per sha256, beside the database
 - ``rows``       the typed rows every read returns, and the job and campaign states
@@ -25,6 +26,7 @@ from collector.store.agents import Agents
 from collector.store.campaigns import Campaigns
 from collector.store.jobs import Failure
 from collector.store.models import Models
+from collector.store.predictors import Predictors
 from collector.store.results import Results
 from collector.store.rows import CampaignState, JobState, ResultStatus
 from collector.store.schema import STORE_SCHEMA_VERSION
@@ -32,7 +34,7 @@ from collector.store.schema import STORE_SCHEMA_VERSION
 __all__ = ["STORE_SCHEMA_VERSION", "CampaignState", "Failure", "JobState", "ResultStatus", "Store"]
 
 
-class Store(Agents, Models, Campaigns, Results):
+class Store(Agents, Models, Campaigns, Results, Predictors):
     """All reads and writes of the collector's database (one connection, one thread).
 
     ``Results`` builds on ``Jobs`` (recording a result completes its job), so jobs come with it.

@@ -192,6 +192,25 @@ class OpTimeRow(NamedTuple):
     folded_flops: int | None
 
 
+class PredictorRow(NamedTuple):
+    """One trained predictor of a device key, versioned, with the hash of the data it learnt
+    from; the JSON payload holds text LightGBM models (never a pickle)."""
+
+    predictor_id: str
+    device_key: str
+    version: int  # 1, 2, ... per device_key
+    data_hash: str
+    samples: int  # kernel samples it was trained on
+    models: int  # whole models its correction was fitted on
+    trained_at: float  # unix seconds
+    flopgap_version: str
+    payload_json: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return dict(json.loads(self.payload_json))
+
+
 _ENUMS: dict[tuple[str, str], type[Enum]] = {
     ("JobRow", "state"): JobState,
     ("CampaignRow", "state"): CampaignState,

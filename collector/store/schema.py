@@ -18,6 +18,8 @@ from shared.errors import StoreError
 # 4: a job may keep several results (invalid attempts retried): results.job_id is no longer
 #    unique, results gain attempt, job_result, valid, invalid_reasons; jobs gain retry_invalid
 #    and invalid_attempts
+# predictors (trained kernel predictors, issue 18) is a new table, not a change to an old one:
+# CREATE TABLE IF NOT EXISTS adds it to any file on open, so the version stays 4
 STORE_SCHEMA_VERSION = 4
 
 RESULTS_TABLE = """
@@ -60,6 +62,11 @@ CREATE TABLE IF NOT EXISTS op_times (
     result_id TEXT NOT NULL, node_name TEXT NOT NULL, op_type TEXT NOT NULL, provider TEXT,
     kernel_time_us REAL NOT NULL, flops INTEGER, macs INTEGER, bytes INTEGER, fused_from TEXT,
     depthwise INTEGER, folded_flops INTEGER, PRIMARY KEY (result_id, node_name));
+CREATE TABLE IF NOT EXISTS predictors (
+    predictor_id TEXT PRIMARY KEY, device_key TEXT NOT NULL, version INTEGER NOT NULL,
+    data_hash TEXT NOT NULL, samples INTEGER NOT NULL, models INTEGER NOT NULL,
+    trained_at REAL NOT NULL, flopgap_version TEXT NOT NULL, payload_json TEXT NOT NULL,
+    UNIQUE (device_key, version));
 CREATE TABLE IF NOT EXISTS calibrations (
     agent_id TEXT NOT NULL, threads INTEGER NOT NULL, peak_gflops REAL, bandwidth_gbs REAL,
     measured_at REAL NOT NULL, detail_json TEXT NOT NULL, PRIMARY KEY (agent_id, threads));
