@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from collector.predict.features import FEATURE_VERSION, kernel_rows
 from collector.store import Store
 from collector.store.rows import ResultRow, ResultStatus
 from shared.errors import UsageError
+from shared.input_values import InputValue
 
 
 @dataclass(frozen=True, order=True)
@@ -63,6 +64,7 @@ class Measured:
     optimized_sha256: str | None
     campaign_id: str
     flops: int | None  # the model's FLOPs as counted at its inputs (None: not counted)
+    input_values: dict[str, InputValue] = field(default_factory=dict)  # given, not synthesized
 
 
 def key_of(row: ResultRow) -> DeviceKey | None:
@@ -90,7 +92,7 @@ def measured(
     store: Store, rows: Iterable[ResultRow], key: DeviceKey, models_dir: Path
 ) -> list[Measured]:
     """Every usable result of `key`, oldest first, with its model's FLOPs from the store."""
-    from collector.costs import cost_columns, shapes_key
+    from collector.costs import cost_columns, result_values, shapes_key
 
     found = []
     for row in rows:
@@ -114,6 +116,7 @@ def measured(
                 optimized_sha256=optimized,
                 campaign_id=row.campaign_id,
                 flops=cost_columns(store, row.model_sha256, shapes_key(doc), None)["flops"],
+                input_values=result_values(doc, None),
             )
         )
     return found

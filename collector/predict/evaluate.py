@@ -147,7 +147,6 @@ def run_evaluation(ctx: Context, train_on: str, include_sweeps: bool) -> Evaluat
 
 def _score(ctx: Context, runs: Sequence[Any], predictor: Predictor | None, fit: Any,
            predict_in: Any) -> Scored:  # fmt: skip
-    from collector.costs import result_values
     from shared.errors import FlopgapError
 
     first = runs[0]
@@ -158,12 +157,10 @@ def _score(ctx: Context, runs: Sequence[Any], predictor: Predictor | None, fit: 
     if predictor is None:
         base.note = "no profiled results outside this family to train on"
         return base
-    row = ctx.store.result(first.result_id) if hasattr(ctx.store, "result") else None
-    values = result_values(row.document, None) if row is not None and row.document else {}
     try:
         model = Path(ctx.models_dir / f"{first.model_sha256}.onnx")
         pred = predict_in(
-            ctx, model, first.input_shapes, values or None, predictor, first.model_name
+            ctx, model, first.input_shapes, first.input_values or None, predictor, first.model_name
         )
     except FlopgapError as exc:
         base.note = f"not predicted: {exc}"

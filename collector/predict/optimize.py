@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -42,6 +43,7 @@ from shared.input_values import InputValue, missing_value_error
 from shared.settings import OPT_LEVELS, ORT_LEVEL_NAMES
 
 CACHE_FORMAT = 1
+_MAX_DEFAULT_ELEMENTS = 1 << 20  # a default input larger than this is a weight, not a shape
 OPTIMIZED = "optimized.onnx"
 NODES = "nodes.json"
 _KERNEL = "_kernel_time"  # the suffix of a node's kernel event in ORT's profile
@@ -159,6 +161,25 @@ def _cache_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def input_defaults(model: Path) -> Arrays:
+    """Values of the inputs an IR < 4 model declares with an initializer as their default.
+
+    Why: ORT folds what they feed (e.g. the ``*_SHAPE`` inputs of ConstantOfShape weights in
+    the onnx wheel's light models) and saves the optimized graph with them still declared as
+    inputs but without their initializers, so a run of that graph must be handed them."""
+    import numpy as np
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    declared = {vi.name for vi in graph.input}
+    return {
+        t.name: np.asarray(onnx.numpy_helper.to_array(t))
+        for t in graph.initializer
+        if t.name in declared
+        and t.data_location != onnx.TensorProto.EXTERNAL
+        and math.prod(t.dims) <= _MAX_DEFAULT_ELEMENTS
+    }
+
+
 def _read_entry(folder: Path) -> dict[str, Any] | None:
     """The cached entry in `folder`, or None (absent, or not an entry this version wrote)."""
     try:
@@ -189,7 +210,9 @@ def _build_entry(
             "model_sha256": model_sha256,
             "optimized_sha256": file_sha256(optimized),
             "input_shapes": dict(shapes),
-            "nodes": node_rows(optimized, shapes, arrays, provider, model.name),
+            "nodes": node_rows(
+                optimized, shapes, {**input_defaults(model), **arrays}, provider, model.name
+            ),
         }
         (work / NODES).write_text(json.dumps(entry), encoding="utf-8")
         if _read_entry(folder) is None and folder.exists():
@@ -291,7 +314,8 @@ def _profile_once(
 
     graph = onnx.load(str(optimized), load_external_data=False).graph
     resolved: dict[str, list[int | str] | None] = {k: list(v) for k, v in shapes.items()}
-    feeds = synthesize_inputs(graph, resolved, arrays)
+    declared = {vi.name for vi in graph.input} - {t.name for t in graph.initializer}
+    feeds = synthesize_inputs(graph, resolved, {k: v for k, v in arrays.items() if k in declared})
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.intra_op_num_threads = 1
