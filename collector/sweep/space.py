@@ -5,8 +5,10 @@ log-uniformly, rejects impossible combinations (groups that do not divide the ch
 smaller than one pixel) before anything is built, and keeps only kernels whose work lies in the
 family's bound: 1e5..5e8 MACs for compute families, 1e4..1.6e7 tensor elements for the
 memory-bound ones, about 0.01 to 50 ms on a laptop core. Weights are capped at 4 M elements
-(16 MB) so a sweep travels to boards. The same seed gives the same samples, and each family draws
-from its own stream, so adding a family to a sweep leaves the others' samples unchanged.
+(16 MB) so a sweep travels to boards; a family may set its own bound and cap (``fc_large`` makes
+its weight in the graph, so its file stays small while its kernel streams up to 128 MB). The same
+seed gives the same samples, and each family draws from its own stream, so adding a family to a
+sweep leaves the others' samples unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collector.sweep import space_dense, space_elementwise, space_spatial
+from collector.sweep import space_dense, space_elementwise, space_extra, space_spatial
 from collector.sweep.record import Dims, KernelSample, Params, SweepSpec
 from shared.errors import UsageError
 
@@ -32,7 +34,9 @@ class Family:
     """One kernel family: how to draw its parameters and what a drawn point costs.
 
     ``check`` returns why a point is impossible (``None`` when it can be built); ``work`` is what
-    ``bounds`` apply to, in ``unit`` ("MACs" or "elements").
+    ``bounds`` apply to, in ``unit`` ("MACs" or "elements"). ``weights`` counts the weight
+    elements the kernel reads (initializers, or what the graph materializes), capped at
+    ``max_weights``; ``work_bounds`` replaces the unit's bound for a family that needs another.
     """
 
     name: str
@@ -45,16 +49,20 @@ class Family:
     weights: Callable[[Params], int]
     work: Callable[[Params], int]
     unit: str
+    max_weights: int = MAX_WEIGHTS
+    work_bounds: tuple[float, float] | None = None
 
     @property
     def bounds(self) -> tuple[float, float]:
         """The work bound every sample of this family lies in."""
+        if self.work_bounds is not None:
+            return self.work_bounds
         return MAC_BOUNDS if self.unit == "MACs" else ELEMENT_BOUNDS
 
 
 FAMILIES: dict[str, Family] = {
     spec["name"]: Family(**spec)
-    for module in (space_spatial, space_dense, space_elementwise)
+    for module in (space_spatial, space_dense, space_elementwise, space_extra)
     for spec in module.SPACES
 }
 
@@ -75,8 +83,8 @@ def rejection(fam: Family, params: Params) -> str | None:
     reason = fam.check(params)
     if reason is not None:
         return reason
-    if fam.weights(params) > MAX_WEIGHTS:
-        return f"{fam.weights(params)} weight elements, over {MAX_WEIGHTS}"
+    if fam.weights(params) > fam.max_weights:
+        return f"{fam.weights(params)} weight elements, over {fam.max_weights}"
     lo, hi = fam.bounds
     work = fam.work(params)
     if not lo <= work <= hi:
