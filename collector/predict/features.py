@@ -136,12 +136,22 @@ def macs(fam: str, ins: Sequence[Sequence[int]], outs: Sequence[Sequence[int]],
     return 0
 
 
-def kernel_row(entry: Mapping[str, Any], node: onnx.NodeProto | None) -> dict[str, Any]:
+def kernel_row(
+    entry: Mapping[str, Any],
+    node: onnx.NodeProto | None,
+    weights: Mapping[str, list[int]] | None = None,
+) -> dict[str, Any]:
     """The feature row of one profiled (or sized) node: ``node``, ``family``, FEATURES, and
-    ``kernel_time_us`` when the entry has a time."""
+    ``kernel_time_us`` when the entry has a time.
+
+    The profiler leaves out a weight its kernel prepacked (a MatMul's or Gemm's B, a
+    ConvTranspose's filter); `weights` (the graph's initializer dims) puts it back, so the
+    work and bytes are the kernel's whole ones."""
     fam = family(entry, node)
     op = fam.rsplit(".", 1)[-1]
     ins, outs = _shapes(entry.get("input_shapes")), _shapes(entry.get("output_shapes"))
+    if node is not None and weights and len(ins) < len(node.input):
+        ins = _with_weights(ins, node, weights)
     attrs = _attrs(node)
     types = entry.get("output_types") or ["float"]
     elem = _ELEM_BYTES.get(str(types[0]), 4)
@@ -177,6 +187,28 @@ def kernel_row(entry: Mapping[str, Any], node: onnx.NodeProto | None) -> dict[st
     out: dict[str, Any] = {"node": str(entry.get("name")), "family": fam, **row}
     time = entry.get("kernel_time_us")
     out["kernel_time_us"] = float(time) if isinstance(time, (int, float)) else None
+    return out
+
+
+def _with_weights(
+    ins: list[list[int]], node: onnx.NodeProto, weights: Mapping[str, list[int]]
+) -> list[list[int]]:
+    """The profiled input shapes with each initializer the profile left out put back in its
+    place (inputs the profile lists are taken to be the node's non-initializer inputs, in
+    order)."""
+    listed = iter(ins)
+    out: list[list[int]] = []
+    for name in node.input:
+        if not name:
+            continue
+        if name in weights:
+            dims = weights[name]
+            given = [d for d in ins if d == dims]
+            out.append(dims)
+            if given and len(out) <= len(ins) and ins[len(out) - 1] == dims:
+                next(listed, None)
+            continue
+        out.append(next(listed, []))
     return out
 
 
@@ -230,4 +262,5 @@ def kernel_rows(
     """Feature rows of every entry of a profile (or of the collector's sized node list) of
     `graph`, the optimized graph those entries name."""
     index = graph_index(graph)
-    return [kernel_row(entry, _find(entry, index, graph)) for entry in entries]
+    weights = {t.name: list(t.dims) for t in graph.initializer}
+    return [kernel_row(entry, _find(entry, index, graph), weights) for entry in entries]
