@@ -95,3 +95,15 @@ def test_an_older_store_file_gains_the_table(tmp_path: Path) -> None:
     db.commit()
     db.close()
     assert Store(path).predictor_rows() == []
+
+
+def test_dropping_predictors_keeps_the_named_data_and_other_keys(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    for digest in ("h1", "h2", "h3"):
+        store.put_predictor(KEY_A, digest, 10, 1, PAYLOAD)
+    store.put_predictor(KEY_B, "h1", 10, 1, PAYLOAD)
+    assert store.drop_predictors(KEY_A, {"h2"}) == 2
+    assert [r.data_hash for r in store.predictor_rows(KEY_A)] == ["h2"]
+    assert [r.data_hash for r in store.predictor_rows(KEY_B)] == ["h1"]
+    assert store.drop_predictors(KEY_B, set()) == 1 and store.predictor_rows(KEY_B) == []
+    store.close()

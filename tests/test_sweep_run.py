@@ -123,7 +123,9 @@ def _results_per_job(db: Path, campaign_ids: Sequence[str]) -> dict[str, int]:
 
 
 @pytest.mark.integration
-def test_run_sweep_measures_a_refine_round_around_the_worst_kernel(tmp_path: Path) -> None:
+def test_run_sweep_measures_a_refine_round_around_the_worst_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = tmp_path / "results.sqlite"
     first = sample_family("binary", 3, seed=4)
     worst = first[1]
@@ -145,6 +147,12 @@ def test_run_sweep_measures_a_refine_round_around_the_worst_kernel(tmp_path: Pat
             first=first, budget_minutes=70 / 60, score=score, seed=0, out=out,
             stamp="test", clock=StepClock(30.0), min_round_jobs=2,
         )  # fmt: skip
+        monkeypatch.setattr("collector.sweep.run.MAX_ROUND_JOBS", 2)  # one message per round
+        split = run_sweep(
+            endpoint=endpoint, agents=["sweeper"], threads=1, out_dir=tmp_path / "split",
+            first=sample_family("binary", 3, seed=9), budget_minutes=10, score=None, out=out,
+            stamp="split",
+        )  # fmt: skip
         refused = run_sweep(
             endpoint=endpoint, agents=["nobody"], threads=1, out_dir=tmp_path / "refused",
             first=first[:1], budget_minutes=10, score=score, out=out, stamp="refused",
@@ -164,6 +172,7 @@ def test_run_sweep_measures_a_refine_round_around_the_worst_kernel(tmp_path: Pat
         assert {p.stem for p in r.folder.glob("*.onnx")} == {s.id for s in r.samples}
     stored = _results_per_job(db, [r.campaign_id for r in rounds if r.campaign_id])
     assert stored == {s.id: 1 for r in rounds for s in r.samples}, stored
+    assert [len(r.samples) for r in split] == [2, 1], text  # the first set, 2 jobs a round
     _assert_refused(refused, text)
 
 

@@ -109,6 +109,9 @@ def predict(
         return predict_in(ctx, Path(model), input_shapes, input_values)
 
 
+NCHWC = "com.microsoft.nchwc."
+
+
 def predict_in(
     ctx: Context,
     model: Path,
@@ -117,10 +120,15 @@ def predict_in(
     predictor: Predictor | None = None,
     name: str | None = None,
 ) -> Prediction:
-    """Predict one model within a read context (the CLI, the report and evaluation share it)."""
+    """Predict one model within a read context (the CLI, the report and evaluation share it).
+
+    The graph is made as the device's onnxruntime makes it: ORT blocks convolutions into
+    NCHWc only on some CPUs (x86 with AVX2 or AVX-512), so when none of the device's own
+    profiles ran an NCHWc kernel, this collector's onnxruntime is told not to either."""
     from collector.predict.optimize import optimize_for_device
 
     chosen = predictor or ctx.predictor
+    blocks = any(f.startswith(NCHWC) for f in chosen.kernels.families)
     graph = optimize_for_device(
         model,
         opt_level=ctx.key.opt_level,
@@ -128,6 +136,7 @@ def predict_in(
         input_shapes=input_shapes,
         input_values=input_values,
         device_onnxruntime=ctx.key.onnxruntime,
+        disabled_optimizers=() if blocks else ("NchwcTransformer",),
         cache_dir=cache_folder(ctx.db),
     )
     proto = onnx.load(str(graph.path), load_external_data=False).graph

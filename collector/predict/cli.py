@@ -170,6 +170,9 @@ def format_evaluation(ev: object) -> str:
             f"{_ms(s.predicted_ms):>10} {_signed(s.error):>7} {_ms(s.flops_only_ms):>10} "
             f"{_signed(s.flops_error):>7}" + (f"  {s.note}" if s.note else "")
         )
+    coverage = k.get("interval_coverage")
+    if coverage is not None:
+        lines += ["", f"  the 90% interval held the measured p50 for {coverage:.0%} of the models"]
     misses = ev.misses()
     if misses:
         lines += ["", "  missed by more than 10%:"]

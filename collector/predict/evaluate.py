@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from collector.predict.families import is_sweep
-from collector.predict.model import Predictor, train
+from collector.predict.model import FOLDS_SLOT, Predictor, current
 from collector.predict.whole import flops_fit
 from collector.report.stats import spearman
 
@@ -125,10 +125,12 @@ def run_evaluation(ctx: Context, train_on: str, include_sweeps: bool) -> Evaluat
                 and (train_on == "all" or is_sweep(m.family))]  # fmt: skip
         fold_key = ",".join(sorted(m.result_id for m in pool))
         if ctx.progress is not None:
-            ctx.progress(f"fold {fam}: training on {len(pool)} results")
+            ctx.progress(f"fold {fam}: {len(pool)} results to learn from")
         predictor = trained.get(fold_key)
         if predictor is None and any(m.profile for m in pool):
-            predictor = trained[fold_key] = train(ctx.key, pool, ctx.models_dir)
+            predictor = trained[fold_key] = current(
+                ctx.store, ctx.key, pool, ctx.models_dir, slot=FOLDS_SLOT
+            )
         fold = Fold(fam, sorted({m.family for m in pool if m.profile}),
                     predictor.samples if predictor else 0)  # fmt: skip
         folds.append(fold)
@@ -136,9 +138,17 @@ def run_evaluation(ctx: Context, train_on: str, include_sweeps: bool) -> Evaluat
         for runs in (r for r in by_sha.values() if r[0].family == fam):
             fold.check(fam)
             scored.append(_score(ctx, runs, predictor, fit, predict_in))
+    kept = {p.data_hash for p in trained.values()}
+    if kept:
+        ctx.store.drop_predictors(ctx.key.text() + FOLDS_SLOT, kept)
+    inside = [s.interval_ms[0] <= s.measured_ms <= s.interval_ms[1]
+              for s in scored if s.interval_ms is not None]  # fmt: skip
     summary = {
-        "kernel": summarize([s.error for s in scored], [s.measured_ms for s in scored],
-                            [s.predicted_ms for s in scored]),
+        "kernel": {
+            **summarize([s.error for s in scored], [s.measured_ms for s in scored],
+                        [s.predicted_ms for s in scored]),
+            "interval_coverage": sum(inside) / len(inside) if inside else None,
+        },
         "flops_only": summarize([s.flops_error for s in scored], [s.measured_ms for s in scored],
                                 [s.flops_only_ms for s in scored]),
     }  # fmt: skip

@@ -24,7 +24,7 @@ import onnx
 
 from collector.flops import op_key
 
-FEATURE_VERSION = 1  # bump when a feature changes meaning: stored predictors then retrain
+FEATURE_VERSION = 3  # bump when a feature changes meaning: stored predictors then retrain
 
 NAN = float("nan")
 ACTIVATIONS = ("", "Relu", "Clip", "HardSigmoid", "LeakyRelu", "Sigmoid", "Tanh")
@@ -51,7 +51,10 @@ FEATURES: tuple[str, ...] = (
     "pads", "activation", "has_sum",
     "m", "k", "n", "batch", "trans_a", "trans_b",
     "elem_bytes",
+    "axis_from_end", "axis_len", "log_inner", "log_weight_bytes",
 )  # fmt: skip
+_AXIS_DEFAULT = {"Softmax": -1, "LogSoftmax": -1, "Hardmax": -1, "LayerNormalization": -1,
+                 "Concat": 0, "Split": 0, "Gather": 0, "Flatten": 1}  # fmt: skip
 
 
 def graph_index(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
@@ -108,11 +111,16 @@ def _log(x: float) -> float:
     return math.log(x) if x > 0 else 0.0
 
 
+# A fused node that runs its plain op's kernel with an activation after it is that op's family
+# (the activation is a feature): MLAS runs FusedConv as Conv, FusedGemm as Gemm, so a grouped
+# convolution measured with a Relu teaches the one without.
+_SAME_KERNEL = {"com.microsoft.FusedConv": "Conv", "com.microsoft.FusedGemm": "Gemm"}
+
+
 def family(entry: Mapping[str, Any], node: onnx.NodeProto | None) -> str:
     """The kernel family: the op as ORT executes it, domain-qualified."""
-    if node is not None:
-        return op_key(node.domain, node.op_type)
-    return str(entry.get("op_type"))
+    key = op_key(node.domain, node.op_type) if node is not None else str(entry.get("op_type"))
+    return _SAME_KERNEL.get(key, key)
 
 
 def macs(fam: str, ins: Sequence[Sequence[int]], outs: Sequence[Sequence[int]],
@@ -184,10 +192,35 @@ def kernel_row(
                 row["kh"], row["kw"] = float(dims[0]), float(dims[-1])
             elif dims:
                 row["stride"] = float(max(dims))
-    out: dict[str, Any] = {"node": str(entry.get("name")), "family": fam, **row}
+    row.update(_axis(op, first_in, attrs))
+    weight_bytes = _weight_bytes(node, weights or {}, elem)
+    row["log_weight_bytes"] = _log(weight_bytes)
+    out: dict[str, Any] = {"node": str(entry.get("name")), "family": fam, **row,
+                           "weight_bytes": weight_bytes}  # fmt: skip
     time = entry.get("kernel_time_us")
     out["kernel_time_us"] = float(time) if isinstance(time, (int, float)) else None
     return out
+
+
+def _axis(op: str, dims: Sequence[int], attrs: Mapping[str, Any]) -> dict[str, float]:
+    """Where along its input an axis-wise op works: a softmax or concat over the last axis is
+    a contiguous pass, over an outer one a strided (or transposing) one, at the same bytes."""
+    axis = attrs.get("axis", _AXIS_DEFAULT.get(op))
+    if axis is None or not dims or isinstance(axis, (list, tuple)):
+        return {}
+    at = int(axis) + len(dims) if int(axis) < 0 else int(axis)
+    if not 0 <= at < len(dims):
+        return {}
+    return {"axis_from_end": float(len(dims) - 1 - at), "axis_len": float(dims[at]),
+            "log_inner": _log(_prod(dims[at + 1 :]))}  # fmt: skip
+
+
+def _weight_bytes(node: onnx.NodeProto | None, weights: Mapping[str, list[int]], elem: int) -> int:
+    """Bytes of the node's initializer inputs: what a whole model reads from memory afresh
+    each inference when its weights do not stay in cache (collector.predict.whole)."""
+    if node is None:
+        return 0
+    return sum(elem * _prod(weights[name]) for name in node.input if name in weights)
 
 
 def _with_weights(

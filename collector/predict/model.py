@@ -22,7 +22,7 @@ from collector.predict.dataset import DeviceKey, Measured, data_hash, kernel_sam
 from collector.predict.kernels import KernelPredictor, train_kernels
 from shared.errors import UsageError
 
-PREDICTOR_FORMAT = 1
+PREDICTOR_FORMAT = 2  # 2: the device's calibration, for the cold-weight floor
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Predictor:
     families: list[str]  # the model families trained on
     trained_at: float
     version: int | None = None  # the store's version; None for one not stored (a fold)
+    calibration: dict[str, float] | None = None  # the device's DRAM bandwidth and L2 size
 
     def to_payload(self) -> dict[str, Any]:
         """The stored JSON document."""
@@ -50,6 +51,7 @@ class Predictor:
             "correction": self.correction.to_json(),
             "families": self.families,
             "trained_at": self.trained_at,
+            "calibration": self.calibration,
             "lightgbm": lightgbm.__version__,
         }
 
@@ -74,6 +76,7 @@ class Predictor:
             families=list(payload.get("families") or []),
             trained_at=float(payload.get("trained_at") or 0.0),
             version=getattr(row, "version", None),
+            calibration=payload.get("calibration"),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -89,8 +92,24 @@ class Predictor:
         }
 
 
+def device_calibration(store: Any, key: DeviceKey) -> dict[str, float] | None:
+    """The device's measured DRAM bandwidth (GB/s) and L2 size (bytes) at the key's threads,
+    from its stored calibration (None when it has none: whole models then get no cold-weight
+    floor)."""
+    for row in store.calibration_rows():
+        if row.agent_id == key.agent and row.threads == key.threads and row.bandwidth_gbs:
+            l2 = row.detail.get("l2_bytes")
+            return {"bandwidth_gbs": float(row.bandwidth_gbs),
+                    "l2_bytes": float(l2) if l2 else float(1 << 20)}  # fmt: skip
+    return None
+
+
 def train(
-    key: DeviceKey, models: Sequence[Measured], models_dir: Path, with_oof: bool = True
+    key: DeviceKey,
+    models: Sequence[Measured],
+    models_dir: Path,
+    with_oof: bool = True,
+    calibration: dict[str, float] | None = None,
 ) -> Predictor:
     """Train kernel regressors on every profiled model of `models`, and the correction on
     those models' unprofiled p50."""
@@ -101,7 +120,7 @@ def train(
             'run a sweep on this device first: a campaign with models = ["sweep:predict"] '
             "and [measure] profile_ops = true (docs/PREDICT.md)",
         )
-    frame = pd.DataFrame(rows)
+    frame = apportioned(pd.DataFrame(rows), models)
     kernels = train_kernels(frame, with_oof=with_oof)
     return Predictor(
         key=key,
@@ -112,7 +131,31 @@ def train(
         models=int(frame["result_id"].nunique()),
         families=sorted({m.family for m in models if m.profile is not None}),
         trained_at=time.time(),
+        calibration=calibration,
     )
+
+
+APPORTION_LIMITS = (0.2, 2.0)
+
+
+def apportioned(frame: pd.DataFrame, models: Sequence[Measured]) -> pd.DataFrame:
+    """Each profiled model's unprofiled p50, less the device's per-run cost, shared out over
+    its kernels in proportion to their profiled times: what the regressors learn.
+
+    Why: profiled times are not the times a kernel takes inside an unprofiled run. At 2
+    threads on a 2-core box, a sweep kernel of 30..300 µs profiled alone measured 1.4 to 1.9
+    times its unprofiled p50 (each profiled run wakes the thread pool, which back-to-back
+    inferences keep spinning), while whole models' profiles stayed within ~5 % of their p50;
+    a regressor learning raw sweep times predicted a whole model's convolutions up to 1.9x
+    slow. Shared out, every training model's kernels sum to its measured latency. The first
+    fit (per-run cost a) is on the raw sums; the factor is clipped to APPORTION_LIMITS."""
+    first = _correction(models, frame)
+    p50 = {m.result_id: m.p50_us for m in models}
+    sums = frame.groupby("result_id")["kernel_time_us"].transform("sum")
+    target = frame["result_id"].map(p50) - first.intercept_us
+    factor = (target / sums).clip(*APPORTION_LIMITS)
+    return frame.assign(profiled_us=frame["kernel_time_us"],
+                        kernel_time_us=frame["kernel_time_us"] * factor)  # fmt: skip
 
 
 def _correction(models: Sequence[Measured], frame: pd.DataFrame) -> Correction:
@@ -128,21 +171,31 @@ def _correction(models: Sequence[Measured], frame: pd.DataFrame) -> Correction:
     )
 
 
+FOLDS_SLOT = "#folds"
+"""Evaluation's predictors (each trained without one family) are stored under the device key
+plus this, so they never count as the device's current predictor, and its versions stay the
+device's own."""
+
+
 def current(
     store: Any,
     key: DeviceKey,
     models: Sequence[Measured],
     models_dir: Path,
     progress: Callable[[str], None] | None = None,
+    slot: str = "",
 ) -> Predictor:
-    """The stored predictor trained on exactly `models`, else one trained now and stored."""
+    """The stored predictor trained on exactly `models`, else one trained now and stored
+    (under the device key, or the key plus `slot`)."""
     digest = data_hash(models)
-    row = store.predictor(key.text(), digest)
+    row = store.predictor(key.text() + slot, digest)
     if row is not None:
         return Predictor.from_payload(key, row.payload, row)
     if progress is not None:
-        progress(f"training the predictor of {key.label()} on {len(models)} results")
-    fresh = train(key, models, models_dir)
-    row = store.put_predictor(key.text(), digest, fresh.samples, fresh.models, fresh.to_payload())
+        progress(f"training a predictor of {key.label()} on {len(models)} results")
+    fresh = train(key, models, models_dir, calibration=device_calibration(store, key))
+    row = store.put_predictor(
+        key.text() + slot, digest, fresh.samples, fresh.models, fresh.to_payload()
+    )
     fresh.version = row.version
     return fresh

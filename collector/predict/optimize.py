@@ -72,10 +72,13 @@ def optimize_for_device(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     input_values: Mapping[str, InputValue] | None = None,
     device_onnxruntime: str | None = None,
+    disabled_optimizers: Sequence[str] = (),
     cache_dir: Path,
 ) -> OptimizedGraph:
     """The graph `model` becomes on a device running `opt_level` and `provider`, sized at the
-    given input dims and values; cached. Raises UsageError (bad level, provider, missing dim)
+    given input dims and values, without `disabled_optimizers` (ORT's names, e.g.
+    ``NchwcTransformer`` for a board whose onnxruntime does not block convolutions); cached.
+    Raises UsageError (bad level, provider, missing dim)
     and ModelError (a model onnxruntime refuses)."""
     import onnxruntime as ort
 
@@ -93,12 +96,19 @@ def optimize_for_device(
     arrays = value_arrays(loaded.proto.graph, input_values)
     shapes = _static_inputs(loaded.proto.graph, input_shapes, arrays)
     model_sha256 = file_sha256(model)
+    disabled = sorted(disabled_optimizers)
     key = _cache_key(model_sha256, ort.__version__, opt_level, provider, shapes, input_values)
+    if disabled:
+        key = hashlib.sha256(f"{key} without {','.join(disabled)}".encode()).hexdigest()
     folder = Path(cache_dir) / key
     cached = _read_entry(folder)
     if cached is None:
-        cached = _build_entry(model, model_sha256, folder, opt_level, provider, shapes, arrays)
+        cached = _build_entry(
+            model, model_sha256, folder, opt_level, provider, shapes, arrays, disabled
+        )
     notes = []
+    if disabled:
+        notes.append(f"the graph was made without {', '.join(disabled)}, as the device runs")
     if device_onnxruntime and device_onnxruntime != ort.__version__:
         notes.append(
             f"the device runs onnxruntime {device_onnxruntime}, the graph was made with "
@@ -198,13 +208,14 @@ def _build_entry(
     provider: str,
     shapes: Mapping[str, list[int]],
     arrays: Arrays,
+    disabled: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Optimize into a temporary folder beside `folder`, size the nodes, rename it into place
     (a concurrent writer that got there first wins; its entry is the same)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name[:16]}-", dir=folder.parent))
     try:
-        optimized = _optimize(model, work / OPTIMIZED, opt_level, provider)
+        optimized = _optimize(model, work / OPTIMIZED, opt_level, provider, disabled)
         entry = {
             "format": CACHE_FORMAT,
             "model_sha256": model_sha256,
@@ -229,7 +240,9 @@ def _build_entry(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _optimize(model: Path, out: Path, opt_level: str, provider: str) -> Path:
+def _optimize(
+    model: Path, out: Path, opt_level: str, provider: str, disabled: Sequence[str] = ()
+) -> Path:
     """Let onnxruntime optimize `model` (from its own folder, so side-file weights load) and
     save the result to `out`; weights kept in side files go to one file beside `out`."""
     import onnxruntime as ort
@@ -245,7 +258,8 @@ def _optimize(model: Path, out: Path, opt_level: str, provider: str) -> Path:
             "session.optimized_model_external_initializers_file_name", f"{out.name}.data"
         )
     try:
-        ort.InferenceSession(str(model), sess_options=opts, providers=[provider])
+        ort.InferenceSession(str(model), sess_options=opts, providers=[provider],
+                             disabled_optimizers=list(disabled))  # fmt: skip
     except Exception as exc:  # ORT's pybind errors share no public base class
         raise ModelError(
             f"onnxruntime {ort.__version__} could not optimize {model.name}: {_one_line(exc)}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from collector.store.connection import Database
@@ -90,3 +90,15 @@ class Predictors(Database):
                 "SELECT * FROM predictors WHERE device_key=? ORDER BY version", (device_key,)
             )
         return [typed(PredictorRow, r) for r in rows]
+
+    def drop_predictors(self, device_key: str, keep: Collection[str]) -> int:
+        """Delete `device_key`'s predictors not trained on a data hash in `keep`; returns how
+        many. Evaluation's fold predictors are replaced whenever data arrives, so only the
+        current ones are worth their megabytes."""
+        marks = ", ".join("?" for _ in keep) or "NULL"
+        with self.transaction() as db:
+            cur = db.execute(
+                f"DELETE FROM predictors WHERE device_key=? AND data_hash NOT IN ({marks})",
+                (device_key, *keep),
+            )
+        return int(cur.rowcount)

@@ -81,6 +81,11 @@ def _add_run(steps: Subparsers) -> None:
     chosen = run.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--name", metavar="SWEEP", help="a named sweep as round 1")
     chosen.add_argument("--family", metavar="F[,F...]", help="kernel families, or all")
+    chosen.add_argument(
+        "--resume", type=Path, metavar="DIR",
+        help="go on with the sweep in DIR (an earlier run's --out): its rounds' kernels are "
+        "scored with the new ones, never measured again; new rounds are added to DIR",
+    )  # fmt: skip
     run.add_argument("--count", type=int, default=8, help="samples per family (default 8)")
     run.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     run.add_argument("--budget-minutes", type=float, default=20.0, metavar="M",
@@ -173,10 +178,46 @@ def cmd_run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if score is None:
         print("no --db: no adaptive rounds, round 1 only", file=out)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    before: list[KernelSample] = []
+    if args.resume is not None:
+        if score is None:
+            raise UsageError("--resume adds adaptive rounds, which need --db",
+                             "pass the collector's database with --db")  # fmt: skip
+        before, rounds_before = resumed(args.resume)
+        print(f"resuming {args.resume}: {len(before)} kernels in {rounds_before} round(s)",
+              file=out)  # fmt: skip
     rounds = run_sweep(
         endpoint=args.collector, agents=agents, threads=args.threads,
-        out_dir=args.out or Path("sweeps") / f"run-{stamp}",
-        first=sample_sweep(_spec(args)), budget_minutes=args.budget_minutes, score=score,
-        seed=args.seed, insecure=args.insecure, keys=client_keys(args), out=out, stamp=stamp,
+        out_dir=args.resume or args.out or Path("sweeps") / f"run-{stamp}",
+        first=[] if args.resume else sample_sweep(_spec(args)),
+        budget_minutes=args.budget_minutes, score=score, seed=args.seed,
+        insecure=args.insecure, keys=client_keys(args), out=out, stamp=stamp,
+        measured_before=before, first_index=len(list(_round_dirs(args.resume))) + 1,
     )  # fmt: skip
     return rounds[-1].exit_code if rounds else 0
+
+
+def _round_dirs(folder: Path | None) -> list[Path]:
+    if folder is None:
+        return []
+    return sorted(p for p in folder.glob("round-*") if (p / "manifest.json").is_file())
+
+
+def resumed(folder: Path) -> tuple[list[KernelSample], int]:
+    """The kernels an earlier `sweep run` measured into `folder` (from each round's
+    manifest.json), and how many rounds it had."""
+    import json
+
+    from collector.sweep.space import make_sample
+
+    rounds = _round_dirs(folder)
+    if not rounds:
+        raise UsageError(f"{folder} holds no sweep rounds (round-N/manifest.json)",
+                         "pass the --out folder of an earlier `flopgap sweep run`")  # fmt: skip
+    samples: dict[str, KernelSample] = {}
+    for round_dir in rounds:
+        manifest = json.loads((round_dir / "manifest.json").read_text(encoding="utf-8"))
+        for entry in manifest["models"]:
+            sample = make_sample(entry["family"], entry["params"])
+            samples.setdefault(sample.id, sample)
+    return list(samples.values()), len(rounds)

@@ -82,7 +82,18 @@ AXES: dict[str, dict[str, Axis]] = {
     "binary": {"c": _CHANNELS, "size": _size(7, 224)},
     "activation": {"rows": _size(1, 4096), "dim": _size(8, 4096)},
     "movement": {"c": _CHANNELS, "size": _size(7, 112)},
-}
+    "lrn": {"window": _enum(3, 5), "bias": _enum(1, 2), "c": _size(16, 512, 8),
+            "size": _size(7, 112)},
+    "skip_layernorm": {"batch": _enum(1, 2, 4, 8, 16), "seq": _size(1, 4096),
+                       "dim": _size(64, 4096)},
+    "fc_large": {"m": _size(1, 64), "k": _size(512, 25088), "n": _size(256, 4096)},
+    # a softmax's rank and axis are its structure; d0 of a rank-4 input is its batch of 1
+    "softmax_axis": {"d1": _size(1, 8400), "d2": _size(1, 8400), "d3": _size(1, 8400)},
+    "depthwise": {"k": _enum(3, 5, 7), "c": _size(16, 1024, 8), "size": _size(7, 224),
+                  "stride": _enum(1, 2)},
+    "grouped": {"k": _enum(1, 3), "cin": _size(24, 960, 8), "cout": _size(24, 960, 8),
+                "size": _size(7, 112), "stride": _enum(1, 2)},
+}  # fmt: skip
 
 
 def _movable(sample: KernelSample) -> list[str]:

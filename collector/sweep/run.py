@@ -25,8 +25,10 @@ Scorer = Callable[[Sequence[KernelSample]], Mapping[str, float]]
 
 MIN_ROUND_JOBS = 10  # a round smaller than this teaches the predictor too little to be worth it
 PRIOR_JOB_SECONDS = 1.5  # before any round: warm-up, 0.3 s timed, the profile pass, loading
-MEASURE = {"warmup_runs": 5, "warmup_seconds": 0.1, "min_iterations": 20, "min_seconds": 0.3,
-           "max_seconds": 5}  # fmt: skip  # quick: a kernel is one node, its timing settles fast
+# Quick: a kernel is one node, its timing settles fast. 44 runs at least, because a result's
+# verdict needs that many for its p90 at 99 % confidence (a slow kernel got only 20 in 0.3 s).
+MEASURE = {"warmup_runs": 5, "warmup_seconds": 0.1, "min_iterations": 44, "min_seconds": 0.3,
+           "max_seconds": 5}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class SweepRound:
     campaign_id: str | None
     seconds: float
     exit_code: int
+
+
+# Jobs per round: a campaign travels as one JSON message (at most 256 KiB, about 440 bytes a
+# job), so a larger first set is measured as several rounds, and refine never asks for more.
+MAX_ROUND_JOBS = 400
 
 
 def campaign_toml(name: str, agents: Sequence[str], threads: int) -> str:
@@ -115,6 +122,8 @@ def run_sweep(
     stamp: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     min_round_jobs: int = MIN_ROUND_JOBS,
+    measured_before: Sequence[KernelSample] = (),
+    first_index: int = 1,
 ) -> list[SweepRound]:
     """Measure ``first``, then, while ``score`` is given and at least ``min_round_jobs`` fit in
     what is left of the budget, score everything measured and measure ``refine``'s pick.
@@ -122,7 +131,11 @@ def run_sweep(
     Rounds are campaigns ``sweep-<stamp>-rN`` run with collector.campaign_run.run_campaign (its
     live view goes to ``out``). A round whose campaign fails (any exit status but 0 and
     EXIT_INVALID), or that cannot be submitted, ends the loop; the rounds measured are kept and
-    returned. ``clock`` (seconds) is what the budget is spent on; tests step it."""
+    returned. ``clock`` (seconds) is what the budget is spent on; tests step it.
+
+    ``measured_before`` (a resumed sweep's earlier rounds, numbered from ``first_index``) are
+    scored with this run's samples and never measured again; with no ``first``, the run starts
+    with an adaptive round sized at PRIOR_JOB_SECONDS a job."""
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     budget_s, jobs_per_sample = budget_minutes * 60.0, max(len(agents), 1)
     if len(first) * jobs_per_sample * PRIOR_JOB_SECONDS > budget_s:
@@ -130,9 +143,15 @@ def run_sweep(
               f"{len(first) * jobs_per_sample * PRIOR_JOB_SECONDS / 60:.1f} min, over the "
               f"{budget_minutes:g} min budget; round 1 is measured whole", file=out)  # fmt: skip
     rounds: list[SweepRound] = []
-    samples, started = list(first), None
+    per_round = max(MAX_ROUND_JOBS // jobs_per_sample, 1)
+    pending, started = list(first), None
+    samples, pending = pending[:per_round], pending[per_round:]
+    before = list(measured_before)
+    if not samples and before:
+        samples = _next_round(rounds, jobs_per_sample, budget_s, score, seed, min_round_jobs,
+                              out, before)[:per_round]  # fmt: skip
     while samples:
-        index = len(rounds) + 1
+        index = len(rounds) + first_index
         name = f"sweep-{stamp}-r{index}"
         folder = write_round(out_dir, index, name, samples, agents, threads, seed)
         begin = clock()
@@ -152,7 +171,11 @@ def run_sweep(
                   "samples of earlier rounds are stored, and so is what this round measured",
                   file=out)  # fmt: skip
             break
-        samples = _next_round(rounds, jobs_per_sample, left, score, seed, min_round_jobs, out)
+        if pending:  # the first set, a campaign's worth at a time
+            samples, pending = pending[:per_round], pending[per_round:]
+            continue
+        samples = _next_round(rounds, jobs_per_sample, left, score, seed, min_round_jobs, out,
+                              before)[:per_round]  # fmt: skip
     return rounds
 
 
@@ -174,15 +197,18 @@ def _measure(
 
 def _next_round(
     rounds: Sequence[SweepRound], jobs_per_sample: int, left: float, score: Scorer | None,
-    seed: int, min_round_jobs: int, out: TextIO,
+    seed: int, min_round_jobs: int, out: TextIO, before: Sequence[KernelSample] = (),
 ) -> list[KernelSample]:  # fmt: skip
-    """The next round's samples, sized to what is left at the seconds per job so far; [] when
-    the sweep is done (no scorer, or fewer than ``min_round_jobs`` fit)."""
+    """The next round's samples, sized to what is left at the slowest round's seconds per job;
+    [] when the sweep is done (no scorer, or fewer than ``min_round_jobs`` fit)."""
     if score is None:
         return []
-    seconds = sum(r.seconds for r in rounds)
-    measured = [s for r in rounds for s in r.samples]
-    per_job = seconds / max(len(measured) * jobs_per_sample, 1)
+    timed = [s for r in rounds for s in r.samples]
+    measured = [*before, *timed]
+    # The slowest round's rate, not the mean: adaptive rounds gather around hard kernels, which
+    # are often slow ones (seen: 0.6 s a job in round 4, 1.7 s in round 5).
+    rates = [r.seconds / (len(r.samples) * jobs_per_sample) for r in rounds if r.samples]
+    per_job = max(rates) if timed and rates else PRIOR_JOB_SECONDS
     fit = int(left / per_job) if per_job > 0 else 0
     if fit < min_round_jobs:
         print(
@@ -196,4 +222,4 @@ def _next_round(
     except FlopgapError as exc:
         print(f"sweep stopped: the predictor could not score the samples: {exc}", file=out)
         return []
-    return refine(measured, errors, fit // jobs_per_sample, seed + len(rounds))
+    return refine(measured, errors, fit // jobs_per_sample, seed + len(rounds) + len(before))
