@@ -23,6 +23,7 @@ MODULES = (
     "bench.load_agents",
     "bench.report_page",
     "bench.cache_roofline",
+    "bench.predict_speed",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -3,6 +3,7 @@ collect what each lacked, so the renderers only format."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ from collector.report.defaults import DEFAULT_THRESHOLD
 from collector.report.fits import fit_devices
 from collector.report.latency import fastest, latency_table
 from collector.report.ops import op_type_table, prepare
+from collector.report.predicted import attach_kernel_predictions, key_contexts
+from collector.report.ranked import PredictRequest, rank_models
 from collector.report.report import Report
 from collector.report.validity import Validity, split
 
@@ -28,17 +31,36 @@ def build_report(
     devices: Sequence[str] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     include_invalid: bool = False,
+    predict: Sequence[PredictRequest] = (),
+    kernel_predictions: bool = True,
 ) -> Report:
     """The report of `campaign` (name, id or unique id prefix; None = every result) on
     `devices` (agent ids or hostnames; None = all) from a collector Store; valid results only
-    unless `include_invalid`."""
+    unless `include_invalid`. Each measured whole model gets its leave-one-family-out kernel
+    prediction (unless not `kernel_predictions`), and the unmeasured models of `predict` are
+    ranked on every device that has a predictor (``tables["predicted"]``)."""
     campaign_id = None
     if campaign is not None:
         campaign_id = store.resolve_campaign(campaign).campaign_id  # name, id or id prefix
     results, op_times, calibration, missing = frames.from_store(store, campaign_id)
-    return build_report_from_frames(
+    report = build_report_from_frames(
         results, op_times, calibration, campaign, devices, threshold, missing, include_invalid
     )
+    if not kernel_predictions and not predict:
+        return report
+    contexts, lacking = key_contexts(store, report.models)
+    models, folds = report.models, None
+    if kernel_predictions:
+        models, more, folds = attach_kernel_predictions(report.models, contexts)
+        lacking += more
+    predicted = None
+    if predict:
+        predicted, more = rank_models(predict, contexts)
+        lacking += more
+    return dataclasses.replace(
+        report, models=models, kernel_folds=folds, predicted=predicted,
+        missing=[*report.missing, *lacking],
+    )  # fmt: skip
 
 
 def build_report_from_frames(

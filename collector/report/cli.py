@@ -10,12 +10,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from collector.cli_flags import add_results_flags
+from collector.cli_flags import add_input_flags, add_results_flags
 from collector.report.defaults import DEFAULT_THRESHOLD
 from shared.cli_parsers import Subparsers, command
 from shared.errors import UsageError
+
+if TYPE_CHECKING:
+    from collector.report.ranked import PredictRequest
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -49,6 +52,17 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="use results judged invalid too (default: valid ones only; either way the "
         "report counts what it left out and why)",
     )
+    p.add_argument(
+        "--predict", action="append", default=[], type=Path, metavar="MODEL.onnx",
+        help="rank this unmeasured model on every device that has a kernel predictor "
+        "(repeatable; --input/--input-value/--input-file apply to each, as in flopgap predict)",
+    )  # fmt: skip
+    add_input_flags(p)
+    p.add_argument(
+        "--no-kernel-predictions", action="store_true",
+        help="skip the leave-one-family-out kernel prediction beside each measured model "
+        "(it trains one predictor per model family on stores with per-op profiles)",
+    )  # fmt: skip
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report")
     p.add_argument("--png-dir", type=Path, metavar="DIR", help="write every figure as PNG")
     p.add_argument("--csv-dir", type=Path, metavar="DIR", help="write one CSV per table")
@@ -68,11 +82,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         )
     if args.threshold <= 1.0:
         raise UsageError(f"--threshold {args.threshold} must be above 1", hint="e.g. 1.5")
+    requests = _requests(args)
     store = Store(args.db)
     try:
         report = build_report(
-            store, args.campaign, args.device or None, args.threshold, args.include_invalid
-        )
+            store, args.campaign, args.device or None, args.threshold, args.include_invalid,
+            predict=requests, kernel_predictions=not args.no_kernel_predictions,
+        )  # fmt: skip
     finally:
         store.close()
     stream.write(render_text(report))
@@ -87,3 +103,23 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
         stream.write(f"wrote {args.json}\n")
     return 0
+
+
+def _requests(args: argparse.Namespace) -> list[PredictRequest]:
+    """The --predict models with the shared input flags, checked before the store is read."""
+    from collector.flops.cli import parse_input_specs
+    from shared.input_values import parse_values
+
+    if not args.predict:
+        if args.input or args.input_value or args.input_file:
+            raise UsageError("--input and friends apply to --predict models",
+                             "add --predict MODEL.onnx, or drop the input flags")  # fmt: skip
+        return []
+    for path in args.predict:
+        if not path.is_file():
+            raise UsageError(f"--predict {path}: no such file", "pass an existing .onnx file")
+    shapes = parse_input_specs(args.input)
+    values = parse_values(args.input_value, args.input_file)
+    from collector.report.ranked import PredictRequest
+
+    return [PredictRequest(path, shapes, values) for path in args.predict]

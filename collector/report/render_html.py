@@ -71,7 +71,8 @@ TABLE_TITLES = {
 MODEL_VIEW = (
     "model", "results", "valid", "flops", "bytes", "intensity", "p50_ms", "p90_ms",
     "achieved_gflops", "efficiency", "bound", "roof_level", "slowdown", "bound_note",
-    "residual", "flag",
+    "residual", "flag", "kernel_predicted_ms", "kernel_lo_ms", "kernel_hi_ms", "kernel_error",
+    "kernel_note",
 )  # fmt: skip
 MODEL_OPS_VIEW = (
     "op_type", "nodes", "time_share", "flop_share", "excess_share", "time_us", "flops",
@@ -192,6 +193,21 @@ def _model_ops(report: Report, device: str) -> str:
     return "\n".join(parts)
 
 
+def _predicted(report: Report) -> str:
+    """Unmeasured models (--predict) per device, fastest first."""
+    table = report.predicted
+    if table is None:
+        return ""
+    parts = ["<h2>Predicted (not measured)</h2>"]
+    if table.empty:
+        parts.append('<p class="skipped">no device of this report has a predictor</p>')
+    for device, rows in table.groupby("device", sort=True):
+        ranked = rows.sort_values("rank", na_position="last", kind="stable")
+        title = f"<h3>{html.escape(str(device))}</h3>"
+        parts += [title, html_table(ranked.drop(columns=["device"]))]
+    return "\n".join(parts)
+
+
 def _device_section(report: Report, device: str, plots: list[Plot]) -> str:
     models = report.models[report.models["device"] == device]
     host = html.escape(str(models["host"].iloc[0])) if not models.empty else ""
@@ -239,6 +255,7 @@ def render_html(report: Report, plots: list[Plot] | None = None) -> str:
     parts += ["<h2>Per device</h2>", _list("Calibration used", report.calibration_used)]
     for device in sorted(set(report.models["device"])):
         parts.append(_device_section(report, device, [p for p in plots if p.group == device]))
+    parts.append(_predicted(report))
     parts.append(_list("Notes", report.notes))
     parts.append(f'<p class="small">FLOPs convention: {html.escape(report.convention)}</p>')
     return (

@@ -39,6 +39,16 @@ UNITS = {
     "model_ops": "per (device, model, op type): shares of that model's kernel time and FLOPs",
     "culprits": "op types of a flagged model whose time share most exceeds their FLOP share",
 }
+# Units of the columns only a report built from a Store has (frames-only JSON stays as it was).
+KERNEL_UNITS = {
+    "kernel_predicted_ms": "p50 predicted by the kernel predictor of a fold that never saw the "
+    "model's family (leave-one-family-out), ms",
+    "kernel_lo_ms": "lower end of that prediction's 90 % interval, ms",
+    "kernel_hi_ms": "upper end of that prediction's 90 % interval, ms",
+    "kernel_error": "kernel_predicted_ms / p50_ms - 1",
+    "predicted": "unmeasured models (--predict) per device: predicted p50, 90 % interval lo_ms "
+    "and hi_ms, FLOPs-only fit, rank on the device (1 = fastest), op types guessed",
+}
 
 
 @dataclass
@@ -64,6 +74,11 @@ class Report:
     # top culprits ((device, model) -> phrases), named in its finding.
     model_ops: pd.DataFrame = field(default_factory=pd.DataFrame)
     culprits: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Issue 18, from a Store only (frames have no model files, so these stay None there): the
+    # leave-one-family-out folds behind the models table's kernel_* columns, and the
+    # unmeasured models `--predict` ranked per device.
+    kernel_folds: list[dict[str, Any]] | None = None
+    predicted: pd.DataFrame | None = None
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -76,7 +91,7 @@ class Report:
             "cross_device": self.cross_device,
             "calibration": self.calibration,
             "model_ops": self.model_ops,
-        }
+        } | ({} if self.predicted is None else {"predicted": self.predicted})
 
     def findings(self) -> list[str]:
         """One sentence per flagged model, worst first."""
@@ -102,12 +117,13 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (dicts, lists, str, float, int, bool, None) with the convention."""
-        return {
+        folds = {} if self.kernel_folds is None else {"kernel_folds": self.kernel_folds}
+        return folds | {
             "format": REPORT_FORMAT,
             "campaign": self.campaign,
             "flops_convention": self.convention,
             "threshold": self.threshold,
-            "units": UNITS,
+            "units": UNITS if self.kernel_folds is None else UNITS | KERNEL_UNITS,
             "validity": self.validity.to_json(),
             "calibration_used": list(self.calibration_used),
             "fastest": dict(self.fastest),

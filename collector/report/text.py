@@ -45,6 +45,12 @@ def signed(value: Any) -> str:
     return NA if v is None else f"{v:+.2f}"
 
 
+def signed_percent(value: Any) -> str:
+    """A relative error such as "+12.5 %"."""
+    v = number(value)
+    return NA if v is None else f"{v * 100:+.1f} %"
+
+
 def text(value: Any) -> str:
     return NA if value is None or value != value else str(value)
 
@@ -96,6 +102,21 @@ MODEL_COLUMNS: list[Column] = [
     ("note", "bound_note", text),
     ("vs fit", "residual", factor),
     ("flag", "flag", text),
+    ("kernel ms", "kernel_predicted_ms", fixed(3)),
+    ("lo", "kernel_lo_ms", fixed(3)),
+    ("hi", "kernel_hi_ms", fixed(3)),
+    ("k err", "kernel_error", signed_percent),
+    ("kernel note", "kernel_note", text),
+]
+PREDICTED_COLUMNS: list[Column] = [
+    ("#", "rank", integer),
+    ("model", "model", text),
+    ("predicted ms", "predicted_ms", fixed(3)),
+    ("lo", "lo_ms", fixed(3)),
+    ("hi", "hi_ms", fixed(3)),
+    ("FLOPs-only ms", "flops_only_ms", fixed(3)),
+    ("guessed op types", "missing", text),
+    ("note", "note", text),
 ]
 MODEL_OPS_COLUMNS: list[Column] = [
     ("op type", "op_type", text),
@@ -202,6 +223,20 @@ def model_ops_lines(report: Report) -> list[str]:
     return lines
 
 
+def predicted_lines(report: Report) -> list[str]:
+    """Unmeasured models (--predict) per device, fastest first."""
+    predicted = report.predicted
+    if predicted is None:
+        return []
+    lines = ["", "== Predicted (not measured): kernel predictor, fastest first per device =="]
+    if predicted.empty:
+        return [*lines, "no device of this report has a predictor (see missing)"]
+    for device, rows in predicted.groupby("device", sort=True):
+        ranked = rows.sort_values("rank", na_position="last", kind="stable")
+        lines += [f"-- {device} --", *table(ranked, PREDICTED_COLUMNS)]
+    return lines
+
+
 def _as_is(value: Any) -> str:
     return str(value)
 
@@ -228,6 +263,7 @@ def render_text(report: Report) -> str:
         lines += ["", f"== op types on {device}: time share vs FLOP share =="]
         lines += table(ops, OP_COLUMNS)
     lines += model_ops_lines(report)
+    lines += predicted_lines(report)
     if not report.cross_device.empty:
         lines += ["", "== across devices: latency ratio vs peak FLOP/s ratio =="]
         lines += table(report.cross_device, CROSS_COLUMNS)

@@ -24,6 +24,7 @@ INTEGER_COLUMNS = frozenset(
 TIME_COLUMNS = frozenset({"measured_at"})
 SHARE_COLUMNS = frozenset(
     {"time_share", "flop_share", "excess_share", "efficiency", "peak_spread", "bandwidth_spread"}
+    | {"kernel_error"}
 )
 SI_COLUMNS = {"flops": "FLOP", "macs": "MAC", "params": "", "bytes": "B"}
 SI_COLUMNS.update({f"{level}_bytes": "B" for level in ("l1", "l2", "l3")})
