@@ -31,7 +31,7 @@ import onnxruntime as ort
 import pandas as pd
 
 from bench.figure import Figure
-from collector.predict.api import Context, predict_in
+from collector.predict.context import Context, predict_in
 from collector.predict.correction import IDENTITY
 from collector.predict.dataset import DeviceKey
 from collector.predict.features import FEATURE_VERSION, kernel_rows

@@ -12,6 +12,9 @@
 - ``model``      a trained predictor: kernels + correction, to and from JSON, versioned
 - ``whole``      a whole model's prediction: per-kernel breakdown, interval, FLOPs-only beside it
 - ``evaluate``   leave-one-model-family-out scoring against the FLOPs-only fit
+- ``report_view`` which device keys of a store can have a predictor (the report's)
+- ``context``    the read context every caller shares, and ``predict_in``
+- ``api``        the Python API
 - ``cli``        `flopgap predict`
 
 Imports nothing heavy at package import, so `flopgap --help` stays fast.

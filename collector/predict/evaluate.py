@@ -17,17 +17,15 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from collector.predict.context import Context, predict_in
 from collector.predict.families import is_sweep
 from collector.predict.model import FOLDS_SLOT, Predictor, current
 from collector.predict.whole import flops_fit
 from collector.report.stats import spearman
-
-if TYPE_CHECKING:
-    from collector.predict.api import Context
 
 MISS = 0.10
 
@@ -108,8 +106,6 @@ def summarize(errors: Sequence[float | None], measured: Sequence[float],
 
 def run_evaluation(ctx: Context, train_on: str, include_sweeps: bool) -> Evaluation:
     """Score every whole model of `ctx`'s device key, one held-out family at a time."""
-    from collector.predict.api import predict_in
-
     if train_on not in ("all", "sweeps"):
         raise ValueError(f"train_on is 'all' or 'sweeps', not {train_on!r}")
     by_sha: dict[str, list[Any]] = {}
@@ -137,7 +133,7 @@ def run_evaluation(ctx: Context, train_on: str, include_sweeps: bool) -> Evaluat
         fit = flops_fit(ctx.flops_points(exclude_family=fam))
         for runs in (r for r in by_sha.values() if r[0].family == fam):
             fold.check(fam)
-            scored.append(_score(ctx, runs, predictor, fit, predict_in))
+            scored.append(_score(ctx, runs, predictor, fit))
     kept = {p.data_hash for p in trained.values()}
     if kept:
         ctx.store.drop_predictors(ctx.key.text() + FOLDS_SLOT, kept)
@@ -155,8 +151,7 @@ def run_evaluation(ctx: Context, train_on: str, include_sweeps: bool) -> Evaluat
     return Evaluation(ctx.key.label(), train_on, scored, folds, summary)
 
 
-def _score(ctx: Context, runs: Sequence[Any], predictor: Predictor | None, fit: Any,
-           predict_in: Any) -> Scored:  # fmt: skip
+def _score(ctx: Context, runs: Sequence[Any], predictor: Predictor | None, fit: Any) -> Scored:
     from shared.errors import FlopgapError
 
     first = runs[0]

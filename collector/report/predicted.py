@@ -52,7 +52,8 @@ def key_contexts(store: Any, models: pd.DataFrame) -> tuple[list[tuple[str, Any]
     """(report device, read context) per profiled device key of the models table, and the
     one missing line naming the devices that have no per-op profile to learn from. Decided
     from the stored rows alone, so a store without profiles costs no model load or training."""
-    from collector.predict.report_view import KeyContext, profiled_keys
+    from collector.predict.context import Context
+    from collector.predict.report_view import profiled_keys
 
     if models.empty:
         return [], []
@@ -70,7 +71,7 @@ def key_contexts(store: Any, models: pd.DataFrame) -> tuple[list[tuple[str, Any]
             f"kernel_predicted_ms is empty there; {sweep_hint(agents, store.path)}"
         )
     db = Path(store.path)
-    return [(device, KeyContext(store, db, key, rows)) for device, key in chosen], lacking
+    return [(device, Context(store, db, key, rows=rows)) for device, key in chosen], lacking
 
 
 def attach_kernel_predictions(

@@ -40,7 +40,7 @@ def rank_models(
     requests: Sequence[PredictRequest], contexts: Iterable[tuple[str, Any]]
 ) -> tuple[pd.DataFrame, list[str]]:
     """One row per (model, device with a predictor), ranked per device; what was missing."""
-    from collector.predict.api import predict_in
+    from collector.predict.context import predict_in
 
     for request in requests:
         if not request.path.is_file():

@@ -95,10 +95,10 @@ class Predictors(Database):
         """Delete `device_key`'s predictors not trained on a data hash in `keep`; returns how
         many. Evaluation's fold predictors are replaced whenever data arrives, so only the
         current ones are worth their megabytes."""
-        marks = ", ".join("?" for _ in keep) or "NULL"
+        kept = list(keep)
+        unless = f" AND data_hash NOT IN ({', '.join('?' for _ in kept)})" if kept else ""
         with self.transaction() as db:
             cur = db.execute(
-                f"DELETE FROM predictors WHERE device_key=? AND data_hash NOT IN ({marks})",
-                (device_key, *keep),
+                f"DELETE FROM predictors WHERE device_key=?{unless}", (device_key, *kept)
             )
         return int(cur.rowcount)
