@@ -73,7 +73,8 @@ def test_a_prediction_has_the_documented_json_and_names_a_family_it_never_saw(
     ops = {k["op_type"]: k for k in out["kernels"]}
     assert {"node", "op_type", "predicted_ms"} <= set(ops["LRN"])
     assert ops["LRN"]["basis"] == "pooled"
-    assert [m["op_type"] for m in out["missing"]] == ["LRN"]
+    pooled = sorted({k["op_type"] for k in out["kernels"] if k["basis"] == "pooled"})
+    assert "LRN" in pooled and [m["op_type"] for m in out["missing"]] == pooled
     assert sum(k["predicted_ms"] for k in out["kernels"]) == pytest.approx(out["kernel_sum_ms"])
 
 
