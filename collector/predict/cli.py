@@ -77,11 +77,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
         ev = evaluate(args.db, args.device, threads=args.threads, train_on=args.train_on,
                       include_sweeps=args.include_sweeps, progress=progress)  # fmt: skip
-        if args.json:
-            json.dump(ev.to_json(), stream, indent=2)
-            stream.write("\n")
-        else:
-            stream.write(format_evaluation(ev))
+        _emit(stream, args.json, ev.to_json(), format_evaluation(ev))
         return 0
     if args.model is None:
         raise UsageError("no model to predict", "pass MODEL.onnx, or --evaluate")
@@ -94,12 +90,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         input_shapes=parse_input_specs(args.input) or None,
         input_values=parse_values(args.input_value, args.input_file) or None, progress=progress,
     )  # fmt: skip
-    if args.json:
-        json.dump(prediction.to_json(), stream, indent=2)
-        stream.write("\n")
-    else:
-        stream.write(format_prediction(prediction))
+    _emit(stream, args.json, prediction.to_json(), format_prediction(prediction))
     return 0
+
+
+def _emit(stream: TextIO, as_json: bool, document: dict[str, object], text: str) -> None:
+    """JSON for scripts, or the table for people."""
+    stream.write(json.dumps(document, indent=2) + "\n" if as_json else text)
 
 
 def _ms(value: float | None) -> str:

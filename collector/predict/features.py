@@ -227,21 +227,16 @@ def _with_weights(
     ins: list[list[int]], node: onnx.NodeProto, weights: Mapping[str, list[int]]
 ) -> list[list[int]]:
     """The profiled input shapes with each initializer the profile left out put back in its
-    place (inputs the profile lists are taken to be the node's non-initializer inputs, in
-    order)."""
-    listed = iter(ins)
+    place: the profile lists a node's inputs in order, less the weights its kernel prepacked."""
+    listed = 0
     out: list[list[int]] = []
-    for name in node.input:
-        if not name:
-            continue
-        if name in weights:
-            dims = weights[name]
-            given = [d for d in ins if d == dims]
-            out.append(dims)
-            if given and len(out) <= len(ins) and ins[len(out) - 1] == dims:
-                next(listed, None)
-            continue
-        out.append(next(listed, []))
+    for name in (n for n in node.input if n):
+        dims = weights.get(name)
+        if listed < len(ins) and (dims is None or ins[listed] == dims):
+            out.append(ins[listed])
+            listed += 1
+        else:
+            out.append(dims if dims is not None else [])
     return out
 
 
