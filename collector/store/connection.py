@@ -13,6 +13,7 @@ writes, say so, and resume when space returns (collector.server.disk) instead of
 from __future__ import annotations
 
 import errno
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -61,10 +62,29 @@ def is_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
 
 
+# A URL's scheme (two letters at least, so C:/ stays a path); Path() folds its "//" into "/".
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
+
+
+def refuse_url(path: Path | str) -> None:
+    """Refuse a database URL before anything is created: a ``postgresql://`` string taken for
+    a path made a folder ``postgresql:`` with a SQLite file in it, which two collectors given
+    that "URL" then shared."""
+    found = _URL.match(str(path))
+    if found is None:
+        return
+    raise StoreError(
+        f"--db {path} is a {found.group(1)} URL; this flopgap stores results in SQLite only",
+        hint="pass a file path, e.g. --db results.sqlite (a PostgreSQL store is issue 19, "
+        "not built yet)",
+    )
+
+
 class Database:
     """Opens (creating or upgrading) the database; the base every table's reads and writes use."""
 
     def __init__(self, path: Path | str) -> None:
+        refuse_url(path)
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
