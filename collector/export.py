@@ -256,7 +256,8 @@ class DatasetOptions(NamedTuple):
 def _write_dataset(store: Store, options: DatasetOptions, campaign_id: str | None) -> None:
     from collector.export_dataset import write_dataset
 
-    done = write_dataset(store, options.folder, campaign_id, options.partition, options.latencies)
+    done = write_dataset(store, options.folder, rows(store, campaign_id), COLUMNS, campaign_id,
+                         options.partition, options.latencies)  # fmt: skip
     extra = f" and {done.latencies} latencies" if options.latencies else ""
     print(f"wrote {done.results} results{extra} in {done.files} files under {options.folder}")
 

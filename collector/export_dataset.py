@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,7 +24,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from collector.export import COLUMNS, rows
 from collector.store import Store
 from shared.errors import UsageError
 
@@ -48,9 +47,12 @@ def _type(column: str) -> pa.DataType:
     return pa.bool_() if column == "valid" else pa.float64()
 
 
-# One schema for every file, whatever a partition's values are: a column that is all empty in
-# one campaign (no power sensor) must not become a null-typed column that clashes on read.
-RESULTS_SCHEMA = pa.schema([(c, _type(c)) for c in COLUMNS])
+def results_schema(columns: Sequence[str]) -> pa.Schema:
+    """One schema for every file, whatever a partition's values are: a column all empty in one
+    campaign (no power sensor) must not become a null-typed column that clashes on read."""
+    return pa.schema([(c, _type(c)) for c in columns])
+
+
 LATENCIES_SCHEMA = pa.schema(
     [("result_id", pa.string()), ("index", pa.int64()), ("latency_ms", pa.float64())]
 )
@@ -80,17 +82,23 @@ def parse_partition(text: str) -> tuple[str, ...]:
 def write_dataset(
     store: Store,
     folder: Path,
+    records: Iterable[dict[str, Any]],
+    columns: Sequence[str],
     campaign_id: str | None = None,
     partition: Sequence[str] = DEFAULT_PARTITION,
     latencies: bool = False,
 ) -> Written:
-    """Write the results (and, with `latencies`, every raw latency) of one campaign (None:
-    all) under `folder`, one file per campaign and partition."""
+    """Write `records` (collector.export.rows of `campaign_id`, None: all, keyed by `columns`;
+    passed in, as collector.export imports this module) and, with `latencies`, every raw
+    latency under `folder`, one file per campaign and partition."""
+    schema = results_schema(columns)
     names = {c.campaign_id: c.name or c.campaign_id for c in store.campaigns()}
     groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
-    for row, received in zip(rows(store, campaign_id), store.result_rows(campaign_id), strict=True):
-        if row["result_id"] != received.result_id:  # both read oldest first; never differ
-            raise AssertionError("export rows out of step with the stored results")
+    listed = list(records)  # read first: a live collector may store more meanwhile, and the
+    # stored rows read next then hold every listed result (and maybe newer ones, left out)
+    stored = {r.result_id: r for r in store.result_rows(campaign_id)}
+    for row in listed:
+        received = stored[row["result_id"]]
         known = {
             "campaign": names.get(received.campaign_id, received.campaign_id),
             "device": received.agent_id,
@@ -101,7 +109,8 @@ def write_dataset(
     for (cid, values), group in sorted(groups.items()):
         name = hashlib.sha256("\0".join((cid, *values)).encode()).hexdigest()[:16]
         sub = Path(*(f"{k}={quote(v, safe='')}" for k, v in zip(partition, values, strict=True)))
-        _write(_results_table(group), folder / "results" / sub / f"results-{name}.parquet")
+        table = pa.Table.from_pylist(group, schema=schema)
+        _write(table, folder / "results" / sub / f"results-{name}.parquet")
         n_lat = 0
         if latencies:
             table = _latencies_table(store, [r["result_id"] for r in group if r["n"] is not None])
@@ -110,10 +119,6 @@ def write_dataset(
         written = Written(written.results + len(group), written.latencies + n_lat,
                           written.files + 1 + int(latencies))  # fmt: skip
     return written
-
-
-def _results_table(group: list[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(group, schema=RESULTS_SCHEMA)
 
 
 def _latencies_table(store: Store, result_ids: list[str]) -> pa.Table:
