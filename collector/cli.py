@@ -24,6 +24,7 @@ from collector.cli_flags import DEFAULT_COLLECTOR, add_collector_flags, add_resu
 from collector.server.ratelimit import BURST, RATE_PER_S, RateLimiter
 from shared.cli_errors import run_guarded
 from shared.cli_parsers import Subparsers, actions, command
+from shared.errors import UsageError
 from shared.version import __version__
 
 PROG = "flopgap"
@@ -176,6 +177,23 @@ def _add_export(sub: Subparsers) -> None:
     p.add_argument("--csv", type=Path, help="output CSV file")
     p.add_argument("--wide", action="store_true", help="matrix form instead of one row each")
     p.add_argument("--parquet", type=Path, help="write the long form as Parquet too")
+    p.add_argument(
+        "--parquet-dataset",
+        type=Path,
+        metavar="DIR",
+        help="write a hive-partitioned Parquet dataset under DIR/results (for DuckDB, Spark)",
+    )
+    p.add_argument(
+        "--partition",
+        default="campaign,device,date",
+        metavar="KEYS",
+        help="partition keys of --parquet-dataset, in folder order (default %(default)s)",
+    )
+    p.add_argument(
+        "--latencies",
+        action="store_true",
+        help="with --parquet-dataset: every raw latency too, under DIR/latencies",
+    )
 
 
 def _add_demo(sub: Subparsers) -> None:
@@ -234,9 +252,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from collector.export import export
+    from collector.export import DatasetOptions, export
+    from collector.export_dataset import parse_partition
 
-    return export(args.db, args.campaign, args.csv, args.wide, args.parquet)
+    dataset = None
+    if args.parquet_dataset is not None:
+        partition = parse_partition(args.partition)
+        dataset = DatasetOptions(args.parquet_dataset, partition, args.latencies)
+    elif args.latencies:
+        raise UsageError("--latencies needs --parquet-dataset", hint="add --parquet-dataset DIR")
+    return export(args.db, args.campaign, args.csv, args.wide, args.parquet, dataset)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from collector.costs import cost_columns, shapes_key
 from collector.flops import CONVENTION
@@ -208,13 +208,21 @@ def write_csv(store: Store, path: Path, campaign_id: str | None = None) -> int:
 
 
 def export(
-    db: Path, campaign: str | None, csv_path: Path | None, wide: bool, parquet: Path | None
+    db: Path,
+    campaign: str | None,
+    csv_path: Path | None,
+    wide: bool,
+    parquet: Path | None,
+    dataset: DatasetOptions | None = None,
 ) -> int:
-    """`flopgap export`: the long CSV, the wide matrices, or Parquet."""
+    """`flopgap export`: the long CSV, the wide matrices, Parquet, or a partitioned dataset."""
     if not db.exists():
         raise UsageError(f"no database at {db}", hint="pass the --db that `flopgap serve` used")
-    if csv_path is None and parquet is None:
-        raise UsageError("nothing to write", hint="pass --csv FILE and/or --parquet FILE")
+    if csv_path is None and parquet is None and dataset is None:
+        raise UsageError(
+            "nothing to write",
+            hint="pass --csv FILE, --parquet FILE and/or --parquet-dataset DIR",
+        )
     store = Store(db)
     try:
         campaign_id = _campaign_id(store, campaign)
@@ -230,9 +238,28 @@ def export(
             parquet.parent.mkdir(parents=True, exist_ok=True)
             frame.to_parquet(parquet, index=False)
             print(f"wrote {len(frame)} results to {parquet}")
+        if dataset is not None:
+            _write_dataset(store, dataset, campaign_id)
     finally:
         store.close()
     return 0
+
+
+class DatasetOptions(NamedTuple):
+    """`--parquet-dataset DIR`, `--partition` and `--latencies` (collector.export_dataset)."""
+
+    folder: Path
+    partition: tuple[str, ...]
+    latencies: bool
+
+
+def _write_dataset(store: Store, options: DatasetOptions, campaign_id: str | None) -> None:
+    from collector.export_dataset import write_dataset
+
+    done = write_dataset(store, options.folder, rows(store, campaign_id), COLUMNS, campaign_id,
+                         options.partition, options.latencies)  # fmt: skip
+    extra = f" and {done.latencies} latencies" if options.latencies else ""
+    print(f"wrote {done.results} results{extra} in {done.files} files under {options.folder}")
 
 
 def validity(store: Store, campaign_id: str | None, rows_written: int) -> str:
