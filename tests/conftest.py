@@ -81,18 +81,21 @@ def unknown_op_model(tmp_path: Path) -> Path:
     return save_model(graph, tmp_path / "unknown_op.onnx")
 
 
-@pytest.fixture
-def runtime_failure_model(tmp_path: Path) -> Path:
+def runtime_failure_graph() -> onnx.GraphProto:
     """Loads fine, fails at run time: Reshape to a shape the input cannot have."""
     shape = numpy_helper.from_array(np.array([3, 5], dtype=np.int64), "shape")
-    graph = helper.make_graph(
+    return helper.make_graph(
         [helper.make_node("Reshape", ["x", "shape"], ["y"])],
         "reshape_fail",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 5])],
         [shape],
     )
-    return save_model(graph, tmp_path / "runtime_fail.onnx")
+
+
+@pytest.fixture
+def runtime_failure_model(tmp_path: Path) -> Path:
+    return save_model(runtime_failure_graph(), tmp_path / "runtime_fail.onnx")
 
 
 Runner = Callable[..., subprocess.CompletedProcess[str]]

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from collector.store import ResultStatus, Store
-from tests.conftest import _runner, matmul_graph, save_model
+from tests.conftest import _runner, matmul_graph, runtime_failure_graph, save_model
 from tests.fleet_helpers import start_agent, start_collector, write_campaign
 
 duckdb = pytest.importorskip("duckdb", reason="duckdb is not installed (pip install -e .[dev])")
@@ -52,15 +51,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _failing_model(path: Path) -> None:
     """Loads, then fails at run time: an error result, which has no latencies."""
-    shape = numpy_helper.from_array(np.array([3, 5], dtype=np.int64), "shape")
-    graph = helper.make_graph(
-        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
-        "reshape_fail",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 5])],
-        [shape],
-    )
-    save_model(graph, path)
+    save_model(runtime_failure_graph(), path)
 
 
 def _export(db: Path, out: Path, *extra: str) -> None:
