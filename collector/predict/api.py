@@ -23,6 +23,7 @@ from collector.predict.context import Context, predict_in
 from collector.predict.evaluate import Evaluation, run_evaluation
 from collector.predict.families import is_sweep
 from collector.predict.kernels import train_kernels
+from collector.predict.model import apportioned
 from collector.predict.whole import Prediction
 from collector.store import Store
 from shared.errors import UsageError
@@ -94,7 +95,7 @@ def sweep_errors(
             rows = dataset.kernel_samples(sweeps, ctx.models_dir)
             if not rows:
                 continue
-            oof = train_kernels(pd.DataFrame(rows)).oof
+            oof = train_kernels(apportioned(pd.DataFrame(rows), sweeps)).oof  # as trained
             if oof is None:
                 continue
             oof = oof[oof["oof_us"].notna()]

@@ -178,9 +178,10 @@ def kernel_samples(models: Sequence[Measured], models_dir: Path) -> list[dict[st
     return rows
 
 
-def data_hash(models: Iterable[Measured]) -> str:
-    """What a trained predictor is versioned by: its results and the feature definitions."""
-    digest = hashlib.sha256(f"features {FEATURE_VERSION}".encode())
+def data_hash(models: Iterable[Measured], *parts: str) -> str:
+    """What a trained predictor is versioned by: its results, the feature definitions, and
+    whatever else the caller's training depends on (`parts`)."""
+    digest = hashlib.sha256(" ".join((f"features {FEATURE_VERSION}", *parts)).encode())
     for result_id in sorted(m.result_id for m in models):
         digest.update(result_id.encode())
     return digest.hexdigest()

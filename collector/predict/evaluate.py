@@ -23,7 +23,7 @@ import numpy as np
 
 from collector.predict.context import Context, predict_in
 from collector.predict.families import is_sweep
-from collector.predict.model import FOLDS_SLOT, Predictor, current
+from collector.predict.model import FOLDS_SLOT, Predictor, current, training_hash
 from collector.predict.whole import flops_fit
 from collector.report.stats import spearman
 
@@ -119,7 +119,7 @@ def run_evaluation(ctx: Context, train_on: str, include_sweeps: bool) -> Evaluat
     for fam in families:
         pool = [m for m in ctx.measured if m.family != fam
                 and (train_on == "all" or is_sweep(m.family))]  # fmt: skip
-        fold_key = ",".join(sorted(m.result_id for m in pool))
+        fold_key = training_hash(pool)
         if ctx.progress is not None:
             ctx.progress(f"fold {fam}: {len(pool)} results to learn from")
         predictor = trained.get(fold_key)

@@ -21,6 +21,7 @@ give each family's error spread, which the whole-model interval and adaptive sam
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,18 +125,12 @@ def fit_model(name: str, frame: pd.DataFrame) -> FamilyModel:
 
 
 def _folds(groups: np.ndarray, k: int) -> list[np.ndarray]:
-    """Row masks of k folds that keep every group (result) whole, assigned deterministically."""
-    uniq = sorted(set(groups.tolist()))
-    order = {g: i % k for i, g in enumerate(sorted(uniq, key=lambda g: hash_text(str(g))))}
+    """Row masks of k folds that keep every group (result) whole, assigned deterministically
+    (by crc32: Python's own hash is salted per process)."""
+    ordered = sorted(set(groups.tolist()), key=lambda g: zlib.crc32(str(g).encode()))
+    order = {g: i % k for i, g in enumerate(ordered)}
     fold = np.array([order[g] for g in groups.tolist()])
     return [fold == i for i in range(k)]
-
-
-def hash_text(text: str) -> int:
-    """A stable hash (Python's own is salted per process)."""
-    import zlib
-
-    return zlib.crc32(text.encode())
 
 
 def out_of_fold(name: str, frame: pd.DataFrame) -> np.ndarray:

@@ -64,7 +64,7 @@ class Predictor:
             raise UsageError(
                 f"stored predictor format {payload.get('format')}, this flopgap reads "
                 f"{PREDICTOR_FORMAT}",
-                "it is retrained on next use; nothing to do",
+                "predictors are found by a hash that includes their format; report this",
             )
         return cls(
             key=key,
@@ -126,7 +126,7 @@ def train(
         key=key,
         kernels=kernels,
         correction=_correction(models, frame),
-        data_hash=data_hash(models),
+        data_hash=training_hash(models),
         samples=len(frame),
         models=int(frame["result_id"].nunique()),
         families=sorted({m.family for m in models if m.profile is not None}),
@@ -171,6 +171,12 @@ def _correction(models: Sequence[Measured], frame: pd.DataFrame) -> Correction:
     )
 
 
+def training_hash(models: Sequence[Measured]) -> str:
+    """What a stored predictor is found by: its results, the features and this format, so a
+    predictor stored by an older flopgap is never read as a current one (it is retrained)."""
+    return data_hash(models, f"predictor {PREDICTOR_FORMAT}")
+
+
 FOLDS_SLOT = "#folds"
 """Evaluation's predictors (each trained without one family) are stored under the device key
 plus this, so they never count as the device's current predictor, and its versions stay the
@@ -187,7 +193,7 @@ def current(
 ) -> Predictor:
     """The stored predictor trained on exactly `models`, else one trained now and stored
     (under the device key, or the key plus `slot`)."""
-    digest = data_hash(models)
+    digest = training_hash(models)
     row = store.predictor(key.text() + slot, digest)
     if row is not None:
         return Predictor.from_payload(key, row.payload, row)

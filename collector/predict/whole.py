@@ -120,6 +120,4 @@ def cold_weight_floor(predictor: Predictor, frame: pd.DataFrame, pred_us: Any) -
 def flops_fit(points: Sequence[tuple[float, float]]) -> PowerFit | None:
     """The per-device log-log fit of p50 (ms) on FLOPs over (flops, p50 ms) points."""
     usable = [(f, p) for f, p in points if f and f > 0 and p > 0]
-    if len(usable) < 3:
-        return None
     return power_law_fit([f for f, _ in usable], [p for _, p in usable])
