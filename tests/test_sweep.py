@@ -68,7 +68,8 @@ def test_every_family_builds_checks_runs_and_counts(name: str) -> None:
         assert cost.uncounted == {}, sample.params
         assert cost.total.macs == sample.macs, sample.params  # closed form of the space
         assert cost.total.bytes > 0
-        assert (cost.total.flops > 0) is (name != "movement")  # data movement does no FLOPs
+        moves = name == "movement" or (name == "shuffle" and sample.params["kind"] != "sum")
+        assert (cost.total.flops > 0) is not moves  # data movement does no FLOPs
 
 
 @pytest.mark.parametrize(
@@ -150,7 +151,8 @@ def test_samples_respect_the_work_bound_and_the_weight_cap(name: str) -> None:
     samples = sample_family(name, 60, seed=0)
     assert all(lo <= s.work <= hi and s.weights <= fam.max_weights for s in samples)
     works = sorted(s.work for s in samples)
-    assert works[-1] / works[0] > 100, "log-uniform sizes spread over orders of magnitude"
+    spread = min(100.0, hi / lo / 3)  # conv_large's own bound spans 6x, the others' 1e3 and more
+    assert works[-1] / works[0] > spread, "log-uniform sizes spread over the bound"
 
 
 def test_sweep_name_resolves_in_a_campaign(tmp_path: Path) -> None:

@@ -16,7 +16,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, shape_inference
 
-from collector.sweep import families_dense, families_elementwise, families_extra, families_spatial
+from collector.sweep import (
+    families_context,
+    families_dense,
+    families_elementwise,
+    families_extra,
+    families_spatial,
+)
 from collector.sweep.record import KernelSample
 from collector.sweep.space import make_sample
 from collector.zoo._builder import OPSET, GraphBuilder
@@ -29,6 +35,7 @@ BUILDERS: dict[str, Builder] = {
     **families_dense.BUILDERS,
     **families_elementwise.BUILDERS,
     **families_extra.BUILDERS,
+    **families_context.BUILDERS,
 }
 
 

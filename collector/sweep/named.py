@@ -31,6 +31,9 @@ _FIRST = (
     "movement",
 )
 _ADDED = ("lrn", "skip_layernorm", "fc_large", "softmax_axis", "depthwise", "grouped")
+# what predicting whole models from ``predict`` showed it lacked: large convs, kernels back to back,
+# data movement (collector.sweep.space_context)
+_CONTEXT = ("conv_large", "chain", "shuffle")
 
 NAMED: dict[str, SweepSpec] = {
     spec.name: spec
@@ -45,6 +48,13 @@ NAMED: dict[str, SweepSpec] = {
             40,
             0,
             "the first round of a predictor (see docs/PREDICT.md)",
+        ),
+        SweepSpec(
+            "predict-context",
+            (*_FIRST, *_ADDED, *_CONTEXT),
+            40,
+            0,
+            "predict's, and kernels in the context whole models give them (docs/PREDICT.md)",
         ),
     )
 }

@@ -93,6 +93,12 @@ AXES: dict[str, dict[str, Axis]] = {
                   "stride": _enum(1, 2)},
     "grouped": {"k": _enum(1, 3), "cin": _size(24, 960, 8), "cout": _size(24, 960, 8),
                 "size": _size(7, 112), "stride": _enum(1, 2)},
+    "conv_large": {"k": _enum(1, 3, 5), "cin": _size(32, 512, 8), "cout": _size(32, 512, 8),
+                   "size": _size(14, 224)},
+    # a chain's kind is its structure; a shuffle's kind, groups and n too
+    "chain": {"c": _size(8, 256, 8), "size": _size(7, 56), "length": _size(4, 48)},
+    "shuffle": {"c": _size(16, 1024, 8), "size": _size(1, 112), "seq": _size(8, 1024),
+                "heads": _enum(2, 4, 8, 12, 16), "head_dim": _enum(16, 32, 64, 128)},
 }  # fmt: skip
 
 
@@ -139,7 +145,7 @@ def _moved(sample: KernelSample, keys: Sequence[str], rng: np.random.Generator) 
         assert isinstance(value, int)
         params[key] = _step(value, axes[key], rng)
     original = sample.params
-    if "groups" in original and original["groups"] == original["cin"] == original["cout"]:
+    if "cin" in original and original.get("groups") == original["cin"] == original["cout"]:
         side = params["cin"] if params["cin"] != original["cin"] else params["cout"]
         params.update(cin=side, cout=side, groups=side)
     if params.get("k") == 1 and "dilation" in params:

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collector.sweep import space_dense, space_elementwise, space_extra, space_spatial
+from collector.sweep import (
+    space_context,
+    space_dense,
+    space_elementwise,
+    space_extra,
+    space_spatial,
+)
 from collector.sweep.record import Dims, KernelSample, Params, SweepSpec
 from shared.errors import UsageError
 
@@ -62,7 +68,7 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     spec["name"]: Family(**spec)
-    for module in (space_spatial, space_dense, space_elementwise, space_extra)
+    for module in (space_spatial, space_dense, space_elementwise, space_extra, space_context)
     for spec in module.SPACES
 }
 
