@@ -29,7 +29,7 @@ from collector.sweep.space_extra import FC_MAX_WEIGHTS
 from shared.errors import UsageError
 
 ADDED = ("lrn", "skip_layernorm", "fc_large", "softmax_axis", "depthwise", "grouped")
-CONTEXT = ("conv_large", "chain", "shuffle")
+CONTEXT = ("conv_large", "chain", "shuffle", "elementwise")
 # sha256 of the sorted ids, "\n"-joined, computed on the commit before these families existed.
 PINNED = {
     "all": (352, "63fa6fd132ed19e5496bd319881d342ff90b206c01cba8992cd6949268778cca"),

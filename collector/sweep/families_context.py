@@ -85,4 +85,36 @@ def shuffle(b: GraphBuilder, s: KernelSample) -> list[str]:
     return [b.op("Reshape", [y, b.const("shape", np.array([1, c, h, w], np.int64))])]
 
 
-BUILDERS = {"conv_large": conv_large, "chain": chain, "shuffle": shuffle}
+def _channel(b: GraphBuilder, prefix: str, c: int, lo: float, hi: float) -> str:
+    return b.const(prefix, b.rng.uniform(lo, hi, (1, c, 1, 1)).astype(np.float32))
+
+
+def elementwise(b: GraphBuilder, s: KernelSample) -> list[str]:
+    """One elementwise op on NCHW: a binary op with a same-shape input, a per-channel weight or
+    a scalar; a unary op; or a BatchNormalization with no Conv before it to fold into."""
+    p = s.params
+    op, c = str(p["op"]), _i(p, "c")
+    if op == "BatchNormalization":
+        vectors = [b.const(n, b.rng.uniform(0.5, 1.5, c).astype(np.float32))
+                   for n in ("scale", "bias", "mean", "var")]  # fmt: skip
+        return [b.op("BatchNormalization", ["x", *vectors])]
+    if op == "Clip":
+        return [b.op("Clip", ["x", b.scalar(0.0), b.scalar(6.0)])]
+    if op == "HardSigmoid":
+        return [b.op("HardSigmoid", ["x"], alpha=1.0 / 6, beta=0.5)]
+    if op == "LeakyRelu":
+        return [b.op("LeakyRelu", ["x"], alpha=0.1)]
+    broadcast = p.get("broadcast")
+    if broadcast is None:
+        return [b.op(op, ["x"])]
+    other = {"none": lambda: "y", "channel": lambda: _channel(b, "w", c, 0.5, 1.5),
+             "scalar": lambda: b.scalar(2.0)}[str(broadcast)]()  # fmt: skip
+    return [b.op(op, ["x", other])]
+
+
+BUILDERS = {
+    "conv_large": conv_large,
+    "chain": chain,
+    "shuffle": shuffle,
+    "elementwise": elementwise,
+}

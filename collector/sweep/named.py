@@ -32,8 +32,8 @@ _FIRST = (
 )
 _ADDED = ("lrn", "skip_layernorm", "fc_large", "softmax_axis", "depthwise", "grouped")
 # what predicting whole models from ``predict`` showed it lacked: large convs, kernels back to back,
-# data movement (collector.sweep.space_context)
-_CONTEXT = ("conv_large", "chain", "shuffle")
+# data movement, the elementwise ops exporters write (collector.sweep.space_context)
+_CONTEXT = ("conv_large", "chain", "shuffle", "elementwise")
 
 NAMED: dict[str, SweepSpec] = {
     spec.name: spec

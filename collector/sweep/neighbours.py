@@ -99,6 +99,7 @@ AXES: dict[str, dict[str, Axis]] = {
     "chain": {"c": _size(8, 256, 8), "size": _size(7, 56), "length": _size(4, 48)},
     "shuffle": {"c": _size(16, 1024, 8), "size": _size(1, 112), "seq": _size(8, 1024),
                 "heads": _enum(2, 4, 8, 12, 16), "head_dim": _enum(16, 32, 64, 128)},
+    "elementwise": {"c": _CHANNELS, "size": _size(7, 224)},
 }  # fmt: skip
 
 

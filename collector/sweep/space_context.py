@@ -7,8 +7,10 @@ kernels measured one per model cost more than the same kernels back-to-back in a
 (the pool is spinning there), and one kernel per model cannot tell the per-run cost from the
 per-kernel one, so the correction learns neither: ``chain`` runs 4..48 kernels in a row. And
 ShuffleNet's channel shuffle, ``Sum`` and the Flatten/Squeeze of classifier heads had too few
-samples or none: ``shuffle`` measures that data movement. Each space is a dict of
-``space.Family`` fields.
+samples or none: ``shuffle`` measures that data movement. Exporters also write elementwise ops
+the ``binary`` and ``activation`` families lack (PaddlePaddle's hard-swish is Add, Clip and Div;
+a BatchNormalization after an Add stays unfolded): ``elementwise`` measures them. Each space is
+a dict of ``space.Family`` fields.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ LARGE_MACS = (5e8, 3e9)  # past the conv families' 5e8, up to VGG's 1.85e9 layer
 CHAIN_KINDS = ("pointwise", "conv3", "depthwise", "inverted", "eltwise")
 CHAIN_MAX_MACS = 5e8
 SHUFFLE_KINDS = ("channel_shuffle", "nhwc", "heads", "sum", "flatten", "squeeze")
+ELEMENTWISE_BINARY = ("Div", "Sub", "Max", "Min", "Pow")
+ELEMENTWISE_UNARY = ("Clip", "Exp", "Abs", "Neg", "Erf", "HardSigmoid", "LeakyRelu",
+                     "BatchNormalization")  # fmt: skip
 
 
 def _nchw(c: int, size: int) -> Dims:
@@ -126,6 +131,27 @@ def _check_shuffle(p: Params) -> str | None:
     return None
 
 
+def _draw_elementwise(rng: np.random.Generator) -> dict[str, int | str]:
+    op = pick(rng, (*ELEMENTWISE_BINARY, *ELEMENTWISE_UNARY))
+    params: dict[str, int | str] = {"op": op, "c": log_int(rng, 8, 512, 8),
+                                    "size": log_int(rng, 7, 224)}  # fmt: skip
+    if op in ELEMENTWISE_BINARY:
+        # Pow's exponent is a scalar, as exporters write x ** 2
+        params["broadcast"] = "scalar" if op == "Pow" else pick(rng, ("none", "channel", "scalar"))
+    return params
+
+
+def _elementwise_inputs(p: Params) -> dict[str, Dims]:
+    x = _nchw(_i(p, "c"), _i(p, "size"))
+    return {"x": x, "y": x} if p.get("broadcast") == "none" else {"x": x}
+
+
+def _elementwise_weights(p: Params) -> int:
+    if p["op"] == "BatchNormalization":
+        return 4 * _i(p, "c")
+    return {"none": 0, "channel": _i(p, "c"), "scalar": 1}.get(str(p.get("broadcast")), 0)
+
+
 SPACES: list[dict[str, Any]] = [
     {
         "name": "conv_large",
@@ -184,5 +210,22 @@ SPACES: list[dict[str, Any]] = [
         "work": shuffle_elements,
         "unit": "elements",
         "work_bounds": (1e2, 1.6e7),
+    },
+    {
+        "name": "elementwise",
+        "description": "the elementwise ops exporters write beyond Add/Mul and the activations",
+        "ranges": {
+            "op": ", ".join((*ELEMENTWISE_BINARY, *ELEMENTWISE_UNARY)),
+            "broadcast": "none, channel, scalar (binary ops; Pow: scalar)",
+            "c": "8..512",
+            "size": "7..224",
+        },
+        "draw": _draw_elementwise,
+        "check": lambda p: None,
+        "inputs": _elementwise_inputs,
+        "macs": lambda p: 0,
+        "weights": _elementwise_weights,
+        "work": lambda p: _i(p, "c") * _i(p, "size") ** 2,
+        "unit": "elements",
     },
 ]
