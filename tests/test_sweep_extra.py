@@ -38,6 +38,7 @@ PINNED = {
     "conv-small": (32, "6e9ae60f3d24351489df1e7f54d1c3b514722d0062757c74f708c3e647098eab"),
     # computed on the commit before the context families: measured stores hold its results
     "predict": (680, "9b11f83199f546d53e0a65cd9979ea2d9696b9c042338e6c64454bda620df27a"),
+    "predict-context": (840, "d8307ad809d2d9a5b3fe115efdba2718b778e62202eae6cc72cc889edd2b571d"),
 }
 
 
