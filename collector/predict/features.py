@@ -24,7 +24,7 @@ import onnx
 
 from collector.flops import op_key
 
-FEATURE_VERSION = 4  # bump when a feature changes meaning: stored predictors then retrain
+FEATURE_VERSION = 3  # bump when a feature changes meaning: stored predictors then retrain
 
 NAN = float("nan")
 ACTIVATIONS = ("", "Relu", "Clip", "HardSigmoid", "LeakyRelu", "Sigmoid", "Tanh")
@@ -52,7 +52,6 @@ FEATURES: tuple[str, ...] = (
     "m", "k", "n", "batch", "trans_a", "trans_b",
     "elem_bytes",
     "axis_from_end", "axis_len", "log_inner", "log_weight_bytes",
-    "log_model_kernels",
 )  # fmt: skip
 _AXIS_DEFAULT = {"Softmax": -1, "LogSoftmax": -1, "Hardmax": -1, "LayerNormalization": -1,
                  "Concat": 0, "Split": 0, "Gather": 0, "Flatten": 1}  # fmt: skip
@@ -292,12 +291,4 @@ def kernel_rows(
     `graph`, the optimized graph those entries name."""
     index = graph_index(graph)
     weights = {t.name: list(t.dims) for t in graph.initializer}
-    rows = [kernel_row(entry, _find(entry, index, graph), weights) for entry in entries]
-    # The kernel's context: how many kernels share each run. A kernel alone in its model pays
-    # the waking of the thread pool and a cold cache on every run; back to back in a model of
-    # hundreds, the pool is spinning (measured: 2-thread sweep kernels profiled alone took
-    # 1.4..1.9x their time in whole models). The chain family teaches the difference.
-    context = _log(float(len(entries)))
-    for row in rows:
-        row["log_model_kernels"] = context
-    return rows
+    return [kernel_row(entry, _find(entry, index, graph), weights) for entry in entries]
