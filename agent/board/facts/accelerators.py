@@ -44,7 +44,7 @@ def _tegra_gpu(root: Path) -> str | None:
 
 
 def _drm_drivers(root: Path) -> str | None:
-    drivers = set()
+    drivers: set[str] = set()
     for card in list_dir(under(root, "/sys/class/drm"), "card*"):
         if _CARD.match(card.name):
             match = _DRIVER.search(read_text(card / "device" / "uevent") or "")
