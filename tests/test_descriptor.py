@@ -63,7 +63,7 @@ def test_pi5_throttle_bits_and_firmware() -> None:
 
 
 def test_this_machines_x86_capture() -> None:
-    """x86-epyc-vm holds the project's build VM's (an AMD EPYC) own /proc/cpuinfo."""
+    """x86-epyc-vm is `flopgap-agent capture` run on the project's build VM (an AMD EPYC)."""
     d = device.describe(X86)
     for flag in ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"):
         assert flag in d["isa"]
