@@ -93,6 +93,51 @@ DOCUMENT_COLUMNS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "schema_version": lambda d: d["schema_version"],
 }
 
+
+def _listed(values: Any) -> str | None:
+    """A list field as one cell, comma-joined ("none" for an empty list: known to be empty);
+    None (the board lacks the field) stays an empty cell."""
+    if values is None:
+        return None
+    return ",".join(str(v) for v in values) or "none"
+
+
+def _throttled(device: dict[str, Any]) -> str | None:
+    """The raw flags and their names: "0x50005 now=under_voltage|throttled boot=..."."""
+    raw = device.get("throttled")
+    if raw is None:
+        return None
+    parts = [str(raw)]
+    for label, key in (("now", "throttled_now"), ("boot", "throttled_since_boot")):
+        if device.get(key):
+            parts.append(f"{label}=" + "|".join(device[key]))
+    return " ".join(parts)
+
+
+# Columns of the device descriptor's system description (agent.board.facts): device -> value.
+# They fill error rows too, from the agent's stored descriptor.
+DESCRIPTOR_COLUMNS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "power_mode": lambda dev: dev.get("power_mode"),
+    "power_mode_id": lambda dev: dev.get("power_mode_id"),
+    "l4t": lambda dev: dev.get("l4t"),
+    "jetpack": lambda dev: dev.get("jetpack"),
+    "jetson_clocks": lambda dev: dev.get("jetson_clocks"),
+    "gpu": lambda dev: dev.get("gpu"),
+    "dla": lambda dev: dev.get("dla"),
+    "pi_firmware": lambda dev: dev.get("pi_firmware"),
+    "throttled": _throttled,
+    "isa": lambda dev: _listed(dev.get("isa")),
+    "power_supply": lambda dev: dev.get("power_supply"),
+    "policy_governors": lambda dev: dev.get("governors"),
+}
+
+
+def _of_device(getter: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    return lambda d: getter(d["device"])
+
+
+DOCUMENT_COLUMNS.update({name: _of_device(get) for name, get in DESCRIPTOR_COLUMNS.items()})
+
 # Columns copied from the stored result row (collector.store.results.result_rows).
 STORE_COLUMNS = ("result_id", "job_id", "status", "error_kind", "error", "agent_id", "device_id",
                  "model_name", "model_sha256", "campaign_id", "repeat", "attempt",
@@ -130,6 +175,9 @@ COLUMNS: tuple[str, ...] = (
     # bytes of distinct tensors (weights + activations): the working set the cache-aware
     # roofline judges a model by (collector.costs)
     "unique_bytes",
+    # the system description (DESCRIPTOR_COLUMNS), from the agent's device descriptor
+    "power_mode", "power_mode_id", "l4t", "jetpack", "jetson_clocks", "gpu", "dla",
+    "pi_firmware", "throttled", "isa", "power_supply", "policy_governors",
     # new columns go here, and only here
 )  # fmt: skip
 
@@ -148,6 +196,12 @@ UNITS = {
     "net_energy_j_per_inference": "J per inference, net of the idle baseline power",
     "idle_w": "W before the model loaded",
     "j_per_gflop": "energy_j_per_inference / (flops / 1e9)",
+    "power_mode": "Jetson nvpmodel mode name (power_mode_id: its id)",
+    "jetson_clocks": "on / off / partial: Jetson clocks pinned (min == max frequency)",
+    "dla": "enabled DLA cores",
+    "throttled": "vcgencmd get_throttled: raw value, flags now= and since boot= ('|'-joined)",
+    "isa": "ISA extensions ORT dispatches on, comma-joined (none: the CPU has none of them)",
+    "policy_governors": "cpufreq governor:CPUs per policy group, ';'-joined",
 }
 
 
@@ -174,6 +228,7 @@ def rows(store: Store, campaign_id: str | None = None) -> Iterable[dict[str, Any
                 arch=device.get("arch"),
                 board=device.get("board"),
             )
+            row.update({name: get(device) for name, get in DESCRIPTOR_COLUMNS.items()})
         yield row
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
-from agent.probes.caches import descriptor_fields
+from agent.board.facts.registry import describe_facts
+from agent.probes.commands import CommandRunner, runner_for
 from agent.probes.sysfs import read_text, under
 
 
@@ -64,10 +65,17 @@ def device_id(root: Path | str = "/") -> str:
     return hashlib.sha256(fallback.encode()).hexdigest()[:16]
 
 
-def describe(root: Path | str = "/") -> dict[str, Any]:
-    """Everything the collector needs to identify and compare this device."""
+def describe(root: Path | str = "/", runner: CommandRunner | None = None) -> dict[str, Any]:
+    """Everything the collector needs to identify and compare this device: the system
+    description of agent.board.facts included (None where the board lacks a field).
+
+    Commands (nvpmodel, vcgencmd) run through `runner`, by default `runner_for(root)`: real on
+    "/", replayed from `<root>/commands/` for a captured tree.
+    """
     import onnxruntime as ort
     import psutil
+
+    facts = describe_facts(root, runner if runner is not None else runner_for(root))
 
     uname = platform.uname()
     return {
@@ -85,7 +93,8 @@ def describe(root: Path | str = "/") -> dict[str, Any]:
         "providers": ort.get_available_providers(),
         "board": board_model(root),
         "agent_version": __version__,
-        **descriptor_fields(root),  # l1_bytes, l2_bytes, l3_bytes: the cache roofs' sizes
+        **facts.values,  # power mode, L4T, ISA, caches, ...: flat scalars or short lists,
+        # because the wire's descriptor schema carries no more (shared.protocol.DEVICE)
     }
 
 

@@ -18,6 +18,7 @@ import psutil
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from agent.board.facts.registry import FACTS, describe_facts
 from agent.probes import cpufreq, thermal
 from agent.probes.commands import Command, CommandRunner, runner_for
 from agent.probes.pi_pmic import GET_THROTTLED, parse_throttled
@@ -241,6 +242,28 @@ def _await_reply(
     return Check("collector", FAIL, f"no answer from {endpoint} within {timeout:g} s", fix)
 
 
+def check_description(root: Path, runner: CommandRunner) -> list[Check]:
+    """One line per descriptor probe (agent.board.facts): what it found, or that its fields
+    are missing and what was looked for. Informational: a laptop has no nvpmodel, and that
+    is no reason not to measure (throttling and the governor have checks of their own)."""
+    facts = describe_facts(root, runner)
+    checks = []
+    for probe in FACTS:
+        found = [f"{name} {_shown(facts.values[name])}" for name in probe.fields
+                 if facts.values[name] is not None]  # fmt: skip
+        absent = [name for name in probe.fields if name in facts.missing]
+        if absent:
+            found.append(f"missing {', '.join(absent)} (looked for {probe.looks_for})")
+        checks.append(Check(probe.name, OK, "; ".join(found)))
+    return checks
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "none"
+    return str(value)
+
+
 def run_checks(
     root: Path, cache: Path, collector: str | None, keys: PeerKeys | None, timeout_s: float
 ) -> list[Check]:
@@ -248,7 +271,8 @@ def run_checks(
     runner = runner_for(root)
     checks = [check_runtime(), check_power(root, runner), check_sensors(root),
               check_governor(root), check_throttling(root, runner),
-              *check_resources(root, cache), check_clock(root, runner)]  # fmt: skip
+              *check_resources(root, cache), check_clock(root, runner),
+              *check_description(root, runner)]  # fmt: skip
     if collector is None:
         checks.append(Check("collector", WARNING, "not checked (no --collector, no config)",
                             "pass --collector or enroll first"))  # fmt: skip

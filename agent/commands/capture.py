@@ -15,9 +15,9 @@ def add_parser(sub: Subparsers) -> None:
         cmd_capture,
         help="copy what the probes read into a tree tests can replay",
         description="Copy exactly the sysfs/procfs files the power, thermal, frequency and "
-        "device readers use (and the output of vcgencmd/tegrastats) into OUT_DIR. Send the "
-        "folder to the flopgap developers to add your board as a test fixture; machine ids "
-        "are left out.",
+        "device readers use (and the output of vcgencmd, tegrastats and nvpmodel) into "
+        "OUT_DIR. Send the folder to the flopgap developers to add your board as a test "
+        "fixture; machine ids and the hostname are left out.",
     )
     cap.add_argument("out_dir", type=Path)
     cap.add_argument(

@@ -16,7 +16,10 @@ def add_parser(sub: Subparsers) -> None:
         help="check that this board is ready to measure, and say what to fix",
         description="Checks onnxruntime, power/thermal/frequency sensors, the CPU governor, "
         "throttling, free memory and disk, clock sync and the collector (a real round trip "
-        "with the keys). Exit code 0 when nothing fails; warnings still allow measuring.",
+        "with the keys), then shows the system description the results will carry (power "
+        "mode, L4T/JetPack, jetson_clocks, GPU/DLA, Pi firmware and throttle history, caches, "
+        "ISA flags, power supply, governors), each missing field with what was looked for. "
+        "Exit code 0 when nothing fails; warnings still allow measuring.",
     )
     doc.add_argument(
         "--config",

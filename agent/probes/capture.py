@@ -1,7 +1,8 @@
 """Capture the files and command outputs the power probes read, as a replayable tree.
 
 `capture(out_dir)` runs detection, one read of every source found and its status, and one
-pass of the device, cpufreq and thermal readers (machine ids are left out), while
+pass of the device (with every descriptor probe: nvpmodel, vcgencmd version, ...), cpufreq
+and thermal readers (machine ids are left out), while
 recording every node read (path and exact text) and every command's output. It writes the
 nodes at their board paths under out_dir and the outputs as out_dir/commands/<name>.txt
 (<name>.error for a command that failed), the layout ReplayRunner and `detect(out_dir)`
@@ -13,6 +14,7 @@ lists the sources found and those unusable, with the reasons.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from agent.probes.commands import Command, CommandOutput, CommandRunner, runner_for
 from agent.probes.nodes import recording
@@ -55,7 +57,7 @@ def capture(
         for source in detection.sources:
             source.read()
             source.status()
-        _read_system(root)
+        described = _read_system(root, runner)
     written: list[Path] = []
     for path, text in sorted(seen.items()):
         if path.name in PRIVATE_NODES:
@@ -68,6 +70,9 @@ def capture(
             written.append(_write(out_dir / "commands" / f"{name}.error", error + "\n"))
     lines = [f"found: {s.name} {[r.name for r in s.rails]}" for s in detection.sources]
     lines += [f"unusable: {u.source}: {u.reason}" for u in detection.unusable]
+    lines += [
+        f"described: {k} = {described[k]}" for k in _fact_fields() if described.get(k) is not None
+    ]
     written.append(_write(out_dir / "CAPTURE.txt", "\n".join(lines) + "\n"))
     return written
 
@@ -76,18 +81,27 @@ def capture(
 PRIVATE_NODES = frozenset({"machine-id", "product_uuid", "product_serial", "board_serial"})
 
 
-def _read_system(root: Path) -> None:
-    """One pass of the device, cpufreq and thermal readers, so their nodes are captured too."""
+def _fact_fields() -> list[str]:
+    """The system-description fields (not the hostname: the tree may be sent to us)."""
+    from agent.board.facts.registry import FACTS
+
+    return [name for probe in FACTS for name in probe.fields]
+
+
+def _read_system(root: Path, runner: CommandRunner) -> dict[str, Any]:
+    """One pass of the device (with its system description: agent.board.facts), cpufreq and
+    thermal readers, so their nodes and commands are captured too; returns the descriptor."""
     from agent.board import device
     from agent.probes import cpufreq, thermal
 
     device.board_model(root)
-    device.describe(root)
+    described = device.describe(root, runner)
     dirs = cpufreq.cpu_dirs(root)
     cpufreq.frequencies_mhz(dirs)
     cpufreq.governors(dirs)
     cpufreq.throttle_count(dirs)
     thermal.temperatures_c(root)
+    return described
 
 
 def _write(path: Path, text: str) -> Path:
