@@ -11,7 +11,7 @@ collector never needs it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import pq
@@ -52,7 +52,7 @@ _ROW_CLASSES: dict[tuple[str, ...], type[Row]] = {}
 def _row_class(names: tuple[str, ...]) -> type[Row]:
     cls = _ROW_CLASSES.get(names)
     if cls is None:
-        cls = _ROW_CLASSES[names] = type("Row", (Row,), {"names": names})
+        cls = _ROW_CLASSES[names] = cast(type[Row], type("Row", (Row,), {"names": names}))
     return cls
 
 

@@ -127,14 +127,17 @@ def _missing_tables(db: Connection) -> list[str]:
     return [t for t in TABLES if db.execute("SELECT to_regclass(?)", (t,)).fetchone()[0] is None]
 
 
+_NEEDED = ("SELECT", "INSERT", "UPDATE", "DELETE")
+# One call per privilege: has_table_privilege with a list is true when any one is held.
+_ALL_PRIVILEGES = "SELECT " + " AND ".join(f"has_table_privilege(?, '{p}')" for p in _NEEDED)
+
+
 def _check_privileges(db: Connection, name: str) -> None:
     """Refuse a role that cannot read and write every table now, not at the first result."""
     lacking = [
         table
         for table in TABLES
-        if not db.execute(
-            "SELECT has_table_privilege(?, 'SELECT, INSERT, UPDATE, DELETE')", (table,)
-        ).fetchone()[0]
+        if not db.execute(_ALL_PRIVILEGES, (table,) * len(_NEEDED)).fetchone()[0]
     ]
     if lacking:
         role = _role(db)
