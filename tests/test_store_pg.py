@@ -113,6 +113,7 @@ def test_a_value_postgresql_cannot_hold_is_the_peers_input(pg_url: str) -> None:
 
 
 def test_model_bytes_are_shared_through_the_database(pg_url: str, tmp_path: Path) -> None:
+    Store(pg_url).close()  # serve opens the store (which makes model_files) first
     models = ModelStore(Path(pg_url).with_suffix(".models"))  # as serve names it
     assert str(models.folder).startswith(str(tmp_path))  # the URL's local cache folder
     sha256, _ = models.put(b"onnx bytes")

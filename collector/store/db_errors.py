@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from shared.errors import StoreError
+
 DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)
 INPUT_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.IntegrityError,
@@ -25,3 +27,6 @@ except ImportError:  # pragma: no cover - the extra is installed wherever tests 
 else:
     DATABASE_ERRORS = (*DATABASE_ERRORS, psycopg.Error)
     INPUT_ERRORS = (*INPUT_ERRORS, psycopg.IntegrityError, psycopg.DataError)
+
+# The store's own trouble, whichever backend: what a handler lets through to stop the loop.
+STORE_TROUBLE: tuple[type[Exception], ...] = (StoreError, *DATABASE_ERRORS)

@@ -83,11 +83,16 @@ class Jobs(Database):
         """Pick the agent's next queued job and start it in one transaction, so of several
         collectors on one database only one ever starts a job (the row stays locked until
         the commit). Returns the job as started, or None when nothing is queued."""
-        with self.transaction():
+        now = time.time()
+        with self.transaction() as db:
             job = self.next_queued_job(agent_id)
             if job is None:
                 return None
-            self.start_job(job.job_id)
+            db.execute(
+                "UPDATE jobs SET state='running', attempts=attempts+1, started=?, updated=? "
+                "WHERE job_id=?",
+                (now, now, job.job_id),
+            )
         return self.job(job.job_id)
 
     def start_job(self, job_id: str) -> None:

@@ -7,7 +7,8 @@ Beside a SQLite file the folder is the only copy. For a PostgreSQL URL the bytes
 the database too (``model_files``, one BYTEA row per sha256), so a campaign uploaded to one
 collector can be run by agents connected to another on a different host; the local folder
 (under the URL's cache folder, collector.store.location) is then a cache that FLOP counting
-and file sizes read, filled from the database on first use.
+and file sizes read, filled from the database on first use. The Store makes the table
+(collector.store.postgres_backend), so it is opened first, as `flopgap serve` does.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class ModelStore:
 
     def read(self, sha256: str) -> bytes | None:
         """The bytes of a stored model, or None when absent or no longer matching its hash."""
+        data: bytes | None
         try:
             data = self.path(sha256).read_bytes()
         except OSError:
