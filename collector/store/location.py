@@ -80,3 +80,9 @@ def local_folder(folder: Path | str) -> Path:
         return Path(folder)
     url, kind = beside(folder)
     return cache_home(url) / kind
+
+
+def may_exist(db: Path | str) -> bool:
+    """Whether a command that reads a store should open `db`: a SQLite file that is there, or
+    any PostgreSQL URL (whether its database answers is the store's to say, in one line)."""
+    return is_postgres(db) or Path(db).exists()
