@@ -1,6 +1,8 @@
 """Collector ingest: results per second and raw latency samples per second from 8 simulated
 agents on loopback into the durable store, against raw pyzmq PUSH/PULL of the same bytes in
-the same run (targets: >= 0.5 of raw; >= 1,000,000 samples/s).
+the same run (targets: >= 0.5 of raw; >= 1,000,000 samples/s), and the same ingest into a
+PostgreSQL store beside the SQLite one (a real server started for the run, fsync and
+synchronous_commit on, as in production; skipped when no PostgreSQL binary is found).
 
 The simulated agents speak the real protocol in one process (8 threads, one DEALER each):
 they register, answer every Job at once with a Result carrying a real result document and
@@ -33,6 +35,8 @@ from collector.store import latency_blob
 from shared import protocol
 from shared.result import check_document
 from shared.stats import summarize
+from tests.pg_server import PgServer
+from tests.pg_server import missing_reason as pg_missing_reason
 
 AGENTS = 8
 JOBS_PER_AGENT = 200
@@ -88,13 +92,14 @@ def _payload(sha: str, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _collector_rate(
-    folder: Path, doc: dict[str, Any], lat: np.ndarray
+    folder: Path, doc: dict[str, Any], lat: np.ndarray, db: str | None = None
 ) -> tuple[float, int, dict[str, int]]:
+    """Results/s of a real collector storing into `db` (a URL), or a SQLite file in `folder`."""
     folder.mkdir()
     model = tiny_model(folder)
     data = model.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    server, endpoint = collector(folder / "ingest.sqlite")
+    server, endpoint = collector(folder / "ingest.sqlite" if db is None else Path(db))
     done, counts = threading.Event(), dict[str, int]()
     threads = [
         threading.Thread(target=_sim_agent, args=(endpoint, f"sim-{i}", doc, lat, done, counts))
@@ -175,22 +180,33 @@ def _raw_rate(frames: list[bytes], n: int) -> float:
 
 
 def run(rounds: int = 3) -> list[Figure]:
-    """Collector, durable floor and raw PUSH/PULL in turn, `rounds` times; the best of each
-    (throughput on a shared machine is lowered by neighbours, never raised)."""
-    best = {"collector": 0.0, "floor": 0.0, "raw": 0.0}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        doc = _document(tiny_model(folder))
-        lat = np.random.default_rng(0).integers(50_000, 60_000, SAMPLES).astype(np.int64)
-        doc = {**doc, "latency_ms": summarize(lat)}  # the collector checks n == len(lat)
-        frames = protocol.encode(protocol.Result(_JOB, _RESULT, doc, lat))
-        for r in range(rounds):
-            rate, acks, counters = _collector_rate(folder / f"c{r}", doc, lat)
-            best["collector"] = max(best["collector"], rate)
-            floor = _floor(folder / f"floor{r}.sqlite", frames, AGENTS * JOBS_PER_AGENT)
-            best["floor"] = max(best["floor"], floor)
-            best["raw"] = max(best["raw"], _raw_rate(frames, AGENTS * JOBS_PER_AGENT))
-    rate, floor, raw = best["collector"], best["floor"], best["raw"]
+    """Collector (into SQLite, then PostgreSQL), durable floor and raw PUSH/PULL in turn,
+    `rounds` times; the best of each (throughput on a shared machine is lowered by
+    neighbours, never raised)."""
+    best = {"collector": 0.0, "postgres": 0.0, "floor": 0.0, "raw": 0.0}
+    missing = pg_missing_reason()
+    pg = PgServer(durable=True).start() if missing is None else None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            doc = _document(tiny_model(folder))
+            lat = np.random.default_rng(0).integers(50_000, 60_000, SAMPLES).astype(np.int64)
+            doc = {**doc, "latency_ms": summarize(lat)}  # the collector checks n == len(lat)
+            frames = protocol.encode(protocol.Result(_JOB, _RESULT, doc, lat))
+            for r in range(rounds):
+                rate, acks, counters = _collector_rate(folder / f"c{r}", doc, lat)
+                best["collector"] = max(best["collector"], rate)
+                if pg is not None:
+                    url = pg.new_database("ingest")
+                    pg_rate, _, _ = _collector_rate(folder / f"pg{r}", doc, lat, url)
+                    best["postgres"] = max(best["postgres"], pg_rate)
+                floor = _floor(folder / f"floor{r}.sqlite", frames, AGENTS * JOBS_PER_AGENT)
+                best["floor"] = max(best["floor"], floor)
+                best["raw"] = max(best["raw"], _raw_rate(frames, AGENTS * JOBS_PER_AGENT))
+    finally:
+        if pg is not None:
+            pg.stop()
+    rate, floor, raw, pg_best = best["collector"], best["floor"], best["raw"], best["postgres"]
     size = sum(map(len, frames))
     detail = (
         f"{AGENTS} simulated agents x {JOBS_PER_AGENT} results of {size / 1e3:.0f} kB "
@@ -202,9 +218,18 @@ def run(rounds: int = 3) -> list[Figure]:
         f"synchronous=FULL; no sockets) {floor:.0f} results/s = {floor / raw:.2f} of raw; "
         f"collector = {rate / floor:.2f} of that floor"
     )
+    side = (
+        f"same ingest, same run: SQLite {rate:.0f} results/s, PostgreSQL {pg_best:.0f} "
+        f"results/s (a local server, fsync and synchronous_commit on, one collector, group "
+        f"commit per batch as for SQLite), best of {rounds} rounds"
+        if pg is not None
+        else f"PostgreSQL not measured: {missing}"
+    )
+    print(f"  ingest results/s: SQLite {rate:.0f}  PostgreSQL {pg_best:.0f}", flush=True)
     return [
         Figure("ingest: collector results/s over raw PUSH/PULL", rate / raw, 0.5, False, detail),
         Figure(
             "ingest: raw latency samples/s into the store", rate * SAMPLES, 1_000_000, False, detail
         ),
+        Figure("ingest: PostgreSQL results/s over SQLite's", pg_best / rate, 0.5, False, side),
     ]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+from tests.pg_server import PgServer
+from tests.pg_server import missing_reason as pg_missing_reason
 
 REPO = Path(__file__).resolve().parents[1]
 KIT = REPO.parent / "shared"
@@ -122,3 +125,32 @@ def agent_cli() -> Runner:
 @pytest.fixture
 def collector_cli() -> Runner:
     return _runner("collector")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL server per test session (tests.pg_server); skipped without one."""
+    reason = pg_missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PgServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database of its own for one test; its local cache folder under tmp_path."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    return pg_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """What --db a store test opens: a SQLite file, then a PostgreSQL database (one suite
+    for both backends; the PostgreSQL run skips where no server can be started)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "s.sqlite")
+    return str(request.getfixturevalue("pg_url"))

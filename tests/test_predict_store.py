@@ -1,5 +1,6 @@
 """The store's predictors table: versions per device key, one row per training data, on real
-SQLite files (reopened, and older files that predate the table)."""
+SQLite files (reopened, and older files that predate the table) and, through `store_url`, on a
+real PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ PAYLOAD = {
 }
 
 
-def test_versions_increase_per_key_and_keys_are_independent(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_versions_increase_per_key_and_keys_are_independent(store_url: str) -> None:
+    store = Store(store_url)
     a1 = store.put_predictor(KEY_A, "h1", 100, 3, PAYLOAD)
     b1 = store.put_predictor(KEY_B, "h1", 50, 2, PAYLOAD)
     a2 = store.put_predictor(KEY_A, "h2", 150, 4, PAYLOAD)
@@ -43,8 +44,8 @@ def test_versions_increase_per_key_and_keys_are_independent(tmp_path: Path) -> N
     assert (a2.samples, a2.models) == (150, 4) and a2.trained_at >= a1.trained_at
 
 
-def test_the_same_data_is_not_stored_twice(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_the_same_data_is_not_stored_twice(store_url: str) -> None:
+    store = Store(store_url)
     first = store.put_predictor(KEY_A, "h1", 100, 3, PAYLOAD)
     again = store.put_predictor(KEY_A, "h1", 999, 9, {"other": True})
     assert again == first and again.payload == PAYLOAD
@@ -52,8 +53,8 @@ def test_the_same_data_is_not_stored_twice(tmp_path: Path) -> None:
     assert store.put_predictor(KEY_A, "h2", 1, 1, PAYLOAD).version == 2
 
 
-def test_predictors_survive_reopening_and_payloads_round_trip(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
+def test_predictors_survive_reopening_and_payloads_round_trip(store_url: str) -> None:
+    path = store_url
     store = Store(path)
     put = store.put_predictor(KEY_A, "h1", 100, 3, PAYLOAD)
     store.close()
@@ -66,8 +67,8 @@ def test_predictors_survive_reopening_and_payloads_round_trip(tmp_path: Path) ->
     assert reopened.put_predictor(KEY_A, "h2", 1, 1, PAYLOAD).version == 2
 
 
-def test_a_payload_that_is_not_plain_json_is_refused(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_a_payload_that_is_not_plain_json_is_refused(store_url: str) -> None:
+    store = Store(store_url)
     with pytest.raises(StoreError, match="not plain JSON"):
         store.put_predictor(KEY_A, "h1", 1, 1, {"bad": float("nan")})
     with pytest.raises(StoreError, match="not plain JSON"):
@@ -97,8 +98,8 @@ def test_an_older_store_file_gains_the_table(tmp_path: Path) -> None:
     assert Store(path).predictor_rows() == []
 
 
-def test_dropping_predictors_keeps_the_named_data_and_other_keys(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_dropping_predictors_keeps_the_named_data_and_other_keys(store_url: str) -> None:
+    store = Store(store_url)
     for digest in ("h1", "h2", "h3"):
         store.put_predictor(KEY_A, digest, 10, 1, PAYLOAD)
     store.put_predictor(KEY_B, "h1", 10, 1, PAYLOAD)

@@ -1,4 +1,6 @@
-"""The store's latency packing, its schema-2 upgrade and its job order, on real SQLite files."""
+"""The store's latency packing, its schema upgrades and its job order, on real SQLite files and
+(through `store_url`) on a real PostgreSQL database: one suite for both backends; the upgrade
+tests, which rewrite a SQLite file by hand, stay SQLite's."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from collector.store import (
     latency_blob,
     schema,
 )
+from collector.store.db_errors import DATABASE_ERRORS
+from collector.store.location import is_postgres
 from collector.store.rows import JobRow, ModelRow, typed
 from shared.errors import StoreError
 
@@ -58,8 +62,8 @@ def _job(job_id: str, campaign: str) -> tuple[object, ...]:
     return (job_id, campaign, "a1", "f" * 64, "tiny", {"threads": 1}, 0, 1, 60.0)
 
 
-def test_results_round_trip_packed_and_smaller(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_results_round_trip_packed_and_smaller(store_url: str) -> None:
+    store = Store(store_url)
     store.add_campaign("c1", "c", {})
     store.add_jobs([_job("j1", "c1")])
     lat = np.random.default_rng(0).integers(50_000, 60_000, 10_000, dtype=np.int64)
@@ -92,18 +96,17 @@ def test_a_schema_2_database_is_upgraded_and_reads_unchanged(tmp_path: Path) -> 
     assert store.db.execute("SELECT value FROM meta").fetchone()[0] == str(STORE_SCHEMA_VERSION)
 
 
-def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    Store(tmp_path / "s.sqlite").close()
-    db = sqlite3.connect(tmp_path / "s.sqlite")
-    db.execute("UPDATE meta SET value='99' WHERE key='schema'")
-    db.commit()
-    db.close()
-    with pytest.raises(StoreError, match="store schema 99"):
-        Store(tmp_path / "s.sqlite")
+def test_a_newer_schema_is_refused(store_url: str) -> None:
+    store = Store(store_url)
+    store.db.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    store.close()
+    with pytest.raises(StoreError, match="store schema 99") as err:
+        Store(store_url)
+    assert "\n" not in err.value.message and err.value.hint
 
 
-def test_next_job_is_the_oldest_campaigns_oldest_job(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_next_job_is_the_oldest_campaigns_oldest_job(store_url: str) -> None:
+    store = Store(store_url)
     store.add_campaign("first", "first", {})
     store.add_campaign("second", "second", {})
     store.add_jobs([_job("s1", "second")])
@@ -116,8 +119,8 @@ def test_next_job_is_the_oldest_campaigns_oldest_job(tmp_path: Path) -> None:
     assert store.next_queued_job("another agent") is None
 
 
-def test_reads_are_typed_rows_with_state_enums(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_reads_are_typed_rows_with_state_enums(store_url: str) -> None:
+    store = Store(store_url)
     campaign = store.add_campaign("c1", "nightly", {"name": "nightly"})
     assert store.resolve_campaign("nightly") == campaign
     assert campaign.state is CampaignState.RUNNING and campaign.spec == {"name": "nightly"}
@@ -179,8 +182,8 @@ CREATE TABLE IF NOT EXISTS results (
 """
 
 
-def test_an_invalid_result_is_kept_and_its_job_measured_again(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_an_invalid_result_is_kept_and_its_job_measured_again(store_url: str) -> None:
+    store = Store(store_url)
     store.add_campaign("c1", "c", {})
     store.add_jobs([(*_job("j1", "c1"), 1)])  # retry_invalid = 1
     lat = np.ones(10, dtype=np.int64)
@@ -197,3 +200,53 @@ def test_an_invalid_result_is_kept_and_its_job_measured_again(tmp_path: Path) ->
     assert set(rows) == {"r1", "r2"}
     assert [(rows[r].attempt, rows[r].job_result) for r in ("r1", "r2")] == [(1, 0), (2, 1)]
     assert store.verdicts("c1") == [("ok", 0, '["timings too noisy: robust CV 30%"]')]
+
+
+def test_a_failed_change_in_a_batch_rolls_back_alone(store_url: str) -> None:
+    store = Store(store_url)
+    store.add_campaign("c1", "c", {})
+    with store.batch():
+        store.add_jobs([_job("j1", "c1")])
+        with pytest.raises(DATABASE_ERRORS), store.message():
+            store.add_jobs([_job("j2", "c1")])
+            store.add_jobs([_job("j1", "c1")])  # the same id again: this message rolls back
+        store.add_jobs([_job("j3", "c1")])
+    assert [j.job_id for j in store.jobs(campaign_id="c1")] == ["j1", "j3"]
+    with pytest.raises(RuntimeError), store.batch():
+        store.add_jobs([_job("j4", "c1")])
+        raise RuntimeError("the batch fails before its commit")
+    assert store.job("j4") is None
+
+
+def test_claiming_starts_each_job_once_and_the_store_stays_consistent(store_url: str) -> None:
+    store = Store(store_url)
+    store.add_campaign("c1", "c", {})
+    store.add_jobs([_job("j1", "c1"), _job("j2", "c1")])
+    claimed = [store.claim_job("a1"), store.claim_job("a1"), store.claim_job("a1")]
+    assert [j.job_id if j else None for j in claimed] == ["j1", "j2", None]
+    assert all(j is None or (j.state is JobState.RUNNING and j.attempts == 1) for j in claimed)
+    lat = np.arange(100, 200, dtype=np.int64)
+    assert store.record_result("j1", "r1", "d", {"valid": True}, lat) is JobState.DONE
+    assert store.record_result("j1", "r1", "d", {"valid": True}, lat) is None  # redelivered
+    assert store.integrity_ok()
+    store.db.execute("UPDATE jobs SET state='done' WHERE job_id='j2'")  # done, yet no result
+    assert store.integrity_ok() is (not is_postgres(store_url))  # PRAGMA sees no damage here
+
+
+def test_upserts_keep_one_row_per_key(store_url: str) -> None:
+    store = Store(store_url)
+    store.add_model("f" * 64, "tiny", "/m/tiny.onnx", 10)
+    store.add_model("f" * 64, "other name", "/m/x.onnx", 11)  # INSERT OR IGNORE: first stays
+    assert store.model("f" * 64) == ModelRow("f" * 64, "tiny", "/m/tiny.onnx", 10)
+    store.put_cost("f" * 64, "[]", "fvcore", {"flops": 2**40}, None)
+    store.put_cost("f" * 64, "[]", "fvcore", None, "unsupported op")  # INSERT OR REPLACE
+    cost = store.cost("f" * 64, "[]")
+    assert cost is not None and (cost.cost, cost.error) == (None, "unsupported op")
+    op = {"node_name": "mm", "op_type": "MatMul", "kernel_time_us": 1.5, "flops": 2**40}
+    store.put_op_times("r1", [op])
+    store.put_op_times("r1", [{**op, "kernel_time_us": 2.5}])
+    (row,) = store.op_time_rows()
+    assert (row.kernel_time_us, row.flops) == (2.5, 2**40)  # 64-bit counts survive
+    store.put_calibration("a1", {"threads": 1, "peak_gflops": 1.0})
+    store.put_calibration("a1", {"threads": 1, "peak_gflops": 2.0})
+    assert [c.peak_gflops for c in store.calibration_rows()] == [2.0]

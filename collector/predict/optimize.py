@@ -37,6 +37,7 @@ from collector.flops.inputs import resolve_inputs
 from collector.flops.loading import load
 from collector.flops.ort_shapes import synthesize_inputs
 from collector.flops.values import Arrays, merge_shapes, missing_switches, value_arrays
+from collector.store.location import local_folder
 from shared.errors import ModelError, UsageError
 from shared.hashing import file_sha256
 from shared.input_values import InputValue, missing_value_error
@@ -100,7 +101,7 @@ def optimize_for_device(
     key = _cache_key(model_sha256, ort.__version__, opt_level, provider, shapes, input_values)
     if disabled:
         key = hashlib.sha256(f"{key} without {','.join(disabled)}".encode()).hexdigest()
-    folder = Path(cache_dir) / key
+    folder = local_folder(cache_dir) / key  # a URL's DB.predict-cache: a local cache folder
     cached = _read_entry(folder)
     if cached is None:
         cached = _build_entry(

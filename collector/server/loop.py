@@ -16,7 +16,6 @@ collector.server.handlers) answers each message and who may send it.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Sequence
 
@@ -30,6 +29,7 @@ from collector.server.registry import Registry
 from collector.server.table import ROUTES, Role, Route
 from collector.store import Store
 from collector.store.connection import StoreFull, is_full
+from collector.store.db_errors import DATABASE_ERRORS, INPUT_ERRORS
 from collector.store.model_files import ModelStore
 from shared import protocol
 from shared.errors import FlopgapError, ProtocolError, StoreError, UsageError
@@ -44,9 +44,9 @@ HEARTBEAT_S = 1.0
 MISSING_AFTER_BEATS = 5
 BATCH_MAX = 256  # messages handled per store transaction (group commit)
 REJECT_LOGS_PER_MINUTE = 10  # per peer; a flood of bad messages must not flood the log
-# sqlite3 errors a peer's message can cause (a constraint, a value SQLite cannot bind): that
-# message is refused. Any other sqlite3.DatabaseError is the store's own trouble and stops.
-_INPUT_DB_ERRORS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
+# database errors a peer's message can cause (a constraint, a value the database cannot hold):
+# that message is refused. Any other database error is the store's own trouble and stops.
+_INPUT_DB_ERRORS = INPUT_ERRORS
 
 
 class Collector:
@@ -242,7 +242,7 @@ class Collector:
         """One message, inside the guard: whatever it raises, its own changes to the store
         are rolled back (a savepoint), the replies it queued are dropped, the peer gets a
         Reject and every other message of the batch keeps its effect. Only a store that
-        fails on its own (corruption, I/O: StoreError, sqlite3.DatabaseError) stops."""
+        fails on its own (corruption, I/O: StoreError, a DATABASE_ERRORS one) stops."""
         try:
             msg = protocol.decode(frames)
         except ProtocolError as exc:
@@ -267,7 +267,7 @@ class Collector:
             raise
         except StoreError:
             raise
-        except sqlite3.DatabaseError as exc:
+        except DATABASE_ERRORS as exc:
             if not isinstance(exc, _INPUT_DB_ERRORS):
                 raise
             error: Exception = exc

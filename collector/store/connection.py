@@ -1,30 +1,37 @@
-"""The store's one SQLite connection: WAL, synchronous=FULL, one transaction per state change.
+"""The store's one connection (SQLite or PostgreSQL: collector.store.backend), one transaction
+per state change.
 
 A result is acknowledged to the agent only after its transaction commits with
 synchronous=FULL, so an acknowledged result survives a crash of the collector or the machine.
 ``batch`` groups many changes into one commit (one fsync); each change inside is a savepoint,
 so one failed change rolls back alone while the rest still commit with the batch.
 
-A full disk (SQLITE_FULL, ENOSPC, EDQUOT) is not a damaged store: it surfaces as `StoreFull`,
-which names the folder that is full and what is free there, so the collector can refuse
-writes, say so, and resume when space returns (collector.server.disk) instead of crashing.
+On PostgreSQL the same BEGIN / SAVEPOINT / COMMIT statements are the server's own, so a batch
+and its savepoints mean the same there; a commit is durable once the server says so.
+
+A full disk (SQLITE_FULL, ENOSPC, EDQUOT, PostgreSQL's disk_full) is not a damaged store: it
+surfaces as `StoreFull`, which names the folder that is full and what is free there, so the
+collector can refuse writes, say so, and resume when space returns (collector.server.disk)
+instead of crashing.
 """
 
 from __future__ import annotations
 
 import errno
-import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from collector.store import schema
+from collector.store import location
+from collector.store.backend import Connection, open_backend
+from collector.store.db_errors import DATABASE_ERRORS
 from shared.errors import StoreError
 
 SQLITE_FULL = 13  # sqlite3.h: "Insertion failed because database is full"
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+PG_DISK_FULL = "53100"  # PostgreSQL's SQLSTATE disk_full
 
 
 class StoreFull(StoreError):
@@ -59,57 +66,54 @@ def is_full(exc: BaseException) -> bool:
         if code is not None:
             return bool(code & 0xFF == SQLITE_FULL)
         return "database or disk is full" in str(exc)
+    if getattr(exc, "sqlstate", None) == PG_DISK_FULL:
+        return True
     return isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
 
 
-# A URL's scheme (two letters at least, so C:/ stays a path); Path() folds its "//" into "/".
-_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/")
-
-
 def refuse_url(path: Path | str) -> None:
-    """Refuse a database URL before anything is created: a ``postgresql://`` string taken for
-    a path made a folder ``postgresql:`` with a SQLite file in it, which two collectors given
-    that "URL" then shared."""
-    found = _URL.match(str(path))
-    if found is None:
-        return
-    raise StoreError(
-        f"--db {path} is a {found.group(1)} URL; this flopgap stores results in SQLite only",
-        hint="pass a file path, e.g. --db results.sqlite (a PostgreSQL store is issue 19, "
-        "not built yet)",
-    )
+    """Refuse a URL of a scheme no backend reads (``sqlite:///x.db``, ``mysql://``) before
+    anything is created: taken for a path, such a string made a folder ``sqlite:`` with a
+    SQLite file in it, which two collectors given that "URL" then shared."""
+    location.target(path)
 
 
 class Database:
     """Opens (creating or upgrading) the database; the base every table's reads and writes use."""
 
     def __init__(self, path: Path | str) -> None:
-        refuse_url(path)
-        self.path = Path(path)
+        self.backend = open_backend(path)
+        self.path = self.backend.path  # a local file: its folder holds what lives beside it
+        self._in_batch = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(self.path), isolation_level=None)
-            self.db.row_factory = sqlite3.Row
-            self._in_batch = False
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(schema.SCHEMA)
-            self._check_version()
+            self.db: Connection = self.backend.connect()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot open result database {self.path}: {exc}",
                 hint="pass another --db, or move the damaged file away",
             ) from exc
+        try:
+            self.backend.prepare(self.db, self.transaction)
+        except DATABASE_ERRORS as exc:
+            self.db.close()
+            raise StoreError(
+                f"cannot open result database {self.backend.name}: {exc}",
+                hint="pass another --db, or move the damaged file away",
+            ) from exc
+        except BaseException:
+            self.db.close()
+            raise
 
-    def _check_version(self) -> None:
-        schema.check_version(self.db, self.path, self.transaction)
+    @property
+    def claim_lock(self) -> str:
+        """The clause that locks the job a dispatch picks (PostgreSQL: SKIP LOCKED)."""
+        return self.backend.claim_lock
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; inside a batch, a savepoint
         (rolled back alone on error) whose changes commit with the batch."""
         if self._in_batch:
@@ -187,4 +191,6 @@ class Database:
         self.db.execute("RELEASE message")
 
     def integrity_ok(self) -> bool:
-        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        """SQLite's integrity_check; on PostgreSQL, a consistency query over jobs and results
+        (every done job has exactly one result, no result without its job or latencies)."""
+        return self.backend.integrity_ok(self.db)

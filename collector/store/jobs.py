@@ -63,19 +63,37 @@ class Jobs(Database):
         """The agent's oldest queued job of the oldest running campaign that has one.
 
         One index seek per running campaign (jobs_in_order), not a sort of every queued job:
-        this runs after each result, and a campaign may queue thousands per agent."""
+        this runs after each result, and a campaign may queue thousands per agent. Inside a
+        transaction on PostgreSQL the row is locked (SKIP LOCKED passes over one another
+        collector is claiming): `claim_job` reads and starts it that way."""
         running = self.db.execute(
             "SELECT campaign_id FROM campaigns WHERE state='running' ORDER BY created"
         ).fetchall()
         for (campaign_id,) in running:
             job = self.db.execute(
                 "SELECT * FROM jobs WHERE agent_id=? AND state='queued' AND campaign_id=? "
-                "ORDER BY created, job_id LIMIT 1",
+                "ORDER BY created, job_id LIMIT 1" + self.claim_lock,
                 (agent_id, campaign_id),
             ).fetchone()
             if job is not None:
                 return typed(JobRow, job)
         return None
+
+    def claim_job(self, agent_id: str) -> JobRow | None:
+        """Pick the agent's next queued job and start it in one transaction, so of several
+        collectors on one database only one ever starts a job (the row stays locked until
+        the commit). Returns the job as started, or None when nothing is queued."""
+        now = time.time()
+        with self.transaction() as db:
+            job = self.next_queued_job(agent_id)
+            if job is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET state='running', attempts=attempts+1, started=?, updated=? "
+                "WHERE job_id=?",
+                (now, now, job.job_id),
+            )
+        return self.job(job.job_id)
 
     def start_job(self, job_id: str) -> None:
         now = time.time()

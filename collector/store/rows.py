@@ -2,7 +2,7 @@
 the states a job and a campaign go through.
 
 Callers read attributes the type checker knows (`job.state is JobState.QUEUED`) instead of
-indexing `sqlite3.Row` by strings it cannot check. JSON columns stay as text in the row and
+indexing a database row by strings it cannot check. JSON columns stay as text in the row and
 are parsed by a property on use: `flopgap status` lists every job of a campaign each second,
 and most of those reads never look at a job's settings.
 """
@@ -10,10 +10,17 @@ and most of those reads never look at a job's settings.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+
+class NamedRow(Protocol):
+    """A row as either backend returns it: sqlite3.Row, or collector.store.postgres.Row."""
+
+    def keys(self) -> Sequence[str]: ...
+
+    def __getitem__(self, key: Any, /) -> Any: ...
 
 
 class JobState(str, Enum):
@@ -218,12 +225,12 @@ _ENUMS: dict[tuple[str, str], type[Enum]] = {
 }
 
 Row = TypeVar("Row", bound=tuple[Any, ...])
-_Plan = Callable[[sqlite3.Row], Any]
+_Plan = Callable[[NamedRow], Any]
 _PLANS: dict[tuple[type, tuple[str, ...]], _Plan] = {}
 
 
-def typed(cls: type[Row], row: sqlite3.Row) -> Row:
-    """A typed row from a sqlite3.Row, by column name (so column order cannot swap fields),
+def typed(cls: type[Row], row: NamedRow) -> Row:
+    """A typed row from a database row, by column name (so column order cannot swap fields),
     state columns made enums; a missing or extra column is a bug, and raises. The mapping is
     worked out once per row type and query shape: the server reads several rows per result."""
     key = (cls, tuple(row.keys()))
@@ -242,7 +249,7 @@ def _plan(cls: type[Row], columns: tuple[str, ...]) -> _Plan:
     enums = [(i, enum) for i, name in enumerate(fields)
              if (enum := _ENUMS.get((cls.__name__, name))) is not None]  # fmt: skip
 
-    def build(row: sqlite3.Row) -> Any:
+    def build(row: NamedRow) -> Any:
         values = [row[i] for i in order]
         for i, enum in enums:
             values[i] = enum(values[i])

@@ -7,12 +7,12 @@ in one transaction each, or refuses any other version rather than guess at its l
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.errors import StoreError
+
+if TYPE_CHECKING:
+    from collector.store.backend import Connection, Transaction
 
 # 3: latencies packed (base, width), 2's read as width 8; op_times.folded_flops (BN in convs)
 # 4: a job may keep several results (invalid attempts retried): results.job_id is no longer
@@ -84,12 +84,9 @@ CREATE INDEX IF NOT EXISTS results_by_job ON results(job_id);
 """
 
 
-def check_version(
-    db: sqlite3.Connection,
-    path: Path,
-    transaction: Callable[[], AbstractContextManager[sqlite3.Connection]],
-) -> None:
-    """Stamp a new database, upgrade schema 2 in place, refuse any other version."""
+def check_version(db: Connection, path: str, transaction: Transaction) -> None:
+    """Stamp a new database, upgrade schema 2 or 3 in place, refuse any other version (a
+    PostgreSQL store starts at 4, so only SQLite files ever take the upgrade path)."""
     row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
     if row is None:
         db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(STORE_SCHEMA_VERSION),))
@@ -117,14 +114,26 @@ def check_version(
             db.execute("PRAGMA foreign_keys=ON")
         version = 4
     if version != STORE_SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} has store schema {row[0]}, this flopgap reads {STORE_SCHEMA_VERSION}",
-            hint="use the flopgap that wrote it, or start a new database",
-        )
+        raise _other_version(path, row[0])
     db.executescript(CURRENT_INDEXES)
 
 
-def _upgrade_3_to_4(tx: sqlite3.Connection) -> None:
+def require_current(db: Connection, path: str) -> None:
+    """Refuse a store not at the current version, changing nothing: for a role that may use
+    the tables but not alter them (a PostgreSQL database made by its owner)."""
+    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    if row is None or int(row[0]) != STORE_SCHEMA_VERSION:
+        raise _other_version(path, "none" if row is None else row[0])
+
+
+def _other_version(path: str, found: object) -> StoreError:
+    return StoreError(
+        f"{path} has store schema {found}, this flopgap reads {STORE_SCHEMA_VERSION}",
+        hint="use the flopgap that wrote it, or start a new database",
+    )
+
+
+def _upgrade_3_to_4(tx: Connection) -> None:
     """Rebuild results without the UNIQUE job_id (SQLite cannot drop a constraint), each old
     result its job's only attempt, its verdict copied out of its document; add the jobs'
     invalid-retry columns (old jobs retry nothing)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import uuid
 from typing import Any
 
@@ -19,9 +18,10 @@ from collector.enrich import enrich, needs_calibration
 from collector.server.context import Context, Refused, Sender
 from collector.server.registry import AgentRecord
 from collector.store import Failure
+from collector.store.db_errors import STORE_TROUBLE
 from collector.store.rows import JobRow, JobState
 from shared import protocol
-from shared.errors import FlopgapError, ProtocolError, StoreError
+from shared.errors import FlopgapError, ProtocolError
 from shared.log_safe import safe
 from shared.result import check_document, check_latencies
 from shared.settings import parse_job_settings
@@ -163,7 +163,7 @@ def complete(ctx: Context, sender: Sender, msg: protocol.Result | protocol.JobFa
             with store.message():  # a failure rolls back the extra data alone
                 enrich(store, ctx.models, agent.agent_id, msg.result_id, job.model_sha256,
                        msg.document, json.loads(job.settings_json))  # fmt: skip
-        except (StoreError, sqlite3.DatabaseError):
+        except STORE_TROUBLE:
             raise  # the store's own trouble, not this result's
         except Exception as exc:
             log.warning("result %s: enriching failed, the result stays stored without "
