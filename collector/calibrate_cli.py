@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from collector import keys_cli
 from collector.cli_flags import add_collector_flags
+from collector.store.location import may_exist
 from shared.cli_parsers import Subparsers, command
 from shared.errors import FlopgapError, MeasurementError, UsageError
 
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     stream = out if out is not None else sys.stdout
     if args.threads < 0:
         raise UsageError(f"--threads {args.threads} must be >= 0", hint="0 is ORT's default")
-    if not args.db.exists():
+    if not may_exist(args.db):
         raise UsageError(
             f"no database at {args.db}", hint="pass the --db that `flopgap serve` uses"
         )

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from collector.costs import cost_columns, shapes_key
 from collector.flops import CONVENTION
 from collector.store import Store
+from collector.store.location import may_exist
 from shared.errors import UsageError
 from shared.verdicts import summary, tally
 
@@ -271,7 +272,7 @@ def export(
     dataset: DatasetOptions | None = None,
 ) -> int:
     """`flopgap export`: the long CSV, the wide matrices, Parquet, or a partitioned dataset."""
-    if not db.exists():
+    if not may_exist(db):
         raise UsageError(f"no database at {db}", hint="pass the --db that `flopgap serve` used")
     if csv_path is None and parquet is None and dataset is None:
         raise UsageError(

@@ -26,6 +26,7 @@ from collector.predict.kernels import train_kernels
 from collector.predict.model import apportioned
 from collector.predict.whole import Prediction
 from collector.store import Store
+from collector.store.location import may_exist
 from shared.errors import UsageError
 from shared.input_values import InputValue
 
@@ -38,9 +39,9 @@ def _opened(store: StoreLike) -> Iterator[tuple[Store, Path]]:
         yield store, Path(store.path)
         return
     path = Path(store)
-    if not path.is_file():
+    if not may_exist(store):
         raise UsageError(f"no database at {path}", hint="pass the --db that `flopgap serve` used")
-    opened = Store(path)
+    opened = Store(store)
     try:
         yield opened, path
     finally:

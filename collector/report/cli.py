@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from collector.cli_flags import add_input_flags, add_results_flags
 from collector.report.defaults import DEFAULT_THRESHOLD
+from collector.store.location import may_exist
 from shared.cli_parsers import Subparsers, command
 from shared.errors import UsageError
 
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from collector.store import Store
 
     stream = out if out is not None else sys.stdout
-    if not args.db.exists():
+    if not may_exist(args.db):
         raise UsageError(
             f"no database at {args.db}", hint="pass the --db that `flopgap serve` used"
         )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from collector.store.location import may_exist
 from collector.sweep.named import NAMED, named_sweep
 from collector.sweep.record import KernelSample, SweepSpec
 from collector.sweep.space import FAMILIES, parse_families, sample_sweep
@@ -148,7 +149,7 @@ def _scorer(args: argparse.Namespace, agents: Sequence[str]) -> Scorer | None:
     """The predictor's validation error per sample, read from --db; None without --db."""
     if args.db is None:
         return None
-    if not args.db.is_file():
+    if not may_exist(args.db):
         raise UsageError(f"no database at {args.db}", "pass the --db the collector serves")
     try:
         from collector.predict import sweep_errors
