@@ -90,6 +90,14 @@ def test_config_entries_reach_the_session(tiny_model: Path) -> None:
         )
 
 
+def test_a_flag_entry_ort_would_misread_is_refused(tiny_model: Path) -> None:
+    """ORT 1.x loads allow_spinning=maybe without a word and reads it as off."""
+    maybe = SessionSettings(session_config={"session.intra_op.allow_spinning": "maybe"})
+    with pytest.raises(UsageError, match=r"allow_spinning='maybe'.*1 \(on\)") as caught:
+        load_session(tiny_model, maybe)
+    assert "allow_spinning=0" in (caught.value.hint or "")
+
+
 def test_unknown_cpu_provider_option_is_refused_naming_it(tiny_model: Path) -> None:
     bogus = SessionSettings(providers=({"name": CPU, "options": {"no_such_option": "1"}},))
     with pytest.raises(UsageError, match=r"CPUExecutionProvider option no_such_option") as caught:

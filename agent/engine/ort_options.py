@@ -18,6 +18,14 @@ from shared.errors import UsageError
 
 ProviderArg = str | tuple[str, dict[str, str]]
 
+FLAG_KEYS = (
+    "session.intra_op.allow_spinning", "session.inter_op.allow_spinning",
+    "session.set_denormal_as_zero", "session.disable_prepacking", "session.use_env_allocators",
+    "session.disable_cpu_ep_fallback",
+)  # fmt: skip
+"""Config entries ORT reads as on when "1" and off otherwise, without checking the value: any
+other value (``allow_spinning=yes``) would silently mean off, so it is refused here."""
+
 
 def provider_list(
     provider: str, providers: Sequence[Mapping[str, Any]] | None
@@ -31,6 +39,12 @@ def provider_list(
 def add_config_entries(opts: ort.SessionOptions, config: Mapping[str, str]) -> None:
     """Each entry through ``add_session_config_entry``; ORT's refusal names the key."""
     for key, value in config.items():
+        if key in FLAG_KEYS and value not in ("0", "1"):
+            raise UsageError(
+                f"session config entry {key}={value!r}: onnxruntime reads it as 1 (on) or "
+                "anything else (off), without a word",
+                hint=f"write {key}=0 or {key}=1",
+            )
         try:
             opts.add_session_config_entry(key, value)
         except Exception as exc:  # ORT's pybind errors share no public base class
@@ -63,6 +77,15 @@ def reword(
                     hint=f"fix or drop {key} from --provider {provider['name']}:...",
                 )
     return None
+
+
+def config_error(key: str, value: str, exc: BaseException) -> UsageError:
+    """ORT's refusal of a session built with config entry ``key``, naming it."""
+    return UsageError(
+        f"session config entry {key}={value!r}: onnxruntime {ort.__version__} says: "
+        f"{_first_line(exc)}",
+        hint=f"fix or drop --session-config {key}",
+    )
 
 
 def check_taken(

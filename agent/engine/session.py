@@ -16,7 +16,7 @@ import os
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +149,36 @@ def load_session(path: Path, settings: SessionSettings) -> tuple[ort.InferenceSe
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:  # ORT's pybind errors share no public base class
         option_error = ort_options.reword(exc, settings.providers, settings.session_config)
+        option_error = option_error or _blame_config(path, settings, providers, exc)
         raise option_error or translate_ort_error(exc, path) from exc
     load_ns = time.perf_counter_ns() - t0
     ort_options.check_taken(session, settings.providers)
     return session, load_ns
+
+
+def _blame_config(
+    path: Path, settings: SessionSettings, providers: list[Any], exc: Exception
+) -> UsageError | None:
+    """The config entry a failed load is due to, found by loading with each entry alone
+    (ORT's message rarely names it: session.load_model_format=ORT says "ORT model verification
+    failed"). None when the model fails without any entry too. Only on the failure path."""
+    if not settings.session_config:
+        return None
+
+    def loads(config: Mapping[str, str]) -> bool:
+        opts = session_options(replace(settings, session_config=config))
+        try:
+            ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception:  # ORT's pybind errors share no public base class
+            return False
+        return True
+
+    if not loads({}):
+        return None
+    for key, value in settings.session_config.items():
+        if not loads({key: value}):
+            return ort_options.config_error(key, value, exc)
+    return None
 
 
 def translate_ort_error(exc: Exception, path: Path) -> ModelError:
