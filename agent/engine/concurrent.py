@@ -133,7 +133,7 @@ def _wait_for_rule(
             if not adaptive:
                 return "minimums met"
             if now >= next_check:
-                if median_ci_within(_latencies(workers), rule.target_ci or 0.0):
+                if median_ci_within(_latencies(workers).tolist(), rule.target_ci or 0.0):
                     return f"median 95% CI (time blocks) within +-{rule.target_ci:g}"
                 next_check = perf() + _CI_CHECK_EVERY_NS
         if now >= max_deadline:
