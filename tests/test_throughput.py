@@ -8,6 +8,7 @@ count as another process's load.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from agent.engine.options import settings_from_dict
 from agent.engine.verdict import Limits, SystemObservations, judge_system
 from collector.campaign import load_campaign
 from shared.errors import UsageError
-from tests.conftest import matmul_graph, save_model
+from tests.conftest import FAST, Runner, matmul_graph, save_model
 from tests.test_campaign_config import SMALLEST, write
 
 QUICK = {"min_iterations": 200, "min_seconds": 0.3, "warmup_runs": 2, "warmup_seconds": 0,
@@ -104,3 +105,20 @@ def test_a_campaign_sweeps_concurrency_and_session_config(tmp_path: Path) -> Non
     assert grid == [(1, spin), (2, spin), (1, {}), (2, {})]
     with pytest.raises(UsageError, match=r"matrix\.concurrency\[0\]: must be >= 1"):
         load_campaign(write(tmp_path, SMALLEST.replace("threads = [1, 2]", "concurrency = [0]")))
+
+
+def test_adaptive_stopping_works_under_concurrency(busy_model: Path) -> None:
+    settings = settings_from_dict({**QUICK, "concurrency": 2, "target_ci": 0.5, "max_seconds": 20})
+    doc = measure(busy_model, settings).document
+    assert doc["stop_reason"].startswith("median 95% CI") or doc["stop_reason"] == "max seconds"
+    _consistent(doc, 2)
+
+
+def test_bench_cli_measures_concurrently_and_cold(agent_cli: Runner, busy_model: Path) -> None:
+    proc = agent_cli("bench", busy_model, *FAST, "--no-power", "--threads", "1",
+                     "--concurrency", "2", "--cold-runs", "1", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["throughput"]["max_in_flight"] == 2 and doc["cold_starts"]["runs"] == 1
+    table = agent_cli("bench", busy_model, *FAST, "--no-power", "--concurrency", "2")
+    assert "inferences/s | concurrency 2 on 1 session(s)" in table.stdout, table.stderr
