@@ -104,8 +104,8 @@ def _check_foreign(
     if obs.foreign_cpu_cores is not None and obs.foreign_cpu_cores > limits.max_foreign_cpu_cores:
         reasons.append(
             f"other processes used {obs.foreign_cpu_cores:.2f} CPU cores during the window "
-            f"(limit {limits.max_foreign_cpu_cores:.2f}; our own {obs.own_threads} threads not "
-            "counted); stop them and rerun"
+            f"(limit {limits.max_foreign_cpu_cores:.2f}; our own {obs.own_threads} "
+            f"thread{'s' if obs.own_threads != 1 else ''} not counted); stop them and rerun"
         )
     if obs.cores is not None and obs.own_threads > obs.cores:
         warnings.append(
