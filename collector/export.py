@@ -19,6 +19,7 @@ from collector.costs import cost_columns, shapes_key
 from collector.flops import CONVENTION
 from collector.store import Store
 from collector.store.location import may_exist
+from shared import session_specs
 from shared.errors import UsageError
 from shared.verdicts import summary, tally
 
@@ -39,6 +40,31 @@ def _freq(which: str) -> Callable[[dict[str, Any]], Any]:
     def get(d: dict[str, Any]) -> Any:
         freq = d["system"].get("cpu_freq_mhz")
         return (min if which == "min" else max)(freq[which].values()) if freq else None
+
+    return get
+
+
+def _providers(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The provider list a result ran with; results before provider lists name one provider."""
+    return d["settings"].get("providers") or [{"name": d["settings"]["provider"], "options": {}}]
+
+
+def _provider_options(d: dict[str, Any]) -> str:
+    given = {p["name"]: p["options"] for p in _providers(d) if p["options"]}
+    return session_specs.compact(given) if given else ""
+
+
+def _section(d: dict[str, Any], key: str) -> dict[str, Any]:
+    """An optional section (``throughput``, ``cold_starts``): absent from older results, and
+    not in the declared schema (shared.result), so anything but an object reads as absent."""
+    value = d.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _cold(key: str, stat: str) -> Callable[[dict[str, Any]], Any]:
+    def get(d: dict[str, Any]) -> Any:
+        times = _section(d, "cold_starts").get(key)
+        return times.get(stat) if isinstance(times, dict) else None
 
     return get
 
@@ -92,6 +118,20 @@ DOCUMENT_COLUMNS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "started_at": lambda d: d.get("started_at"),
     "finished_at": lambda d: d.get("finished_at"),
     "schema_version": lambda d: d["schema_version"],
+    "providers": lambda d: ",".join(p["name"] for p in _providers(d)),
+    "provider_options": _provider_options,
+    "session_config": lambda d: session_specs.pairs_text(d["settings"].get("session_config") or {}),
+    "concurrency": lambda d: d["settings"].get("concurrency", 1),
+    "sessions": lambda d: d["settings"].get("sessions", 1),
+    "inferences_per_s": lambda d: _section(d, "throughput").get("inferences_per_s"),
+    "cold_runs": lambda d: _section(d, "cold_starts").get("runs"),
+    "cold_load_p50_ms": _cold("load_ms", "p50"),
+    "cold_load_p90_ms": _cold("load_ms", "p90"),
+    "cold_load_max_ms": _cold("load_ms", "max"),
+    "cold_first_inference_p50_ms": _cold("first_inference_ms", "p50"),
+    "cold_first_inference_p90_ms": _cold("first_inference_ms", "p90"),
+    "cold_first_inference_max_ms": _cold("first_inference_ms", "max"),
+    "page_cache": lambda d: _section(d, "cold_starts").get("page_cache"),
 }
 
 
@@ -179,6 +219,12 @@ COLUMNS: tuple[str, ...] = (
     # the system description (DESCRIPTOR_COLUMNS), from the agent's device descriptor
     "power_mode", "power_mode_id", "l4t", "jetpack", "jetson_clocks", "gpu", "dla",
     "pi_firmware", "throttled", "isa", "power_supply", "policy_governors",
+    # how the session was built (provider list, their options as JSON, session config entries
+    # as k=v;k=v), the throughput run and its rate, and the cold starts with their page cache
+    "providers", "provider_options", "session_config", "concurrency", "sessions",
+    "inferences_per_s", "cold_runs", "cold_load_p50_ms", "cold_load_p90_ms", "cold_load_max_ms",
+    "cold_first_inference_p50_ms", "cold_first_inference_p90_ms", "cold_first_inference_max_ms",
+    "page_cache",
     # new columns go here, and only here
 )  # fmt: skip
 
@@ -186,6 +232,9 @@ COLUMNS: tuple[str, ...] = (
 UNITS = {
     "macs": "multiply-accumulates per inference",
     "unique_bytes": "bytes of distinct tensors (weights + activations) per inference",
+    "inferences_per_s": "requests completed per second over the steady window, all threads",
+    "concurrency": "threads calling run at once (latency figures are per request)",
+    "cold_runs": "fresh processes that each loaded the model and ran it once",
     "flops": "floating-point operations per inference (convention below)",
     "flops_2mac": "2 x macs (what Ultralytics reports as FLOPs)",
     "params": "elements of floating-point initializers",

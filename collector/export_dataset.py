@@ -32,13 +32,14 @@ DEFAULT_PARTITION = PARTITION_KEYS
 
 _INT = {"logical_cores", "threads", "inter_threads", "warmup_n", "n", "schema_version", "macs",
         "flops", "flops_2mac", "params", "bytes", "unique_bytes", "repeat", "attempt",
-        "job_result", "power_mode_id", "dla"}  # fmt: skip
+        "job_result", "power_mode_id", "dla", "concurrency", "sessions", "cold_runs"}  # fmt: skip
 _STR = {"result_id", "job_id", "status", "error_kind", "error", "agent_id", "device_id",
         "model_name", "model_sha256", "hostname", "board", "cpu_model", "arch", "onnxruntime",
         "provider", "opt_level", "input_shapes", "invalid_reasons", "governor", "started_at",
         "finished_at", "flops_error", "campaign_id", "power_source", "power_mode", "l4t",
         "jetpack", "jetson_clocks", "gpu", "pi_firmware", "throttled", "isa", "power_supply",
-        "policy_governors"}  # fmt: skip
+        "policy_governors", "providers", "provider_options", "session_config",
+        "page_cache"}  # fmt: skip
 
 
 def _type(column: str) -> pa.DataType:

@@ -15,10 +15,11 @@ only, so the collector reads it without loading onnxruntime.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shared import session_specs
 from shared.errors import UsageError
 from shared.input_values import values_from_wire
 
@@ -38,7 +39,14 @@ same level by the same word; plain strings, since this module must not load onnx
 OPT_LEVELS: tuple[str, ...] = tuple(ORT_LEVEL_NAMES)
 """onnxruntime's graph optimisation levels, by the names users write, weakest first."""
 
-GROUPS = ("session", "measurement", "separate passes after the timed runs", "power")
+GROUPS = (
+    "session",
+    "measurement",
+    "throughput",
+    "separate passes after the timed runs",
+    "cold starts (a separate pass: fresh processes)",
+    "power",
+)
 """The argparse groups of the agent's measurement flags, in the order `--help` shows them."""
 
 
@@ -105,6 +113,8 @@ class Setting:
     flag: str | None = None
     metavar: str | None = None
     campaign: str | None = None
+    parse: Callable[[str], Any] | None = None
+    """Set for a flag that may repeat: it parses one occurrence (the flag's value is a list)."""
 
     def help_text(self) -> str | None:
         """The help with ``{default}`` filled in (as ``%g``: 2.0 shows as 2)."""
@@ -122,8 +132,18 @@ SETTINGS: tuple[Setting, ...] = (
             _flag("threads"), campaign="matrix"),
     Setting("inter_threads", int, 0, COUNT, "inter-op threads (0: default)", "session", "both",
             _flag("inter_threads"), campaign="matrix"),
-    Setting("provider", str, "CPUExecutionProvider", None, "execution provider", "session",
-            "both", _flag("provider"), campaign="matrix"),
+    Setting("provider", str, "CPUExecutionProvider", None, None, "session", "both",
+            campaign="matrix"),
+    Setting("providers", list, None, None,
+            "execution provider, with ORT provider options; repeat for an ordered list of "
+            "providers to try (default CPUExecutionProvider)", "session", "both", "--provider",
+            metavar="NAME[:KEY=VALUE,...]", campaign="measure",
+            parse=session_specs.parse_provider_flag),
+    Setting("session_config", dict, {}, None,
+            "an ORT session config entry (SessionOptions.add_session_config_entry), e.g. "
+            "session.intra_op.allow_spinning=0; repeats", "session", "both",
+            _flag("session_config"), metavar="KEY=VALUE", campaign="measure",
+            parse=session_specs.parse_config_flag),
     Setting("opt_level", str, "all", Rule(choices=OPT_LEVELS),
             "graph optimisation level (default: all)", "session", "both", _flag("opt_level"),
             campaign="matrix"),
@@ -158,6 +178,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_foreign_cpu_cores", float, 0.25, AMOUNT,
             "CPU cores other processes may use before a result is invalid", "measurement",
             "both", "--max-foreign-cpu", campaign="measure"),
+    Setting("concurrency", int, 1, POSITIVE_COUNT,
+            "N threads call run at once, each timing its own requests; the latency figures "
+            "are per request, beside inferences/s (default {default})", "throughput", "both",
+            _flag("concurrency"), metavar="N", campaign="matrix"),
+    Setting("sessions", int, 1, POSITIVE_COUNT,
+            "sessions the --concurrency threads share round-robin; = N gives one session per "
+            "thread, at one more copy of the weights and arena each (default {default})",
+            "throughput", "both", _flag("sessions"), metavar="N", campaign="matrix"),
     Setting("profile_ops", bool, False, None,
             "run ORT's per-op profiler in a separate pass (never in the statistics)",
             "separate passes after the timed runs", "both", _flag("profile_ops"),
@@ -165,6 +193,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("calibrate", bool, False, None,
             "measure this device's peak GFLOP/s and memory bandwidth too",
             "separate passes after the timed runs", "both", _flag("calibrate")),
+    Setting("cold_runs", int, 0, COUNT,
+            "K fresh processes each load the model and run it once: the distribution of load "
+            "and first-inference times (default {default}: none)",
+            "cold starts (a separate pass: fresh processes)", "both", _flag("cold_runs"),
+            metavar="K", campaign="measure"),
+    Setting("drop_caches", bool, False, None,
+            "drop the OS page cache before each cold run (needs root: writes "
+            "/proc/sys/vm/drop_caches; a refusal is stated in the result)",
+            "cold starts (a separate pass: fresh processes)", "both", _flag("drop_caches"),
+            campaign="measure"),
     Setting("power", bool, True, None, "do not sample power even where the board has a sensor",
             "power", "agent", "--no-power"),
     Setting("power_rate_hz", float, 100.0, POSITIVE,
@@ -197,7 +235,10 @@ def add_flags(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGr
         if s.flag is None or s.group is None:
             continue
         kwargs: dict[str, Any] = {"dest": s.name, "help": s.help_text()}
-        if s.type is bool:
+        if s.parse is not None:
+            kwargs |= {"action": "append", "type": s.parse, "default": None,
+                       "metavar": s.metavar}  # fmt: skip
+        elif s.type is bool:
             kwargs["action"] = "store_false" if s.default else "store_true"
         else:
             kwargs["default"] = s.default
@@ -216,6 +257,10 @@ def _convert(s: Setting, value: Any) -> Any:
         if value is not None and not isinstance(value, Mapping):
             raise UsageError(f"input_values is {type(value).__name__}, not a table of inputs")
         return values_from_wire(value)
+    if s.name == "providers":
+        return session_specs.providers_from_wire(value)
+    if s.name == "session_config":
+        return session_specs.config_from_wire(value)
     if s.type is dict:  # input_shapes: input name -> elements per axis
         return {str(k): tuple(int(x) for x in v) for k, v in dict(value or {}).items()}
     if value is None and s.default is None:
@@ -241,6 +286,9 @@ def parse_job_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
         for s in SETTINGS:
             if s.side != "collector":
                 values[s.name] = _convert(s, raw.get(s.name, s.default))
+        values["provider"], values["providers"] = session_specs.simplest(
+            values["provider"], values["providers"]
+        )
     except (TypeError, ValueError) as exc:
         raise UsageError(f"bad measurement setting: {exc}") from exc
     problems = [
@@ -250,4 +298,9 @@ def parse_job_settings(raw: Mapping[str, Any]) -> dict[str, Any]:
     ]
     if problems:
         raise UsageError("; ".join(problems))
+    if values["sessions"] > values["concurrency"]:
+        raise UsageError(
+            f"--sessions {values['sessions']} is more than --concurrency {values['concurrency']}",
+            hint="give each session at least one thread: --sessions at most --concurrency",
+        )
     return values

@@ -75,6 +75,7 @@ REFUSED: dict[str, tuple[Any, str]] = {
     "max_cv": (0.0, "--max-cv must be > 0"),
     "max_foreign_cpu_cores": (-0.25, "--max-foreign-cpu must be >= 0"),
     "target_ci": (1.0, "--target-ci must be a fraction between 0 and 1, e.g. 0.01"),
+    "cold_runs": (-1, "--cold-runs must be >= 0"),
 }
 
 

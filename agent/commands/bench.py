@@ -112,7 +112,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     values = parse_values(args.input_value, args.input_file)
     settings = settings_from_args(args, shapes, values)
     check_model_file(args.model)  # before a wait for the device, not after it
-    check_provider(settings.session.provider)
+    check_provider(settings.session)
     with DeviceLock(f"flopgap-agent bench {args.model.name}") as lock:
         try:
             lock.acquire(args.lock_timeout, on_wait=_say)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import onnxruntime as ort
+import psutil
 
 from agent.board import device
 from agent.engine.sampler import SamplerReport
@@ -45,6 +46,8 @@ def build(
         foreign_cpu_cores=cpu.foreign_cores,
         steal_fraction=cpu.steal_fraction,
         board_throttle=board_throttle(phases["power"]),
+        own_threads=own_threads(settings),
+        cores=psutil.cpu_count(logical=True),
     )
     valid, reasons, warnings = judge(obs, settings.limits)
     warm = phases["warm"]
@@ -63,17 +66,25 @@ def build(
         "steady_seconds": (steady.end_ns - steady.start_ns) / 1e9,
         "stop_reason": steady.stop_reason,
         "latency_ms": stats,
+        "throughput": phases["throughput"],
         "percentile_definition": PERCENTILE_DEFINITION,
         "memory": memory,
         "valid": valid,
         "invalid_reasons": reasons,
         "warnings": warnings,
-        "system": _system(report, phases),
+        "system": _system(report, phases, settings),
         "device": device.describe(settings.root),
         "settings": settings.as_dict(wire_values=False),
         "power": phases["power"],
         "power_unavailable_reason": phases["power_reason"],
     }
+
+
+def own_threads(settings: MeasureSettings) -> int:
+    """How many threads of ours may run at once: each of the --concurrency callers runs its
+    request on up to --threads intra-op threads (ORT's default: one per physical core)."""
+    intra = settings.session.threads or psutil.cpu_count(logical=False) or 1
+    return settings.concurrency * intra
 
 
 def inputs_used(
@@ -102,7 +113,9 @@ def inputs_used(
     return out
 
 
-def _system(report: SamplerReport, phases: dict[str, Any]) -> dict[str, Any]:
+def _system(
+    report: SamplerReport, phases: dict[str, Any], settings: MeasureSettings
+) -> dict[str, Any]:
     cpu = phases["cpu"]
     freqs = report.freq_max_mhz
     return {
@@ -118,6 +131,7 @@ def _system(report: SamplerReport, phases: dict[str, Any]) -> dict[str, Any]:
         "temperatures_max_c": report.temp_max_c or None,
         "cpu_util_percent": cpu.util_percent,
         "own_cpu_cores": cpu.own_cores,
+        "own_threads": own_threads(settings),
         "foreign_cpu_cores": cpu.foreign_cores,
         "steal_fraction": cpu.steal_fraction,
         "loadavg_start": phases["loadavg"][0],

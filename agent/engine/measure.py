@@ -19,7 +19,7 @@ import onnxruntime as ort
 import psutil
 
 from agent import inputs
-from agent.engine import cpu_window, document, timing
+from agent.engine import concurrent, cpu_window, document, timing
 from agent.engine.sampler import Sampler, SamplerReport
 from agent.engine.session import SessionSettings, describe_ort_error, load_session
 from agent.engine.verdict import Limits
@@ -54,8 +54,12 @@ class MeasureSettings:
     power: bool = True
     power_rate_hz: float = 100.0
     idle_seconds: float = 1.0
+    concurrency: int = 1
+    sessions: int = 1
     profile_ops: bool = False
     calibrate: bool = False
+    cold_runs: int = 0
+    drop_caches: bool = False
     root: str = field(default_factory=default_root)
 
     def as_dict(self, wire_values: bool = True) -> dict[str, Any]:
@@ -125,7 +129,15 @@ def measure(
             settings.seed,
         )
         run, outputs, feed_dict = _runner(session, feeds)
-        phases = _timed_phases(run, outputs, feed_dict, settings, sampler, on_progress, session)
+        extra = [
+            load_session(model_path, settings.session)[0] for _ in range(settings.sessions - 1)
+        ]
+        rss_after_sessions = memory.rss_mb(process)
+        runs = [run, *(_runner(other, feeds)[0] for other in extra)]
+        phases = _timed_phases(runs, outputs, feed_dict, settings, sampler, on_progress, session)
+        phases["throughput"]["extra_session_mb"] = (
+            (rss_after_sessions - rss_after_load) / len(extra) if extra else None
+        )
         if power_sampler is not None:
             steady = phases["steady"]
             power_result = power_sampler.window(
@@ -150,7 +162,7 @@ def measure(
         {
             "rss_before_mb": rss_before,
             "rss_after_load_mb": rss_after_load,
-            "peak_rss_mb": max(report.peak_rss_mb, rss_after_load),
+            "peak_rss_mb": max(report.peak_rss_mb, rss_after_sessions),
             "hwm_mb": hwm,
             "method": _memory_method(report, hwm_method, hwm_reset),
         },
@@ -180,6 +192,10 @@ def _extra_passes(
         doc["op_profile"] = profile.document
         doc["op_profile"]["optimized_model_file"] = str(profile.optimized_model)
         profile.profile_file.unlink(missing_ok=True)
+    if settings.cold_runs:
+        from agent.engine.cold_starts import cold_starts
+
+        doc["cold_starts"] = cold_starts(model_path, settings)
     if settings.calibrate:
         from agent.engine.calibrate import calibrate
 
@@ -200,7 +216,7 @@ def _open_power(settings: MeasureSettings) -> tuple[PowerSampler | None, str | N
 
 
 def _timed_phases(
-    run: Any,
+    runs: list[Any],
     outputs: Any,
     feeds: Any,
     settings: MeasureSettings,
@@ -213,9 +229,11 @@ def _timed_phases(
     The sampler goes quiet for the steady window (agent.engine.sampler: at threads = cores
     its wakeups are what slowed ORT); its edge samples come before the start counters and
     after the end counters, so the counters bracket the window as tightly as possible.
+    ``runs`` holds one run function per session; the first is the one timed cold.
     """
     cpu_dirs = cpufreq.cpu_dirs(settings.root)
     process = psutil.Process()
+    run = runs[0]
     try:
         with timing.gc_paused():
             first_ns = timing.time_once(run, outputs, feeds)
@@ -224,11 +242,15 @@ def _timed_phases(
             warm = timing.warm_up(
                 run, outputs, feeds, settings.warmup_runs, settings.warmup_seconds
             )
+            for other in runs[1:]:  # each further session once cold, then its warm-up runs
+                timing.warm_up(other, outputs, feeds, settings.warmup_runs + 1, 0.0)
             sampler.quiet()
             try:
                 throttle_before = cpufreq.throttle_count(cpu_dirs)
                 cpu_start = cpu_window.snapshot(process)
-                steady = timing.steady_state(run, outputs, feeds, settings.stop, on_progress)
+                steady, starts, per_thread = concurrent.steady_window(
+                    runs, outputs, feeds, settings.concurrency, settings.stop, on_progress
+                )
                 cpu_end = cpu_window.snapshot(process)
                 throttle_after = cpufreq.throttle_count(cpu_dirs)
             finally:
@@ -249,7 +271,11 @@ def _timed_phases(
         "cpu": cpu_window.between(cpu_start, cpu_end),
         "loadavg": (cpu_start.loadavg, cpu_end.loadavg),
         "throttle": throttle,
-    }
+        "throughput": concurrent.throughput(
+            steady, settings.concurrency, settings.sessions, per_thread,
+            1 if starts is None else concurrent.max_in_flight(starts, steady.latencies_ns),
+        ),
+    }  # fmt: skip
 
 
 def _memory_method(report: SamplerReport, hwm_method: str, hwm_reset: bool) -> str:

@@ -45,6 +45,7 @@ def settings_from_args(
     """MeasureSettings from parsed flags (each flag's dest is its setting's name) and the
     ``--input-value``/``--input-file`` values (already parsed: a local file is not re-encoded)."""
     raw = {key: value for key, value in vars(args).items() if key in SETTING_KEYS}
+    raw["session_config"] = dict(raw.get("session_config") or [])  # repeated key=value pairs
     raw["input_shapes"] = {k: list(v) for k, v in shapes.items()}
     raw.pop("input_values", None)
     settings = settings_from_dict(raw, root=args.sysfs_root)

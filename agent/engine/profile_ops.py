@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import onnxruntime as ort
 
 from agent import inputs
+from agent.engine.ort_options import provider_list
 from agent.engine.session import (
     SessionSettings,
     check_model_file,
@@ -86,7 +87,7 @@ def profile_ops(
         raise UsageError("profile needs runs >= 1 and warmup_runs >= 0")
     model_path, work_dir = Path(model_path), Path(work_dir)
     check_model_file(model_path)
-    check_provider(session_settings.provider)
+    check_provider(session_settings)
     work_dir.mkdir(parents=True, exist_ok=True)
     optimized = work_dir / f"{model_path.stem}.optimized.onnx"
     opts = session_options(session_settings)
@@ -94,9 +95,8 @@ def profile_ops(
     opts.profile_file_prefix = str(work_dir / f"{model_path.stem}.profile")
     opts.optimized_model_filepath = str(optimized)
     try:
-        session = ort.InferenceSession(
-            str(model_path), sess_options=opts, providers=[session_settings.provider]
-        )
+        providers = provider_list(session_settings.provider, session_settings.providers)
+        session = ort.InferenceSession(str(model_path), sess_options=opts, providers=providers)
     except Exception as exc:  # ORT's pybind errors share no public base class
         raise translate_ort_error(exc, model_path) from exc
     shapes, feeds = inputs.model_feeds(

@@ -15,13 +15,15 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
 import psutil
 
+from agent.engine import ort_options
 from shared.errors import ModelError, ProviderError, UsageError
 from shared.settings import OPT_LEVELS, ORT_LEVEL_NAMES
 
@@ -33,12 +35,23 @@ _ORT_LEVELS: dict[str, ort.GraphOptimizationLevel] = {
 
 @dataclass(frozen=True)
 class SessionSettings:
-    """How a session is built. threads=0 means ORT's own default (one per physical core)."""
+    """How a session is built. threads=0 means ORT's own default (one per physical core).
+
+    ``providers`` is None for ``provider`` alone, without options; otherwise the ordered list
+    ORT tries (``shared.session_specs``' wire form), whose first is ``provider``.
+    ``session_config`` holds ``SessionOptions.add_session_config_entry`` entries.
+    """
 
     provider: str = "CPUExecutionProvider"
+    providers: tuple[dict[str, Any], ...] | None = None
+    session_config: Mapping[str, str] = field(default_factory=dict)
     threads: int = 0
     inter_threads: int = 0
     opt_level: str = "all"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.providers, list):  # the wire's list, kept immutable here
+            object.__setattr__(self, "providers", tuple(self.providers))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,14 +72,20 @@ def describe_ort_error(exc: BaseException) -> str:
     return (where + detail)[:300]
 
 
-def check_provider(provider: str) -> None:
-    """Refuse a provider this onnxruntime build lacks, listing the ones it has."""
+def check_provider(provider: str | SessionSettings) -> None:
+    """Refuse a provider this onnxruntime build lacks (each of a settings' provider list),
+    listing the ones it has."""
     available = ort.get_available_providers()
-    if provider not in available:
-        raise ProviderError(
-            f"execution provider {provider!r} is not available in onnxruntime {ort.__version__}",
-            hint=f"choose one of: {', '.join(available)}",
-        )
+    if isinstance(provider, SessionSettings):
+        names = [p["name"] for p in provider.providers or [{"name": provider.provider}]]
+    else:
+        names = [provider]
+    for name in names:
+        if name not in available:
+            raise ProviderError(
+                f"execution provider {name!r} is not available in onnxruntime {ort.__version__}",
+                hint=f"choose one of: {', '.join(available)}",
+            )
 
 
 def session_options(settings: SessionSettings) -> ort.SessionOptions:
@@ -81,6 +100,7 @@ def session_options(settings: SessionSettings) -> ort.SessionOptions:
     opts.intra_op_num_threads = settings.threads
     opts.inter_op_num_threads = settings.inter_threads
     opts.graph_optimization_level = _ORT_LEVELS[settings.opt_level]
+    ort_options.add_config_entries(opts, settings.session_config)
     # Fatal only: ORT's errors arrive as exceptions, which we turn into one clear line.
     opts.log_severity_level = 4
     return opts
@@ -121,14 +141,44 @@ def check_model_file(path: Path) -> None:
 def load_session(path: Path, settings: SessionSettings) -> tuple[ort.InferenceSession, int]:
     """Load `path` into a session; returns it with the load time in nanoseconds."""
     check_model_file(path)
-    check_provider(settings.provider)
+    check_provider(settings)
     opts = session_options(settings)
+    providers = ort_options.provider_list(settings.provider, settings.providers)
     t0 = time.perf_counter_ns()
     try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=[settings.provider])
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as exc:  # ORT's pybind errors share no public base class
-        raise translate_ort_error(exc, path) from exc
-    return session, time.perf_counter_ns() - t0
+        option_error = ort_options.reword(exc, settings.providers, settings.session_config)
+        option_error = option_error or _blame_config(path, settings, providers, exc)
+        raise option_error or translate_ort_error(exc, path) from exc
+    load_ns = time.perf_counter_ns() - t0
+    ort_options.check_taken(session, settings.providers)
+    return session, load_ns
+
+
+def _blame_config(
+    path: Path, settings: SessionSettings, providers: list[Any], exc: Exception
+) -> UsageError | None:
+    """The config entry a failed load is due to, found by loading with each entry alone
+    (ORT's message rarely names it: session.load_model_format=ORT says "ORT model verification
+    failed"). None when the model fails without any entry too. Only on the failure path."""
+    if not settings.session_config:
+        return None
+
+    def loads(config: Mapping[str, str]) -> bool:
+        opts = session_options(replace(settings, session_config=config))
+        try:
+            ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception:  # ORT's pybind errors share no public base class
+            return False
+        return True
+
+    if not loads({}):
+        return None
+    for key, value in settings.session_config.items():
+        if not loads({key: value}):
+            return ort_options.config_error(key, value, exc)
+    return None
 
 
 def translate_ort_error(exc: Exception, path: Path) -> ModelError:

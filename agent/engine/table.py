@@ -9,6 +9,29 @@ def _f(value: float | None, fmt: str = ".3f", unit: str = "") -> str:
     return "n/a" if value is None else f"{value:{fmt}}{unit}"
 
 
+def _throughput(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """Inferences/s, with how many threads and sessions made it (latencies are per request)."""
+    tp = doc.get("throughput")
+    if not tp:
+        return []
+    return [("throughput", f"{_f(tp['inferences_per_s'], '.1f')} inferences/s | concurrency "
+             f"{tp['concurrency']} on {tp['sessions']} session(s), {tp['max_in_flight']} in "
+             "flight at most")]  # fmt: skip
+
+
+def _cold(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    cold = doc.get("cold_starts")
+    if not cold:
+        return []
+    load, first = cold["load_ms"], cold["first_inference_ms"]
+    note = f" ({cold['page_cache_note']})" if cold["page_cache_note"] else ""
+    return [
+        ("cold starts", f"{cold['runs']} fresh processes, page cache {cold['page_cache']}{note}"),
+        ("  load (ms)", f"p50 {load['p50']:.2f}  p90 {load['p90']:.2f}  max {load['max']:.2f}"),
+        ("  first (ms)", f"p50 {first['p50']:.3f}  p90 {first['p90']:.3f}  max {first['max']:.3f}"),
+    ]
+
+
 def render(doc: dict[str, Any]) -> str:
     """A compact two-column table of one result."""
     m, dev, s, lat, mem, sysinfo = (
@@ -42,6 +65,7 @@ def render(doc: dict[str, Any]) -> str:
         ("first inference", f"{doc['first_inference_ms']:.3f} ms"),
         ("warm-up", f"{doc['warmup']['n']} runs in {doc['warmup']['ms']:.1f} ms"),
         ("steady state", f"{lat['n']} runs in {doc['steady_seconds']:.2f} s"),
+        *_throughput(doc),
         ("latency (ms)", f"p50 {lat['p50']:.3f}{ci_text}"),
         ("", f"p90 {lat['p90']:.3f}  p95 {lat['p95']:.3f}  p99 {lat['p99']:.3f}"),
         (
@@ -67,6 +91,7 @@ def render(doc: dict[str, Any]) -> str:
             if doc["power"] is None
             else f"{doc['power'].get('avg_w', 'n/a')} W",
         ),
+        *_cold(doc),
         ("verdict", "VALID" if doc["valid"] else "INVALID"),
     ]
     rows += [("  reason", r) for r in doc["invalid_reasons"]]

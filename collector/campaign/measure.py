@@ -10,8 +10,11 @@ the spec.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from collector.campaign.tables import Table
+from shared import session_specs
+from shared.errors import UsageError
 from shared.settings import BY_NAME, MEASURE_KEYS, Setting
 
 _ON_SPEC = ("repeats", "target_ci", "profile_ops")
@@ -21,7 +24,7 @@ _ON_SPEC = ("repeats", "target_ci", "profile_ops")
 class Measure:
     """The ``[measure]`` table: the job settings written there, and the collector's own keys."""
 
-    settings: dict[str, int | float]
+    settings: dict[str, Any]
     repeats: int = 1
     target_ci: float | None = None
     profile_ops: bool = False
@@ -38,12 +41,32 @@ def read_setting(table: Table, setting: Setting) -> int | float | None:
     return int(value) if setting.type is int else float(value)
 
 
+def _read(table: Table, setting: Setting) -> Any:
+    """A ``[measure]`` value of any setting type: numbers by their rule, a flag, a provider
+    list (``providers = [{name = "...", options = {...}}]``) or a table of config entries."""
+    if setting.type is bool:
+        return table.get(setting.name, "true or false")
+    if setting.type not in (list, dict):
+        return read_setting(table, setting)
+    if setting.name not in table.raw:
+        return None
+    parse = (
+        session_specs.providers_from_wire
+        if setting.type is list
+        else session_specs.config_from_wire
+    )
+    try:
+        return parse(table.raw[setting.name])
+    except UsageError as exc:
+        raise table.error(setting.name, exc.message, exc.hint or "see the README") from exc
+
+
 def read_measure(top: Table) -> Measure:
     """The ``[measure]`` table (optional: the agent's defaults apply to what is not written)."""
     table = top.table("measure", MEASURE_KEYS)
-    settings: dict[str, int | float] = {}
+    settings: dict[str, Any] = {}
     for key in MEASURE_KEYS:
-        value = None if key in _ON_SPEC else read_setting(table, BY_NAME[key])
+        value = None if key in _ON_SPEC else _read(table, BY_NAME[key])
         if value is not None:
             settings[key] = value
     if settings.get("min_seconds", 0.0) > settings.get("max_seconds", float("inf")):

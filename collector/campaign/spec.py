@@ -53,7 +53,7 @@ class CampaignSpec:
     description: str = ""
     input_shapes: dict[str, Shapes] = field(default_factory=dict)
     input_values: dict[str, dict[str, InputValue]] = field(default_factory=dict)
-    measure: dict[str, int | float] = field(default_factory=dict)
+    measure: dict[str, Any] = field(default_factory=dict)
     repeats: int = 1
     timeout_s: float = 600.0
     retries: int = 2

@@ -34,6 +34,7 @@ KINDS: dict[str, Callable[[Any], bool]] = {
     "a string": lambda v: isinstance(v, str),
     "true or false": lambda v: isinstance(v, bool),
     "a table": lambda v: isinstance(v, dict),
+    "a provider": lambda v: isinstance(v, str | dict | list),  # a name, a table or a list
 }
 
 _PLURALS = {"an integer": "integers", "a number": "numbers", "a string": "strings"}
