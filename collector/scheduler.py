@@ -3,15 +3,17 @@
 A submitted campaign carries its expanded job list (model x settings x repeat; the client
 expands it because only the client can read the model files) and a target selector. Every
 matching agent gets its own copy of the job list, at submission for agents already known and
-at registration for agents that join later. Jobs queue per agent: measurements never overlap
-on a device, and a device's results always come from that device.
+at registration for agents that join later, and (collectors sharing a store) on the heartbeat
+tick of the collector holding an agent, for campaigns another collector accepted. Jobs queue
+per agent: measurements never overlap on a device, and a device's results always come from
+that device.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -126,13 +128,21 @@ def expand_for_agent(
     attempts = 1 + int(payload["retries"])
     retry_invalid = int(payload.get("retry_invalid", 0))
     rows = [
-        (uuid.uuid4().hex, campaign.campaign_id, agent_id, job["sha256"], job["model"],
-         job["settings"], int(job["repeat"]), attempts, float(payload["timeout_s"]),
-         retry_invalid)
-        for job in payload["jobs"]
+        (job_id(campaign.campaign_id, agent_id, index), campaign.campaign_id, agent_id,
+         job["sha256"], job["model"], job["settings"], int(job["repeat"]), attempts,
+         float(payload["timeout_s"]), retry_invalid)
+        for index, job in enumerate(payload["jobs"])
     ]  # fmt: skip
     store.add_jobs(rows)
     return len(rows)
+
+
+def job_id(campaign_id: str, agent_id: str, index: int) -> str:
+    """A job's id, the same in every collector: two collectors sharing a store that expand
+    one campaign for one agent at once write the same rows, and the second write is a no-op
+    (collector.store.jobs.add_jobs) instead of a second copy of the agent's jobs."""
+    key = f"{campaign_id}\0{agent_id}\0{index}".encode()
+    return hashlib.sha256(key).hexdigest()[:32]
 
 
 def unsatisfiable(

@@ -4,10 +4,10 @@ One file per board, written by `flopgap-agent enroll` and read by `run`, `doctor
 `service install`. TOML (``*.toml``; tomllib on Python 3.11+, tomli on 3.10) or INI (any other
 suffix, one ``[agent]`` section and an optional ``[tags]`` section)::
 
-    collector = "tcp://collector.lan:5555"
+    collector = "tcp://collector.lan:5555"   # or a list: ["tcp://a:5555", "tcp://b:5555"]
     name = "pi5-a"
     keys = "pi5-a.key_secret"          # relative paths are relative to this file's folder
-    collector_key = "collector.key"
+    collector_key = "collector.key"          # or one per collector, in the same order
     spool = "/home/pi/.local/state/flopgap/pi5-a/spool"
     cache = "/home/pi/.cache/flopgap/models"
     cache_max_mb = 2048
@@ -15,6 +15,11 @@ suffix, one ``[agent]`` section and an optional ``[tags]`` section)::
     device_lock = "/run/lock/flopgap/device.lock"   # optional: agent.board.device_lock
     [tags]
     board = "pi5"
+
+A list of collectors (collectors sharing one store) is tried in order by `run`, moving on
+when one is gone for the heartbeat timeout (agent.link.endpoints); in INI, separate them with
+commas. Readers that take one collector (`doctor`, `enroll`) see the first: `collector` and
+`collector_key` hold the first entry, `collectors` and `collector_keys` every one.
 
 Flags given on the command line override the file. An unknown key is an error that names it,
 so a typo never silently falls back to a default.
@@ -39,6 +44,7 @@ STRINGS = ("collector", "name")
 PATHS = ("keys", "collector_key", "spool", "cache", "device_lock")
 INTS = ("cache_max_mb", "memory_limit_mb", "max_message_mb", "spool_max_mb")
 BOOLS = ("insecure",)
+LISTS = ("collector", "collector_key")  # one, or a list: several collectors sharing a store
 KEYS = (*STRINGS, *PATHS, *INTS, *BOOLS, "tags")
 
 
@@ -85,6 +91,9 @@ def _parse_ini(text: str, path: Path) -> dict[str, Any]:
     for key in BOOLS:
         if key in raw:
             raw[key] = parser.getboolean("agent", key)
+    for key in LISTS:
+        if key in raw and "," in raw[key]:
+            raw[key] = [part.strip() for part in raw[key].split(",") if part.strip()]
     return raw
 
 
@@ -109,17 +118,34 @@ def check(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         want: type | tuple[type, ...] = (
             str if key in STRINGS or key in PATHS else int if key in INTS else bool
         )
-        if key == "tags":
+        if key in LISTS and isinstance(value, list):
+            _check_list(settings, key, value, path)
+        elif key == "tags":
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise UsageError(f"{path}: tags must be a table of strings")
             settings[key] = dict(value)
         elif not isinstance(value, want) or (want is int and isinstance(value, bool)):
             raise UsageError(f"{path}: {key} must be {want.__name__}, not {value!r}")  # type: ignore[union-attr]
         elif key in PATHS:
-            settings[key] = (path.parent / Path(str(value)).expanduser()).absolute()
+            settings[key] = _path(value, path)
         else:
             settings[key] = value
+        if key in LISTS and not isinstance(value, list):
+            settings[f"{key}s"] = [settings[key]]
     return settings
+
+
+def _path(value: object, config: Path) -> Path:
+    """A path from the file, relative to the file's folder."""
+    return (config.parent / Path(str(value)).expanduser()).absolute()
+
+
+def _check_list(settings: dict[str, Any], key: str, value: list[Any], path: Path) -> None:
+    """A list of collectors (or of their keys): the first under `key`, all under `key`s."""
+    if not value or not all(isinstance(v, str) and v for v in value):
+        raise UsageError(f"{path}: {key} must be a string or a non-empty list of strings")
+    items: list[Any] = [_path(v, path) for v in value] if key in PATHS else list(value)
+    settings[key], settings[f"{key}s"] = items[0], items
 
 
 def _toml_value(value: Any) -> str:
@@ -174,15 +200,24 @@ def merge_run_settings(args: argparse.Namespace) -> argparse.Namespace:
     """`run`'s flags over its config file (--config, else the default file if it exists).
 
     Sets every setting attribute `cmd_run` reads, plus `config_tags` (the file's tags, which
-    --tag flags extend and override). A missing collector is an error that names both places.
+    --tag flags extend and override), and `collectors` / `collector_keys`: every collector
+    and pinned key, in order (`collector` / `collector_key`: the first). A missing collector
+    is an error that names both places.
     """
     path: Path | None = args.config
     if path is None and default_path().is_file():
         path = default_path()
     settings = load(path) if path is not None else {}
     for key in (*STRINGS, *PATHS, *INTS):
-        if getattr(args, key, None) is None:
+        if key not in LISTS and getattr(args, key, None) is None:
             setattr(args, key, settings.get(key))
+    for key in LISTS:  # repeated flags replace the file's list; `key` is the first entry
+        many = list(getattr(args, f"{key}s", None) or [])
+        if not many and getattr(args, key, None) is not None:
+            many = [getattr(args, key)]
+        many = many or list(settings.get(f"{key}s") or [])
+        setattr(args, f"{key}s", many)
+        setattr(args, key, many[0] if many else None)
     args.insecure = bool(args.insecure or settings.get("insecure", False))
     args.config_tags = settings.get("tags", {})
     if args.collector is None:

@@ -1,5 +1,7 @@
 """`flopgap-agent run --collector tcp://HOST:PORT`: serve a collector's jobs (agent.link.loop).
 
+`--collector` repeats: collectors sharing one store, tried in order (agent.link.endpoints).
+
 The order of start-up matters: the worker's fork server is forked first, while this process
 has one thread, no ZeroMQ context and no keys (agent.jobs.worker says why); only then are the
 network loop and the keys imported and loaded.
@@ -23,7 +25,11 @@ def add_parser(sub: Subparsers) -> None:
         description="Register with a collector (this side connects out, so NAT is fine), "
         "measure each job in a child process with the same engine as `bench`, and send results "
         "back. Results wait in --spool until the collector acknowledges them; models are cached "
-        "by content hash in --cache. Reconnects forever.",
+        "by content hash in --cache. Reconnects forever. Given several collectors (--collector "
+        "repeated, or a list in the config file: collectors sharing one store), it connects to "
+        "the first that answers, moves to the next when the current one has been gone for "
+        "longer than the heartbeat timeout (5 heartbeats), and sends its unacknowledged "
+        "results to whichever it reaches; their result ids keep delivery idempotent.",
     )
     run.add_argument(
         "--config",
@@ -33,7 +39,12 @@ def add_parser(sub: Subparsers) -> None:
         "~/.config/flopgap/agent/agent.toml when it exists); flags override it",
     )
     run.add_argument(
-        "--collector", metavar="tcp://HOST:PORT", help="required here or in the config file"
+        "--collector",
+        dest="collectors",
+        action="append",
+        metavar="tcp://HOST:PORT",
+        help="a collector to serve; repeat it for collectors sharing one store, tried in "
+        "order (required here or in the config file)",
     )
     run.add_argument("--name", help="agent name shown in the collector (default: hostname)")
     run.add_argument(
@@ -83,9 +94,13 @@ def _add_security_flags(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--collector-key",
+        dest="collector_keys",
+        action="append",
         type=Path,
         metavar="FILE",
-        help="the collector's public key file (collector.key), pinned: no other server is accepted",
+        help="the collector's public key file (collector.key), pinned: no other server is "
+        "accepted. Given once, it is pinned for every --collector (a fleet's collectors "
+        "sharing one key pair); repeated, one per --collector in the same order",
     )
     run.add_argument(
         "--max-message-mb",
@@ -113,6 +128,7 @@ def _check_device_lock(path: Path | None) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.board.config import merge_run_settings
+    from agent.link.endpoints import check_counts
     from shared.errors import UsageError
 
     args = merge_run_settings(args)
@@ -122,6 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--keys and --collector-key go together",
             hint="pass this agent's NAME.key_secret and the collector's collector.key",
         )
+    check_counts(args.collectors, args.collector_keys)  # before the fork server starts
     _check_device_lock(args.device_lock)
     # Before numpy loads: with one BLAS thread it starts no thread (agent.jobs.worker says why).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -132,18 +149,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     # only the network loop needs (ZeroMQ, the wire protocol) is imported after the fork.
     worker.start_server(fork=True)
     from agent.board.tags import parse_tags
+    from agent.link.endpoints import pair
     from agent.link.loop import run_agent
-    from shared.keys import load_peer_keys
+    from shared.keys import load_peer_keys, load_public
 
     tags = parse_tags(args.tag)
     keys = load_peer_keys(args.keys, args.collector_key) if args.keys else None
+    pinned = [load_public(path) for path in args.collector_keys] if args.keys else []
+    endpoints = pair(args.collectors, pinned)
     max_bytes = args.max_message_mb * 1024 * 1024 if args.max_message_mb else None
     home = Path.home()
     spool = args.spool or home / ".local" / "state" / "flopgap" / args.name / "spool"
     cache = args.cache or home / ".cache" / "flopgap" / "models"
     limit = args.memory_limit_mb * 1024 * 1024 if args.memory_limit_mb else None
     return run_agent(
-        args.collector,
+        endpoints,
         args.name,
         tags,
         spool,

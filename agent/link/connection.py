@@ -1,5 +1,8 @@
 """The agent's socket to its collector: a DEALER that reconnects forever, and its monitor.
 
+With several collectors (agent.link.endpoints) the socket is connected to one at a time and
+`move`s to the next when the loop says so.
+
 The agent connects out, so a board behind NAT works; ZeroMQ reconnects with exponential
 backoff (RECONNECT_MIN_MS to RECONNECT_MAX_MS). The monitor socket reports each handshake, so
 the loop (agent.link.loop) registers again after every reconnection. With keys the connection is
@@ -64,11 +67,33 @@ class Connection:
         self._retry_at: float | None = None  # when to connect again after a failed handshake
         self.monitor = self.sock.get_monitor_socket(_MONITOR_EVENTS)
 
-    def connect(self, endpoint: str) -> None:
+    def connect(
+        self, endpoint: str, server_key: bytes | None = None, timeout_s: float | None = None
+    ) -> None:
         """Connect to `endpoint`; ZeroMQ reconnects by itself, except after a failed secure
-        handshake, which `tick` paces."""
+        handshake, which `tick` paces. `server_key`: the public key pinned for this endpoint
+        (else the one the keys came with). `timeout_s`: drop a connection whose collector
+        answers no ZMTP ping for that long (a frozen collector keeps its TCP connection up),
+        so an agent that can fail over notices; libzmq answers pings, not the loop."""
+        if server_key is not None and self.keyed:
+            self.sock.curve_serverkey = server_key  # options apply to connections made next
+        if timeout_s is not None:
+            self.sock.setsockopt(zmq.HEARTBEAT_IVL, max(100, int(timeout_s * 200)))
+            self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, max(500, int(timeout_s * 1000)))
         self.endpoint = endpoint
         self.sock.connect(endpoint)
+
+    def move(
+        self, endpoint: str, server_key: bytes | None = None, timeout_s: float | None = None
+    ) -> None:
+        """Leave the current collector for `endpoint`: one connection at a time (a DEALER
+        with two would share messages out between them)."""
+        try:
+            self.sock.disconnect(self.endpoint)
+        except zmq.ZMQError:  # dropped already after a failed handshake
+            pass
+        self.connected, self._failures, self._retry_at = False, 0, None
+        self.connect(endpoint, server_key, timeout_s)
 
     def tick(self, now: float | None = None) -> None:
         """Connect again once a failed handshake's backoff is over (called every poll)."""

@@ -15,6 +15,10 @@ With keys (`--keys` secret file, `--collector-key` pinned public key) the connec
 CURVE-encrypted and the collector knows this agent by its key, not by --name. A collector that
 refuses the key ends the agent with exit code 2 and a hint, since libzmq does not retry an
 authentication failure.
+
+Given several collectors (sharing one store), the agent uses one at a time and moves to the
+next when it has been gone for the heartbeat timeout (agent.link.endpoints); its unacknowledged
+results are resent to whichever welcomes it, and their result ids keep that idempotent.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,7 @@ from agent import __version__
 from agent.board.tags import parse_tags  # noqa: F401  (importable from here, as before)
 from agent.jobs.worker import JobOutcome, start_server, stop_server
 from agent.link.connection import CONNECTED, FATAL, LOST, Connection
+from agent.link.endpoints import FAILOVER_AFTER_BEATS, Endpoint, Endpoints
 from agent.link.job_thread import Jobs
 from agent.link.model_cache import ModelCache
 from agent.link.model_fetch import ModelFetch
@@ -56,7 +62,7 @@ class Agent:
 
     def __init__(
         self,
-        endpoint: str,
+        endpoint: str | Sequence[Endpoint],
         name: str,
         tags: dict[str, str],
         spool: Spool,
@@ -65,7 +71,9 @@ class Agent:
         keys: PeerKeys | None = None,
         max_message_bytes: int | None = None,
     ) -> None:
-        self.endpoint, self.name, self.tags = endpoint, name, tags
+        listed = [Endpoint(endpoint)] if isinstance(endpoint, str) else list(endpoint)
+        self.endpoints = Endpoints(listed)  # agent.link.endpoints: the collectors, in order
+        self.name, self.tags = name, tags
         self.spool, self.cache = spool, cache
         self.stop = threading.Event()
         self.heartbeat_s = 1.0
@@ -84,8 +92,10 @@ class Agent:
         # The fork server pays the imports once, not per job (`flopgap-agent run` has forked
         # it already, before this process had threads); it also describes the device.
         self.device = start_server().device
-        self.conn.connect(self.endpoint)
-        log.info("agent %s connecting to %s", self.name, self.endpoint)
+        first = self.endpoints.current
+        self.endpoints.connecting()
+        self.conn.connect(first.address, first.server_key, self._ping_timeout())
+        log.info("agent %s connecting to %s", self.name, first.address)
         poller = zmq.Poller()
         poller.register(self.conn.sock, zmq.POLLIN)
         poller.register(self.conn.monitor, zmq.POLLIN)
@@ -97,6 +107,7 @@ class Agent:
                 if self.conn.monitor in ready:
                     self._connection_event(self.conn.read_event())
                 self.conn.tick()  # a failed secure handshake's paced retry
+                self._maybe_fail_over()
                 if self.conn.sock in ready:
                     self._handle(self.conn.sock.recv_multipart())
                 if self.jobs.wake_fd in ready:
@@ -119,13 +130,36 @@ class Agent:
 
     def _connection_event(self, what: str | None) -> None:
         if what == CONNECTED:
+            self.endpoints.up()
             self.session.connected()
             self._register()
         elif what == LOST:
+            self.endpoints.down()
             self.session.lost()
         elif what == FATAL:
             self.exit_code = 2
             self.stop.set()
+
+    def _failover_s(self) -> float:
+        """How long a collector may be gone before the next one is tried."""
+        return self.heartbeat_s * FAILOVER_AFTER_BEATS
+
+    def _ping_timeout(self) -> float | None:
+        """With somewhere else to go, a frozen collector must read as gone: ZMTP pings."""
+        return self._failover_s() if self.endpoints.several else None
+
+    def _maybe_fail_over(self) -> None:
+        """Move to the next collector once the current one is gone for the heartbeat timeout;
+        the Register and the resend of every unacknowledged result follow its handshake."""
+        timeout = self._failover_s()
+        if not self.endpoints.should_move(timeout):
+            return
+        gone = self.endpoints.current.address
+        nxt = self.endpoints.advance()
+        log.warning("collector %s gone for over %g s: moving to %s (unacknowledged results "
+                    "go there)", gone, timeout, nxt.address)  # fmt: skip
+        self.session.lost()
+        self.conn.move(nxt.address, nxt.server_key, self._ping_timeout())
 
     def _register(self) -> None:
         """One Register for this connection; the unacked results follow its Welcome."""
@@ -224,7 +258,7 @@ class Agent:
 
 
 def run_agent(
-    endpoint: str,
+    endpoint: str | Sequence[Endpoint],
     name: str,
     tags: dict[str, str],
     spool_dir: Path,
@@ -244,9 +278,11 @@ def run_agent(
     handler = logging.StreamHandler()
     handler.setFormatter(LineFormatter("agent"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
-    require_safe(endpoint, insecure, "connect to", keys=keys is not None)
+    listed = [Endpoint(endpoint)] if isinstance(endpoint, str) else list(endpoint)
+    for each in listed:
+        require_safe(each.address, insecure, "connect to", keys=keys is not None)
     spool = Spool(spool_dir, spool_max_bytes)
-    agent = Agent(endpoint, name, tags, spool, ModelCache(cache_dir, cache_max_bytes),
+    agent = Agent(listed, name, tags, spool, ModelCache(cache_dir, cache_max_bytes),
                   memory_limit_bytes, keys, max_message_bytes)  # fmt: skip
 
     def _stop(signum: int, _frame: object) -> None:

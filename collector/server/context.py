@@ -57,8 +57,10 @@ class Context:
         send: Callable[[bytes, protocol.Message], None],
         heartbeat_s: float,
         calibrate: bool,
+        collector_id: str = "",
     ) -> None:
         self.store = store
+        self.collector_id = collector_id  # this process's lease (collector.server.lease_watch)
         self.models = models
         self.registry = registry
         self.heartbeat_s = heartbeat_s

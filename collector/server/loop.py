@@ -4,6 +4,8 @@ stores results before acknowledging them.
 Every frame is decoded and validated (shared.protocol) before it has any effect; a bad frame
 gets a Reject and the loop serves on. State lives in the store, so a restarted collector
 resumes: jobs left running are requeued, and agents re-register with what they are running.
+Several collectors may share one store: each holds a lease renewed every heartbeat
+(collector.server.lease_watch) and polls what the others changed (collector.server.shared_store).
 
 With CURVE keys (an `Allowlist`), a peer is who its key says: the ZAP User-Id ("agent:NAME" or
 "client:NAME") of each message, never the name a Register claims. Each peer is rate limited
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 import zmq
@@ -24,8 +27,10 @@ import zmq
 from collector.server import disk
 from collector.server.context import Context, Refused, Sender
 from collector.server.handlers import agents, jobs
+from collector.server.lease_watch import LeaseWatch
 from collector.server.ratelimit import RateLimiter
 from collector.server.registry import Registry
+from collector.server.shared_store import SharedStore
 from collector.server.table import ROUTES, Role, Route
 from collector.store import Store
 from collector.store.connection import StoreFull, is_full
@@ -67,25 +72,59 @@ class Collector:
         self.limiter = limiter if limiter is not None else RateLimiter()  # empty is falsy
         self._reject_logs = RateLimiter(REJECT_LOGS_PER_MINUTE / 60, REJECT_LOGS_PER_MINUTE)
         self.store = store
-        registry = Registry(missing_after_s=heartbeat_s * MISSING_AFTER_BEATS)
-        self.ctx = Context(store, models, registry, self._send, heartbeat_s, calibrate)
+        timeout_s = heartbeat_s * MISSING_AFTER_BEATS
+        registry = Registry(missing_after_s=timeout_s)
+        self.heartbeat_s = heartbeat_s
+        self.leases = LeaseWatch(store, socket.getsockopt_string(zmq.LAST_ENDPOINT), timeout_s)
+        self.shared = SharedStore(touch_every_s=timeout_s)
+        self.ctx = Context(store, models, registry, self._send, heartbeat_s, calibrate,
+                           self.leases.collector_id)  # fmt: skip
         self.counters = self.ctx.counters
         self.stop = threading.Event()
         self._deferred: list[tuple[bytes, protocol.Message]] | None = None
         self._kinds_logged: set[str] = set()  # exception kinds whose traceback was logged
         self.counters["internal"] = 0
-        requeued = store.requeue_running()
+        requeued = self.leases.start()
         if requeued:
             log.info("resuming: %d jobs left running by the previous collector requeued", requeued)
+        log.info("collector id %s", self.leases.collector_id)
 
     def serve(self) -> int:
+        next_tick = time.monotonic()
         while not self.stop.is_set():
             if self.sock.poll(POLL_MS):
                 self._receive_batch()
             self._check_liveness()
+            if time.monotonic() >= next_tick:
+                self._heartbeat_tick()
+                next_tick = time.monotonic() + self.heartbeat_s
             if self.allowlist is not None:
                 self.counters["auth_denied"] = self.allowlist.denied
+        self._release()
         return 0
+
+    def _heartbeat_tick(self) -> None:
+        """Renew the lease, expire dead collectors' leases and, when other collectors share
+        the store, pick up what they changed (collector.server.shared_store)."""
+        if self.ctx.disk.full:
+            return  # every write would be refused; peers may expire this lease meanwhile
+        try:
+            self.leases.tick()
+            if self.leases.peers:
+                self.shared.poll(self.ctx)
+            self.shared.touch(self.ctx)
+        except StoreFull as exc:
+            self._disk_full(exc, [])
+
+    def _release(self) -> None:
+        """A clean stop gives up the lease at once, so no peer waits a timeout to take over."""
+        try:
+            requeued = self.leases.release()
+        except StoreError as exc:
+            log.warning("could not release this collector's lease: %s", exc)
+            return
+        if requeued:
+            log.info("stopping: %d running jobs of this collector's agents requeued", requeued)
 
     def _receive_batch(self) -> None:
         """Handle the messages waiting (up to BATCH_MAX) in one store transaction, then send

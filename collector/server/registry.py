@@ -48,6 +48,12 @@ class Registry:
         self._by_route[record.routing_id] = record.agent_id
         return record
 
+    def forget(self, record: AgentRecord) -> None:
+        """Drop an agent that is connected to another collector sharing the store now."""
+        if self._by_name.get(record.agent_id) is record:
+            del self._by_name[record.agent_id]
+            self._by_route.pop(record.routing_id, None)
+
     def by_route(self, routing_id: bytes) -> AgentRecord | None:
         name = self._by_route.get(routing_id)
         return self._by_name.get(name) if name is not None else None

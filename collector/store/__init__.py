@@ -13,6 +13,7 @@ job's state lives here too, so a restarted collector resumes every unfinished ca
 - ``models``     models and their theoretical costs
 - ``campaigns``  campaigns, and finishing one
 - ``jobs``       the job queue, dispatch, requeue and failed attempts (``Failure``)
+- ``leases``     collectors sharing the store: leases, who holds each agent, the requeue
 - ``results``    results, their packed latencies and per-op kernel times
 - ``predictors`` trained kernel predictors, versioned per device key with their data's hash
 - ``latency_blob`` how raw latencies are packed, losslessly, in the fewest whole bytes
@@ -25,6 +26,7 @@ from __future__ import annotations
 from collector.store.agents import Agents
 from collector.store.campaigns import Campaigns
 from collector.store.jobs import Failure
+from collector.store.leases import Leases
 from collector.store.models import Models
 from collector.store.predictors import Predictors
 from collector.store.results import Results
@@ -34,7 +36,7 @@ from collector.store.schema import STORE_SCHEMA_VERSION
 __all__ = ["STORE_SCHEMA_VERSION", "CampaignState", "Failure", "JobState", "ResultStatus", "Store"]
 
 
-class Store(Agents, Models, Campaigns, Results, Predictors):
+class Store(Agents, Models, Campaigns, Results, Predictors, Leases):
     """All reads and writes of the collector's database (one connection, one thread).
 
     ``Results`` builds on ``Jobs`` (recording a result completes its job), so jobs come with it.

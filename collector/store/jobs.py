@@ -31,14 +31,17 @@ class Jobs(Database):
 
     def add_jobs(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert jobs: (job_id, campaign_id, agent_id, sha256, model_name, settings, repeat,
-        max_attempts, timeout_s[, retry_invalid]), all in one transaction."""
+        max_attempts, timeout_s[, retry_invalid]), all in one transaction. A job id stored
+        already is skipped: collectors sharing a store may expand a campaign for the same agent
+        at once, and its job ids are derived from (campaign, agent, index)."""
         now = time.time()
         with self.transaction() as db:
             db.executemany(
                 "INSERT INTO jobs (job_id, campaign_id, agent_id, model_sha256, model_name, "
                 "settings_json, repeat, state, attempts, max_attempts, timeout_s, errors_json, "
                 "created, started, updated, retry_invalid, invalid_attempts) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, '[]', ?, NULL, ?, ?, 0)",
+                "(?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, '[]', ?, NULL, ?, ?, 0) "
+                "ON CONFLICT(job_id) DO NOTHING",  # two collectors expanding for one agent
                 [(*r[:5], json.dumps(r[5], sort_keys=True), *r[6:9], now, now,
                   int(r[9]) if len(r) > 9 else 0) for r in rows],
             )  # fmt: skip
@@ -95,14 +98,17 @@ class Jobs(Database):
             )
         return self.job(job.job_id)
 
-    def start_job(self, job_id: str) -> None:
+    def start_job(self, job_id: str) -> bool:
+        """Claim a queued job for dispatch; False when it is no longer queued (another
+        collector sharing the store claimed or finished it since it was read)."""
         now = time.time()
         with self.transaction() as db:
-            db.execute(
+            cur = db.execute(
                 "UPDATE jobs SET state='running', attempts=attempts+1, started=?, updated=? "
-                "WHERE job_id=?",
+                "WHERE job_id=? AND state='queued'",
                 (now, now, job_id),
             )
+        return cur.rowcount > 0
 
     def mark_running(self, job_id: str) -> None:
         """An agent says it is running this job (after a collector restart): no new attempt."""

@@ -75,6 +75,15 @@ CREATE INDEX IF NOT EXISTS jobs_by_campaign ON jobs(campaign_id, state);
 CREATE INDEX IF NOT EXISTS jobs_in_order ON jobs(agent_id, state, campaign_id, created, job_id);
 -- jobs_in_order also serves every (agent_id, state) lookup; schema 2's narrower index goes
 """
+    + """
+-- collectors sharing one store (collector.store.leases): new tables, so the version stays 4
+CREATE TABLE IF NOT EXISTS collector_leases (
+    collector_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    endpoint TEXT NOT NULL, beat INTEGER NOT NULL, started REAL NOT NULL, renewed REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_holders (
+    agent_id TEXT PRIMARY KEY, collector_id TEXT NOT NULL, seen REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS agent_holders_by_collector ON agent_holders(collector_id);
+"""
 )
 
 # Indexes on columns an older schema lacks: made once the file is at the current version.

@@ -5,7 +5,9 @@ A re-registering agent that runs the same process (same `agent_instance`) has on
 reconnected, so a job the old connection was sent goes back to the queue, the attempt not
 counted; one that restarted lost that job, which counts as a failed attempt. An agent silent
 for MISSING_AFTER_BEATS heartbeats (collector.server.loop) is marked missing and its running job's
-attempt fails; the store requeues the job while attempts remain.
+attempt fails; the store requeues the job while attempts remain. With collectors sharing a
+store, the collector an agent registered with last holds it (collector.store.leases): only that
+one judges its liveness, and one that sees it go silent while another holds it forgets it.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ def register(ctx: Context, sender: Sender, msg: protocol.Register) -> None:
         name, routing_id, str(msg.device.get("device_id", ""))[:DESCRIPTOR_TEXT_CHARS],
         dict(msg.tags), kept_descriptor(msg.device)))  # fmt: skip
     store.upsert_agent(agent.agent_id, msg.device, msg.tags)
-    if previous is not None and previous.running and previous.running != msg.running_job_id:
+    store.hold_agent(agent.agent_id, ctx.collector_id)  # its liveness is judged here now
+    if previous is None:  # new here: a job another collector sent it may never have arrived
+        store.unstart_others(agent.agent_id, msg.running_job_id)
+    elif previous.running and previous.running != msg.running_job_id:
         same_process = previous.descriptor.get("agent_instance") == agent.descriptor.get(
             "agent_instance"
         )
@@ -116,6 +121,12 @@ def adopt_running(ctx: Context, agent: AgentRecord, job_id: str) -> None:
 def check_liveness(ctx: Context) -> None:
     """Mark agents that stopped heartbeating missing and fail the job each was running."""
     for agent in ctx.registry.newly_missing():
+        holder = ctx.store.holder(agent.agent_id)
+        if holder is not None and holder != ctx.collector_id:  # it moved to another collector
+            log.info("agent %s went silent here and is connected to another collector: "
+                     "forgotten here", safe(agent.agent_id))  # fmt: skip
+            ctx.registry.forget(agent)
+            continue
         log.warning("agent %s missed its heartbeats: marked missing", safe(agent.agent_id))
         if agent.running is not None:
             job = ctx.store.job(agent.running)

@@ -1,6 +1,8 @@
 """What clients send before and as a campaign: its models (ModelData, stored by hash), then
 the campaign (SubmitCampaign): check it, store it, expand it into jobs for the agents
-registered now, answer CampaignAccepted and start dispatching.
+registered now, answer CampaignAccepted and start dispatching. Agents connected to other
+collectors sharing the store count as registered for the checks; their collector queues the
+campaign for them on its next heartbeat (collector.server.shared_store).
 
 A campaign is refused (UsageError, sent back as a Reject) when one of its models was not
 uploaded first, when its name is taken (unless the payload says `replace`: the old campaign
@@ -19,7 +21,7 @@ from typing import Any
 from collector import scheduler
 from collector.server.context import Context, Sender
 from collector.server.handlers import jobs
-from collector.store.rows import CampaignRow
+from collector.store.rows import AgentRow, CampaignRow
 from shared import protocol
 from shared.errors import UsageError
 
@@ -81,11 +83,14 @@ def _check(ctx: Context, payload: dict[str, Any]) -> list[CampaignRow]:
     registered = ctx.registry.all()
     agents = [(a.agent_id, a.tags, list(a.descriptor.get("providers", [])))
               for a in registered]  # fmt: skip
+    states = [(a.agent_id, a.tags, a.state) for a in registered]
+    for row in _held_elsewhere(ctx):  # they run it too: their collector queues it for them
+        agents.append((row.agent_id, row.tags, list(row.descriptor.get("providers", []))))
+        states.append((row.agent_id, row.tags, "online at another collector"))
     problem = scheduler.unsatisfiable(payload, agents)
     if problem:
         raise UsageError(problem, hint="change the campaign's matrix or targets")
-    alone = scheduler.no_matching_agent(payload, [(a.agent_id, a.tags, a.state)
-                                                  for a in registered])  # fmt: skip
+    alone = scheduler.no_matching_agent(payload, states)
     if alone and not payload.get("wait_for_agents"):
         raise UsageError(
             alone,
@@ -93,3 +98,13 @@ def _check(ctx: Context, payload: dict[str, Any]) -> list[CampaignRow]:
             "--wait-for-agents SECONDS to queue it for agents that register later",
         )
     return taken
+
+
+def _held_elsewhere(ctx: Context) -> list[AgentRow]:
+    """The agents other collectors sharing the store hold (none when this one is alone)."""
+    elsewhere = ctx.store.held_elsewhere(ctx.collector_id) - {
+        a.agent_id for a in ctx.registry.all()
+    }
+    if not elsewhere:
+        return []
+    return [row for row in ctx.store.agents() if row.agent_id in elsewhere]

@@ -36,13 +36,9 @@ def dispatch(ctx: Context, agent: AgentRecord) -> None:
     if not agent.idle or ctx.registry.device_busy(agent) is not None:
         return
     store = ctx.store
-    job = store.next_queued_job(agent.agent_id)
-    while job is not None and (problem := _job_problem(job)) is not None:
-        _fail_unrunnable(ctx, job, problem)  # a row stored before the door checked it
-        job = store.next_queued_job(agent.agent_id)
+    job = _claim_next(ctx, agent)
     if job is None:
         return
-    store.start_job(job.job_id)
     agent.running = job.job_id
     settings = job.settings
     if ctx.calibrate and needs_calibration(
@@ -53,6 +49,23 @@ def dispatch(ctx: Context, agent: AgentRecord) -> None:
         job.job_id, job.model_name, job.model_sha256, settings,
         float(job.timeout_s)))  # fmt: skip
     log.debug("job %s: %s -> %s", job.job_id[:8], safe(job.model_name), safe(agent.agent_id))
+
+
+CLAIM_TRIES = 8  # queued jobs lost to another collector's claim before giving up this turn
+
+
+def _claim_next(ctx: Context, agent: AgentRecord) -> JobRow | None:
+    """The agent's next queued job, claimed (queued -> running) in the store. A claim can
+    lose only to another collector sharing the store; the next job is tried then."""
+    store = ctx.store
+    for _ in range(CLAIM_TRIES):
+        job = store.next_queued_job(agent.agent_id)
+        while job is not None and (problem := _job_problem(job)) is not None:
+            _fail_unrunnable(ctx, job, problem)  # a row stored before the door checked it
+            job = store.next_queued_job(agent.agent_id)
+        if job is None or store.start_job(job.job_id):
+            return job
+    return None
 
 
 PROGRESS_KEYS = 16  # kept of one Progress; the agent sends phase, iterations, elapsed, median
