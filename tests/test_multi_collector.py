@@ -29,9 +29,9 @@ HEARTBEAT_S = 0.5  # a collector is judged dead, and an agent moves on, after 5 
 
 
 @pytest.fixture
-def store_location(tmp_path: Path) -> str:
-    """The one store both collectors use (a SQLite file here)."""
-    return str(tmp_path / "shared.sqlite")
+def store_location(store_url: str) -> str:
+    """The one store both collectors use: a SQLite file, then a PostgreSQL database."""
+    return store_url
 
 
 class TwoCollectors:

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,9 +22,9 @@ TIMEOUT_S = 2.5
 
 
 @pytest.fixture
-def shared_store_location(tmp_path: Path) -> str:
-    """Where the collectors' one store lives (a SQLite file here)."""
-    return str(tmp_path / "shared.sqlite")
+def shared_store_location(store_url: str) -> str:
+    """Where the collectors' one store lives: a SQLite file, then a PostgreSQL database."""
+    return store_url
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from collector import flops
 from collector.server.loop import HEARTBEAT_S, Collector
 from collector.server.ratelimit import RateLimiter
 from collector.store import Store
+from collector.store.location import describe, is_postgres, target
 from collector.store.model_files import ModelStore
 from shared.errors import UsageError
 from shared.keys import Allowlist, KeyPair, load_collector
@@ -164,7 +165,8 @@ def _serve(
         names = allowlist.identities()
         log.info("CURVE on: %d allowlisted keys in %s (%s)", len(names), keys_dir,
                  ", ".join(names) or "none yet: add some with flopgap keys agent NAME")  # fmt: skip
-    print(f"flopgap collector listening on {endpoint} (db {db})", flush=True)
+    shown = describe(str(target(db))) if is_postgres(db) else db  # never the password
+    print(f"flopgap collector listening on {endpoint} (db {shown})", flush=True)
     try:
         return collector.serve()
     finally:
