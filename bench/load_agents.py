@@ -141,7 +141,8 @@ def measure_load(folder: Path, plan: Plan) -> dict[str, float]:
         stop.set()
         for t in pool:
             t.join(timeout=30)
-        ctx.term()
+        if not any(t.is_alive() for t in pool):  # term() waits for every socket to close
+            ctx.term()
         server.stop()
         w.join(timeout=10)
     store = Store(db)

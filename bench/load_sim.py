@@ -193,7 +193,7 @@ def run_agents(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, names: list[t
             if agents.pending:
                 agents.connect_some(now, started, share)
             for sock, _ in agents.poller.poll(int(agents.next_wake(now) * 1000)):
-                agents.receive(sock)  # type: ignore[arg-type]
+                agents.receive(sock)
             now = time.monotonic()
             agents.answer_jobs(now)
             agents.beat(now)
