@@ -46,6 +46,7 @@ HEARTBEAT_S = 1.0
 DURATION_S = 60.0
 SAMPLES = 1_000
 REGISTER_S_PER_AGENT = 0.05  # the wait bound for the registration storm, per agent
+SUBMIT_TIMEOUT_S = 120.0  # submitting queues and dispatches every agent's jobs in one message
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,16 @@ def _watch(proc: psutil.Process, until: threading.Event, timeout: float) -> int:
     return max(peak, proc.memory_info().rss)
 
 
+def _wait_acks(counts: list[SimCounts], timeout: float) -> None:
+    """Until every Result sent has its Ack, or `timeout`; a missing Ack then counts as such."""
+    deadline, tick = time.monotonic() + timeout, threading.Event()
+    while time.monotonic() < deadline:
+        now = total(counts)
+        if now.acks >= now.results:
+            return
+        tick.wait(0.05)  # a polling period under a deadline
+
+
 def _percentile_ms(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
@@ -129,12 +140,13 @@ def measure_load(folder: Path, plan: Plan) -> dict[str, float]:
         expect_count(server, r"agent load-\d+ registered", plan.agents,
                      10 + plan.agents * REGISTER_S_PER_AGENT)  # fmt: skip
         register_s = time.perf_counter() - t_reg
-        with Client(endpoint) as client:
+        with Client(endpoint, timeout_s=SUBMIT_TIMEOUT_S) as client:
             client.send(protocol.ModelData(sha, data))
             s0 = _snap(proc, me, counts)
             payload = _payload(sha, doc["settings"], plan.jobs_per_agent)
             client.request(protocol.SubmitCampaign(payload), protocol.CampaignAccepted)
         server.expect(r"campaign \w+ finished", plan.duration_s * 3 + 30)
+        _wait_acks(counts, 30)  # the last Ack leaves after the batch that finished it commits
         s1 = _snap(proc, me, counts)
     finally:
         finished.set()
