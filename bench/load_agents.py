@@ -69,7 +69,7 @@ class Plan:
         return self.duration_s * (index + 1) / self.agents
 
 
-PLANS = (Plan(200), Plan(5_000, jobs="spread"))
+PLANS: tuple[Plan, ...] = (Plan(200), Plan(5_000, jobs="spread"))
 
 
 @dataclass
