@@ -61,3 +61,13 @@ def test_the_skipped_liveness_scan_still_finds_each_silent_agent() -> None:
     reg.touch(stale)  # nobody was online: the next scan was put off for ever, until this beat
     assert stale.state == "online" and reg.newly_missing() == []
     assert _missing_within(reg, 5.0) == [stale]  # silent again for 0.2 s
+
+
+def test_silence_is_counted_only_up_to_when_the_collector_last_caught_up() -> None:
+    """A collector busy for seconds has heartbeats waiting unread: an agent whose last beat
+    read is older than the timeout is not missing if the collector has not caught up since."""
+    reg = Registry(missing_after_s=5.0)
+    agent = reg.register(_agent("busy", "d", ago=8.0))  # its last beat read is 8 s old
+    caught_up = time.monotonic() - 4.0  # the socket last ran empty 4 s ago: 4 s of silence
+    assert reg.newly_missing(caught_up) == [] and agent.state == "online"
+    assert reg.newly_missing() == [agent]  # caught up now: 8 s of silence is missing

@@ -90,11 +90,13 @@ class Collector:
         log.info("collector id %s", self.leases.collector_id)
 
     def serve(self) -> int:
-        next_tick = time.monotonic()
+        next_tick = caught_up = time.monotonic()
         while not self.stop.is_set():
             if self.sock.poll(POLL_MS):
                 self._receive_batch()
-            self._check_liveness()
+            if not self.sock.poll(0):
+                caught_up = time.monotonic()  # every message sent before now has been read
+            self._check_liveness(caught_up)
             if time.monotonic() >= next_tick:
                 self._heartbeat_tick()
                 next_tick = time.monotonic() + self.heartbeat_s
@@ -157,12 +159,12 @@ class Collector:
         for routing_id, msg in deferred:
             self._send(routing_id, msg)  # guarded: a reply that cannot go out is counted
 
-    def _check_liveness(self) -> None:
+    def _check_liveness(self, caught_up: float) -> None:
         """Mark silent agents missing; on a full disk their failed attempts wait for room."""
         if self.ctx.disk.full:
             return  # failing a job is a write: the agent is marked missing once there is room
         try:
-            agents.check_liveness(self.ctx)
+            agents.check_liveness(self.ctx, caught_up)
         except StoreFull as exc:
             self._disk_full(exc, [])
 

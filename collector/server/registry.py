@@ -84,9 +84,10 @@ class Registry:
         record.state = "online"
         self._scan_after = min(self._scan_after, record.last_seen + self.missing_after_s)
 
-    def newly_missing(self) -> list[AgentRecord]:
-        """Online agents silent for longer than missing_after_s; marks them missing."""
-        now = time.monotonic()
+    def newly_missing(self, now: float | None = None) -> list[AgentRecord]:
+        """Online agents silent for longer than missing_after_s before `now` (monotonic s,
+        default the present); marks them missing."""
+        now = time.monotonic() if now is None else now
         if now <= self._scan_after:
             return []
         found, oldest = [], math.inf

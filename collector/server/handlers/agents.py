@@ -118,9 +118,14 @@ def adopt_running(ctx: Context, agent: AgentRecord, job_id: str) -> None:
     agent.running = job_id
 
 
-def check_liveness(ctx: Context) -> None:
-    """Mark agents that stopped heartbeating missing and fail the job each was running."""
-    for agent in ctx.registry.newly_missing():
+def check_liveness(ctx: Context, caught_up: float | None = None) -> None:
+    """Mark agents that stopped heartbeating missing and fail the job each was running.
+
+    `caught_up` is when the collector last had no message waiting unread (monotonic s): an
+    agent is missing only if it was silent that long before it, so a collector busy for
+    seconds (a campaign dispatched to 5,000 agents) does not take the heartbeats queued
+    behind the work for silence."""
+    for agent in ctx.registry.newly_missing(caught_up):
         holder = ctx.store.holder(agent.agent_id)
         if holder is not None and holder != ctx.collector_id:  # it moved to another collector
             log.info("agent %s went silent here and is connected to another collector: "
