@@ -65,8 +65,8 @@ host_tools() {
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   [ ${#missing[@]} -eq 0 ] && return
   say "installing ${missing[*]} from Debian"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" \
-    || cannot_run "apt-get could not install ${missing[*]}" "apt-get install ${missing[*]}"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" \
+    >/dev/null) || cannot_run "apt-get could not install ${missing[*]}" "apt-get install ${missing[*]}"
 }
 
 # binfmt_misc lets the kernel hand every aarch64 executable to qemu: dpkg's maintainer scripts,
@@ -113,11 +113,13 @@ unmount_all() {
   for ((i = ${#MOUNTED[@]} - 1; i >= 0; i--)); do umount "${MOUNTED[i]}" || true; done
   MOUNTED=()
 }
-# The agent reads /proc and /sys as on a board (psutil, cpufreq, thermal): the host's, here.
+# psutil needs /proc (the host's, here). Not /sys: onnxruntime's cpuinfo (its ARM path) reads
+# the CPU lists there, then parses the host's x86 /proc/cpuinfo as an ARM one and segfaults in
+# `import onnxruntime` (qemu 7.2 passes the host's file through). A board has its own ARM files;
+# without /sys here, the sysfs probes (cpufreq, thermal, power) find nothing and say so.
 mount_kernel_fs() {
   trap unmount_all EXIT
   mount -t proc proc "$ROOTFS/proc" && MOUNTED+=("$ROOTFS/proc")
-  mount -t sysfs sysfs "$ROOTFS/sys" && MOUNTED+=("$ROOTFS/sys")
   mount --bind /dev "$ROOTFS/dev" && MOUNTED+=("$ROOTFS/dev")
   cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
 }
