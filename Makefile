@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help demo test lint bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ lint: $(STAMP) ## ruff lint + format check + mypy
 bench: $(STAMP) ## Run every benchmark in bench/ and write bench/RESULTS.md
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all,bench]'
 	$(PY) -m bench
+
+.PHONY: aarch64 py310
+aarch64: $(STAMP) ## The agent's wheel in an arm64 Debian userland under qemu: bench + doctor (root)
+	PYTHON=$(abspath $(PY)) tools/aarch64_check.sh results/aarch64
+
+py310: $(STAMP) ## The agent's wheel and its tests on Python 3.10 (pyenv's, or PYTHON310=path)
+	PYTHON=$(abspath $(PY)) tools/python310_check.sh results/python310
 
 clean: ## Remove the virtualenv and generated results
 	rm -rf $(VENV) results
