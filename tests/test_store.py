@@ -209,7 +209,7 @@ def test_a_failed_change_in_a_batch_rolls_back_alone(store_url: str) -> None:
         store.add_jobs([_job("j1", "c1")])
         with pytest.raises(DATABASE_ERRORS), store.message():
             store.add_jobs([_job("j2", "c1")])
-            store.add_jobs([_job("j1", "c1")])  # the same id again: this message rolls back
+            store.add_campaign("c1", "c", {})  # the same campaign id again: the message rolls back
         store.add_jobs([_job("j3", "c1")])
     assert [j.job_id for j in store.jobs(campaign_id="c1")] == ["j1", "j3"]
     with pytest.raises(RuntimeError), store.batch():

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
-from collector.store import location, schema
+from collector.store import schema
 
 
 class Cursor(Protocol):
@@ -83,13 +83,3 @@ class SqliteBackend:
 
     def integrity_ok(self, db: Connection) -> bool:
         return bool(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
-
-
-def open_backend(db: Path | str) -> Backend:
-    """The backend `db` names: a ``postgresql://`` URL, else a SQLite file path."""
-    where = location.target(db)
-    if isinstance(where, Path):
-        return SqliteBackend(where)
-    from collector.store.postgres_backend import PostgresBackend  # psycopg only when asked
-
-    return PostgresBackend(where)

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from collector.store import location
-from collector.store.backend import Connection, open_backend
+from collector.store.backend import Backend, Connection, SqliteBackend
 from collector.store.db_errors import DATABASE_ERRORS
 from shared.errors import StoreError
 
@@ -194,3 +194,13 @@ class Database:
         """SQLite's integrity_check; on PostgreSQL, a consistency query over jobs and results
         (every done job has exactly one result, no result without its job or latencies)."""
         return self.backend.integrity_ok(self.db)
+
+
+def open_backend(db: Path | str) -> Backend:
+    """The backend `db` names: a ``postgresql://`` URL, else a SQLite file path."""
+    where = location.target(db)
+    if isinstance(where, Path):
+        return SqliteBackend(where)
+    from collector.store.postgres_backend import PostgresBackend  # psycopg only when asked
+
+    return PostgresBackend(where)
