@@ -382,3 +382,21 @@ def test_missing_shape_and_negative_seed_are_usage_errors() -> None:
 def test_output_needs_ort_values(types: list[str], expected: bool) -> None:
     outputs = [FakeArg(f"o{i}", type_, []) for i, type_ in enumerate(types)]
     assert output_needs_ort_values(outputs) is expected
+
+
+def test_an_onnxruntime_that_cannot_feed_a_type_says_which_input_and_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """onnxruntime 1.23, the newest on Python 3.10, refuses bfloat16/float8/int4 OrtValues
+    with a bare RuntimeError; the agent names the input and the way out. (Its refusal is
+    replayed here: this machine's onnxruntime feeds them all.)"""
+    from agent.inputs import feeds
+    from agent.inputs.dtypes import _ELEMENT_TYPES
+
+    def refuse(host: np.ndarray, code: int) -> ort.OrtValue:
+        raise RuntimeError(f"Not a valid ONNX Tensor data type: {code}")
+
+    monkeypatch.setattr(ort.OrtValue, "ortvalue_from_numpy_with_onnx_type", refuse)
+    kind = _ELEMENT_TYPES["bfloat16"]
+    with pytest.raises(ModelError, match=r"'x'.*cannot feed.*newer onnxruntime"):
+        feeds._to_ort_value("x", np.zeros(4, np.uint16), kind)

@@ -86,7 +86,15 @@ def synthesize_inputs(
 def _to_ort_value(name: str, host: np.ndarray, kind: ElementType) -> ort.OrtValue:
     """Wrap ``host`` (no copy) as an OrtValue of its ONNX element type."""
     if kind.onnx_code is not None:
-        return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(host, kind.onnx_code)
+        try:
+            return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(host, kind.onnx_code)
+        except RuntimeError as exc:  # onnxruntime 1.23 (the newest on Python 3.10) lacks some
+            raise ModelError(
+                f"input {name!r} has ONNX element type {kind.onnx_code}, which onnxruntime "
+                f"{ort.__version__} cannot feed: {exc}",
+                "use a newer onnxruntime (1.32 feeds bfloat16, float8, int4 and int2), which "
+                "needs Python 3.11 or newer, or export the model with float16/float32 inputs",
+            ) from exc
     if host.dtype == object:
         raise ModelError(
             f"input {name!r} is a string tensor, but this model needs OrtValue feeds "
