@@ -145,6 +145,14 @@ def job_id(campaign_id: str, agent_id: str, index: int) -> str:
     return hashlib.sha256(key).hexdigest()[:32]
 
 
+def _provider_names(settings: Mapping[str, Any]) -> list[str]:
+    """Every execution provider a job asks for: its provider list's names, else ``provider``."""
+    listed = settings.get("providers")
+    if isinstance(listed, list) and listed:
+        return [str(p["name"]) for p in listed if isinstance(p, Mapping) and "name" in p]
+    return [str(settings.get("provider", "CPUExecutionProvider"))]
+
+
 def unsatisfiable(
     payload: Mapping[str, Any], agents: list[tuple[str, dict[str, str], list[str]]]
 ) -> str | None:
@@ -156,7 +164,7 @@ def unsatisfiable(
     matching = [a for a in agents if targets_match(payload["targets"], a[0], a[1])]
     if not matching:
         return None
-    wanted = {job["settings"].get("provider", "CPUExecutionProvider") for job in payload["jobs"]}
+    wanted = {name for job in payload["jobs"] for name in _provider_names(job["settings"])}
     for provider in sorted(wanted):
         if not any(provider in providers for _, _, providers in matching):
             names = ", ".join(a[0] for a in matching)
