@@ -204,6 +204,17 @@ CAST_ONLY = {
 }
 
 
+def skip_unless_fed(*codes: int) -> None:
+    """Skip where this onnxruntime cannot make an OrtValue of these element types: 1.23, the
+    newest on Python 3.10, lacks bfloat16, float8, int4 and int2 (agent.inputs says so then)."""
+    for code in codes:
+        item = np.uint16 if code == TensorProto.BFLOAT16 else np.uint8  # its bytes per element
+        try:
+            ort.OrtValue.ortvalue_from_numpy_with_onnx_type(np.zeros(2, item), code)
+        except RuntimeError as exc:
+            pytest.skip(f"onnxruntime {ort.__version__} cannot feed ONNX type {code}: {exc}")
+
+
 def test_element_codes_match_onnx() -> None:
     """agent.inputs spells out ONNX codes because the agent cannot import onnx; keep them right."""
     import agent.inputs as inputs
@@ -270,6 +281,7 @@ def expected_floats(name: str, host: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("name", sorted({*ORT_ONLY_FLOATS, *CAST_ONLY}))
 def test_types_without_numpy_dtype(name: str) -> None:
     code = {**ORT_ONLY_FLOATS, **CAST_ONLY}[name]
+    skip_unless_fed(code)
     session = as_float_session(code, with_identity=name in ORT_ONLY_FLOATS)
     assert session.get_inputs()[0].type == f"tensor({name})"
     feeds = synthesize(session)
@@ -289,6 +301,7 @@ def test_types_without_numpy_dtype(name: str) -> None:
 
 
 def test_small_float_types_look_standard_normal() -> None:
+    skip_unless_fed(*(ORT_ONLY_FLOATS[n] for n in ("bfloat16", "float8e4m3fn", "float8e5m2")))
     for name in ("bfloat16", "float8e4m3fn", "float8e5m2"):
         session = as_float_session(ORT_ONLY_FLOATS[name], with_identity=True)
         big = synthesize_inputs(session.get_inputs(), {"x": (4000,)})
