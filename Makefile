@@ -25,8 +25,8 @@ test: $(STAMP) ## Run the test suite
 lint: $(STAMP) ## ruff lint + format check + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy agent shared collector bench
-	$(VENV)/bin/mypy --strict shared agent/probes
+	$(VENV)/bin/mypy agent shared collector bench tools
+	$(VENV)/bin/mypy --strict shared agent/probes agent/board/facts
 
 bench: $(STAMP) ## Run every benchmark in bench/ and write bench/RESULTS.md
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[all,bench]'
