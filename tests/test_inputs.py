@@ -48,7 +48,12 @@ def make_session(
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = helper.find_min_ir_version_for(opsets)
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's Fail has no stable import path across versions
+        if "Unsupported model IR version" in str(exc):  # opset 25 (every type) is IR 13
+            pytest.skip(f"onnxruntime {ort.__version__} cannot load opset {opset}: {exc}")
+        raise
 
 
 def identity_session(code: int, shape: Sequence[int | str | None] = SHAPE) -> ort.InferenceSession:
@@ -310,6 +315,7 @@ def test_small_float_types_look_standard_normal() -> None:
 
 
 def test_nbytes_counts_packed_and_string_data() -> None:
+    skip_unless_fed(TensorProto.INT4, TensorProto.UINT2)
     assert synthesize(identity_session(TensorProto.FLOAT)).nbytes == 4 * 30
     assert synthesize(as_float_session(TensorProto.INT4, with_identity=False)).nbytes == 15
     assert synthesize(as_float_session(TensorProto.UINT2, with_identity=False)).nbytes == 8
@@ -334,6 +340,8 @@ def host_bytes(feeds: Feeds) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("name", sorted(SUPPORTED_ELEMENT_TYPES))
 def test_same_seed_same_data_other_seed_other_data(name: str) -> None:
+    if name in ORT_ONLY_FLOATS or name in CAST_ONLY:
+        skip_unless_fed({**ORT_ONLY_FLOATS, **CAST_ONLY}[name])
     args = [FakeArg("x", f"tensor({name})", [64])]
     shapes = {"x": (64,)}
     first, again = (synthesize_inputs(args, shapes, seed=7) for _ in range(2))
