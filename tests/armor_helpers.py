@@ -17,6 +17,7 @@ from typing import Any
 import zmq
 
 from collector.procs import Child
+from collector.store import consistency
 from shared import keys, protocol
 from shared.transport import configure_client
 
@@ -65,33 +66,13 @@ def request(
 
 
 # Each query returns rows that break one rule; the rule is the key.
+# Beyond the store's own rules (collector.store.consistency): SQLite's JSON functions.
 _RULES = {
-    "a result whose job does not exist": (
-        "SELECT r.result_id FROM results r LEFT JOIN jobs j ON j.job_id = r.job_id "
-        "WHERE j.job_id IS NULL"
-    ),
-    "a job with more than one job result": (
-        "SELECT job_id FROM results WHERE job_result = 1 GROUP BY job_id HAVING COUNT(*) > 1"
-    ),
-    "a done job without exactly one job result": (
-        "SELECT j.job_id FROM jobs j WHERE j.state = 'done' AND (SELECT COUNT(*) FROM results r "
-        "WHERE r.job_id = j.job_id AND r.job_result = 1) != 1"
-    ),
-    "an ok result without latencies": (
-        "SELECT r.result_id FROM results r LEFT JOIN latencies l ON l.result_id = r.result_id "
-        "WHERE r.status = 'ok' AND l.result_id IS NULL"
-    ),
-    "latencies of a result that is missing or not ok": (
-        "SELECT l.result_id FROM latencies l LEFT JOIN results r ON r.result_id = l.result_id "
-        "WHERE r.result_id IS NULL OR r.status != 'ok'"
-    ),
+    **consistency.RULES,
     "an ok result whose document's latency_ms.n is not its latency count": (
         "SELECT r.result_id FROM results r JOIN latencies l ON l.result_id = r.result_id "
         "WHERE json_valid(r.document_json) = 0 "
         "OR json_extract(r.document_json, '$.latency_ms.n') IS NOT l.n"
-    ),
-    "a job that is neither queued, running, done nor failed": (
-        "SELECT job_id FROM jobs WHERE state NOT IN ('queued', 'running', 'done', 'failed')"
     ),
 }
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from collector.procs import Child
-from collector.store import Store
+from collector.store import Store, consistency
 from tests.conftest import REPO, matmul_graph, save_model
 from tests.fleet_helpers import start_collector, wait_for_campaign, write_campaign
 
@@ -92,40 +92,10 @@ def _models(folder: Path, count: int) -> list[str]:
     return names
 
 
-def consistency_problems(store: Store) -> list[str]:
-    """What the consistency query over jobs and results finds wrong (empty: clean): a job
-    finished without exactly one job result, a result or latencies without their row, a job
-    left unfinished, a job shown done with its result marked an attempt."""
-    checks = {
-        "finished job without exactly one job result": (
-            "SELECT j.job_id FROM jobs j WHERE j.state IN ('done', 'failed') AND (SELECT "
-            "COUNT(*) FROM results r WHERE r.job_id = j.job_id AND r.job_result = 1) <> 1"
-        ),
-        "result without its job": (
-            "SELECT r.result_id FROM results r LEFT JOIN jobs j ON j.job_id = r.job_id "
-            "WHERE j.job_id IS NULL"
-        ),
-        "latencies without their result": (
-            "SELECT l.result_id FROM latencies l LEFT JOIN results r ON r.result_id = "
-            "l.result_id WHERE r.result_id IS NULL"
-        ),
-        "job not finished": "SELECT job_id FROM jobs WHERE state NOT IN ('done', 'failed')",
-        "ok result without latencies": (
-            "SELECT r.result_id FROM results r LEFT JOIN latencies l ON l.result_id = "
-            "r.result_id WHERE r.status = 'ok' AND l.result_id IS NULL"
-        ),
-    }
-    found = []
-    for what, sql in checks.items():
-        rows = store.db.execute(sql).fetchall()
-        found += [f"{what}: {row[0]}" for row in rows]
-    return found
-
-
 def _check_store(location: str, expected_jobs: int, agents: set[str]) -> None:
     store = Store(location)
     try:
-        assert consistency_problems(store) == []
+        assert consistency.problems(store.db, finished=True) == []
         jobs, results = store.jobs(), store.result_rows()
         assert len(jobs) == expected_jobs
         assert len(results) == len(jobs)  # exactly one result per job: none lost, none doubled

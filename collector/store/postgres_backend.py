@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg import errors
 
-from collector.store import location, schema
+from collector.store import consistency, location, schema
 from collector.store.backend import Connection, Transaction
 from collector.store.postgres import PgConnection
 from shared.errors import StoreError
@@ -29,21 +29,6 @@ TABLES = ("meta", "agents", "models", "campaigns", "jobs", "results", "latencies
 MODEL_FILES = (
     "CREATE TABLE IF NOT EXISTS model_files (sha256 TEXT PRIMARY KEY, data BYTEA NOT NULL);"
 )
-
-# What PRAGMA integrity_check stands for here: the store's own promises over jobs and results.
-CONSISTENCY_SQL = """
-SELECT
- (SELECT COUNT(*) FROM jobs j WHERE j.state = 'done' AND NOT EXISTS
-    (SELECT 1 FROM results r WHERE r.job_id = j.job_id AND r.job_result = 1))
- + (SELECT COUNT(*) FROM (SELECT job_id FROM results WHERE job_result = 1
-    GROUP BY job_id HAVING COUNT(*) > 1) AS twice)
- + (SELECT COUNT(*) FROM results r WHERE NOT EXISTS
-    (SELECT 1 FROM jobs j WHERE j.job_id = r.job_id))
- + (SELECT COUNT(*) FROM results r WHERE r.status = 'ok' AND NOT EXISTS
-    (SELECT 1 FROM latencies l WHERE l.result_id = r.result_id))
- + (SELECT COUNT(*) FROM jobs j WHERE j.state IN ('queued', 'running') AND EXISTS
-    (SELECT 1 FROM results r WHERE r.job_id = j.job_id AND r.job_result = 1))
-"""
 
 
 class PostgresBackend:
@@ -93,7 +78,9 @@ class PostgresBackend:
             db.refresh_tables()
 
     def integrity_ok(self, db: Connection) -> bool:
-        return int(db.execute(CONSISTENCY_SQL).fetchone()[0]) == 0
+        """What PRAGMA integrity_check stands for here: the store's own promises over jobs
+        and results (collector.store.consistency)."""
+        return not consistency.problems(db)
 
 
 def _first_line(exc: BaseException) -> str:
