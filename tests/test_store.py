@@ -218,6 +218,30 @@ def test_a_failed_change_in_a_batch_rolls_back_alone(store_url: str) -> None:
     assert store.job("j4") is None
 
 
+def test_a_result_rolled_back_leaves_no_latencies_and_its_job_unfinished(store_url: str) -> None:
+    """The result, its latencies row and its job's state are one change: a message savepoint
+    or a whole batch rolled back after the result was written keeps none of them, and the
+    agent's redelivery is then stored as the first."""
+    store = Store(store_url)
+    store.add_campaign("c1", "c", {})
+    store.add_jobs([_job("j1", "c1"), _job("j2", "c1")])
+    lat = np.arange(1000, 2000, dtype=np.int64)
+    with store.batch():
+        with pytest.raises(DATABASE_ERRORS), store.message():
+            assert store.record_result("j1", "r1", "d", {"valid": True}, lat) is JobState.DONE
+            store.add_campaign("c1", "c", {})  # fails after the result: the message rolls back
+        assert store.record_result("j2", "r2", "d", {"valid": True}, lat) is JobState.DONE
+    with pytest.raises(RuntimeError), store.batch():
+        store.record_result("j1", "r3", "d", {"valid": True}, lat)
+        raise RuntimeError("the batch fails before its commit")
+    ids = [r[0] for r in store.db.execute("SELECT result_id FROM latencies")]
+    assert ids == ["r2"] and [r.result_id for r in store.result_rows()] == ["r2"]
+    assert store.job("j1").state is JobState.QUEUED  # type: ignore[union-attr]
+    assert store.record_result("j1", "r1", "d", {"valid": True}, lat) is JobState.DONE
+    np.testing.assert_array_equal(store.latencies("r1"), lat)
+    assert store.integrity_ok()
+
+
 def test_claiming_starts_each_job_once_and_the_store_stays_consistent(store_url: str) -> None:
     store = Store(store_url)
     store.add_campaign("c1", "c", {})
